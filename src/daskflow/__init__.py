@@ -1,0 +1,46 @@
+"""daskflow: workflows in plain Python, run on Dask.
+
+Mark functions with :func:`task` and :func:`flow`; calling a flow runs its task
+calls as tracked task runs on a Dask cluster (an embedded ``LocalCluster`` by
+default), in parallel where the data allows, with retries, timeouts and hooks.
+
+Importing daskflow does no work: no cluster, no store, no network.
+"""
+
+from daskflow import config as _config  # noqa: F401  (loads the daskflow.yaml defaults)
+from daskflow._version import __version__
+from daskflow.api.flow import Flow, flow
+from daskflow.api.futures import MappedFuture, TaskFuture, wait
+from daskflow.api.task import Task, task
+from daskflow.errors import (
+    ClusterConnectionError,
+    DaskflowError,
+    MapLengthError,
+    ParameterValidationError,
+    SerializationError,
+)
+from daskflow.graph.arguments import allow_failure, quote, unmapped
+from daskflow.options import exponential_backoff
+from daskflow.states import State, StateType
+
+__all__ = [
+    "ClusterConnectionError",
+    "DaskflowError",
+    "Flow",
+    "MapLengthError",
+    "MappedFuture",
+    "ParameterValidationError",
+    "SerializationError",
+    "State",
+    "StateType",
+    "Task",
+    "TaskFuture",
+    "__version__",
+    "allow_failure",
+    "exponential_backoff",
+    "flow",
+    "quote",
+    "task",
+    "unmapped",
+    "wait",
+]

@@ -1,0 +1,1 @@
+"""The user API: tasks, flows and their futures."""

@@ -1,0 +1,114 @@
+"""``@flow``: a Python function whose task calls daskflow runs on Dask.
+
+Calling a flow runs it (see :mod:`daskflow.api.flow_run`) and returns the flow
+function's return value with any futures in it resolved; a flow called
+inside a flow is a subflow, a flow run of its own linked to its parent.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import fields
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from daskflow.errors import NotATaskError
+from daskflow.options import FlowOptions
+
+__all__ = ["Flow", "flow"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Flow(Generic[P, R]):
+    """A function marked with :func:`flow`.
+
+    Attributes
+    ----------
+    fn
+        The undecorated function.
+    name
+        The display name.
+    options
+        The :class:`~daskflow.options.FlowOptions`.
+    """
+
+    def __init__(self, fn: Callable[P, R], options: FlowOptions) -> None:
+        self.fn = fn
+        self.options = options
+        self.name = options.name
+        functools.update_wrapper(self, fn)
+
+    def with_options(self, **changes: Any) -> Flow[P, R]:
+        """A copy of this flow with some options changed.
+
+        Examples
+        --------
+        >>> debug_etl = etl.with_options(cluster="sync")  # doctest: +SKIP
+        """
+        current = {f.name: getattr(self.options, f.name) for f in fields(FlowOptions)}
+        return Flow(self.fn, FlowOptions.build(**{**current, **changes}))
+
+    def __call__(self, *args: Any, return_state: bool = False, **kwargs: Any) -> Any:
+        """Run the flow; with ``return_state=True`` return its final ``State``."""
+        from daskflow.api.flow_run import run_flow
+
+        return run_flow(self, args, kwargs, return_state)
+
+    def __repr__(self) -> str:
+        return f"<Flow {self.name}>"
+
+
+@overload
+def flow(fn: Callable[P, R], /) -> Flow[P, R]: ...
+@overload
+def flow(
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    version: str | None = None,
+    retries: int | None = None,
+    retry_delay_seconds: float | Sequence[float] | None = None,
+    timeout_seconds: float | None = None,
+    validate_parameters: bool | None = None,
+    cluster: Any = None,
+    on_completion: Sequence[Callable[[Any, Any, Any], object]] | None = None,
+    on_failure: Sequence[Callable[[Any, Any, Any], object]] | None = None,
+    flow_run_name: str | None = None,
+    log_prints: bool | None = None,
+) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
+def flow(fn: Any = None, /, **options: Any) -> Any:
+    """Mark a function as a flow, bare (``@flow``) or with options.
+
+    Parameters
+    ----------
+    fn
+        The function (when used bare).
+    **options
+        See SPEC §1: ``name``, ``description``, ``version``, ``retries``,
+        ``retry_delay_seconds``, ``timeout_seconds``, ``validate_parameters``,
+        ``cluster``, ``on_completion``, ``on_failure``, ``flow_run_name``,
+        ``log_prints``.
+
+    Examples
+    --------
+    >>> @flow(cluster="sync")
+    ... def hello(name: str = "world") -> str:
+    ...     return f"hello {name}"
+    >>> hello()
+    'hello world'
+    """
+
+    def decorate(func: Any) -> Flow[Any, Any]:
+        if not callable(func):
+            raise NotATaskError("flow", func)
+        name = options.get("name") or getattr(func, "__name__", None) or type(func).__name__
+        description = options.get("description") or getattr(func, "__doc__", None)
+        return Flow(
+            func, FlowOptions.build(**{**options, "name": name, "description": description})
+        )
+
+    if fn is None:
+        return decorate
+    return decorate(fn)

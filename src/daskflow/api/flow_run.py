@@ -1,0 +1,180 @@
+"""Running a flow: one flow run from parameters to final state.
+
+Steps, in order:
+
+1. bind and validate the parameters (pydantic) — a bad one raises before
+   anything starts;
+2. pick the backend: the parent's for a subflow without its own ``cluster``,
+   else the one the ``cluster`` option resolves to;
+3. for each attempt (``retries`` + 1): call the flow function with a
+   :class:`~daskflow.engine.runner.FlowRunner` as the current flow run
+   (on a helper thread when ``timeout_seconds`` is set), resolve futures in
+   its return value, wait for every task run, and decide the state:
+
+   - FAILED when the function raised, or a task run failed that the function
+     never looked at (``.result()``, ``.state``, ``.wait()``, ``allow_failure``);
+   - TIMED_OUT at the deadline (waiting runs are cancelled);
+   - COMPLETED otherwise, with the return value;
+
+4. call the hooks with the final state and return the value (or the state
+   with ``return_state=True``).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from daskflow.api.futures import resolve_futures
+from daskflow.api.parameters import bind_parameters
+from daskflow.engine.call import FlowRunInfo
+from daskflow.engine.hooks import call_hooks
+from daskflow.engine.prints import capture_prints
+from daskflow.engine.runner import FlowRunner, current_runner, make_backend
+from daskflow.engine.timeouts import call_with_timeout
+from daskflow.errors import FlowRunTimeout
+from daskflow.observers.events import FlowRunCreated, StateChanged, bus
+from daskflow.states import State, StateType
+
+__all__ = ["run_flow"]
+
+
+def _publish(events: list[Any]) -> None:
+    if bus.active:
+        bus.publish(events)
+
+
+def _run_name(flow: Any, parameters: dict[str, Any], flow_run_id: str) -> str:
+    template = flow.options.flow_run_name
+    if template:
+        try:
+            return str(template.format(**parameters))
+        except (KeyError, IndexError, ValueError):
+            return str(template)
+    return f"{flow.name}-{flow_run_id[:8]}"
+
+
+def run_flow(flow: Any, args: Sequence[Any], kwargs: dict[str, Any], return_state: bool) -> Any:
+    """Run ``flow`` once (with its retries) and return its value or final state."""
+    options = flow.options
+    bound = bind_parameters(flow.name, flow.fn, args, kwargs, options.validate_parameters)
+    parameters = dict(bound.arguments)
+    parent = current_runner()
+    if parent is not None and options.cluster is None:
+        backend = parent.backend
+    else:
+        backend = make_backend(options.cluster)
+    flow_run_id = uuid.uuid4().hex
+    run_name = _run_name(flow, parameters, flow_run_id)
+    _publish(
+        [
+            FlowRunCreated(
+                flow_run_id,
+                flow.name,
+                run_name,
+                parameters,
+                parent.flow_run_id if parent else None,
+                time.time(),
+                options.version,
+            ),
+            StateChanged(flow_run_id, None, State(StateType.PENDING)),
+        ]
+    )
+    attempt = 0
+    while True:
+        attempt += 1
+        state = _attempt(flow, bound, backend, flow_run_id, attempt)
+        if state.is_failed() and state.type is not StateType.CRASHED and attempt <= options.retries:
+            delay = options.retry_delay(attempt - 1)
+            _publish(
+                [
+                    StateChanged(
+                        flow_run_id,
+                        None,
+                        State(
+                            StateType.RETRYING,
+                            message=f"attempt {attempt} ended {state.type.value}; "
+                            f"retrying in {delay:g} s",
+                            error_type=state.error_type,
+                            error_message=state.error_message,
+                            traceback=state.traceback,
+                        ),
+                        attempt,
+                    )
+                ]
+            )
+            time.sleep(delay)
+            continue
+        break
+    _publish([StateChanged(flow_run_id, None, state, attempt)])
+    info = FlowRunInfo(
+        flow_run_id,
+        run_name,
+        flow.name,
+        parameters,
+        parent.flow_run_id if parent else None,
+        attempt,
+    )
+    hooks = options.on_failure if state.is_failed() else options.on_completion
+    call_hooks(hooks, flow, info, state)
+    bus.flush()
+    if return_state:
+        return state
+    return state.result()
+
+
+def _attempt(flow: Any, bound: Any, backend: Any, flow_run_id: str, attempt: int) -> State:
+    options = flow.options
+    runner = FlowRunner(flow_run_id, backend)
+    timeout = options.timeout_seconds
+    if timeout is not None:
+        runner.deadline = time.time() + timeout
+    with runner:
+        _publish([StateChanged(flow_run_id, None, State(StateType.RUNNING), attempt)])
+        try:
+            if timeout is None:
+                value = _call(flow, bound, flow_run_id)
+            else:
+                value = call_with_timeout(
+                    _call,
+                    (flow, bound, flow_run_id),
+                    {},
+                    timeout,
+                    lambda: FlowRunTimeout(flow.name, timeout),
+                )
+            if not runner.settle():
+                raise FlowRunTimeout(flow.name, timeout or 0.0)
+            failed = runner.conclude()
+            unhandled = [s for r, s in failed if not r.handled]
+            if unhandled:
+                first = unhandled[0]
+                return State(
+                    StateType.FAILED,
+                    message=f"{len(unhandled)} task run(s) failed; first: {first.message}",
+                    error_type=first.error_type,
+                    error_message=first.error_message,
+                    traceback=first.traceback,
+                    data=first.exception(),
+                )
+            return State(StateType.COMPLETED, data=value)
+        except FlowRunTimeout as exc:
+            runner.cancel_all()
+            runner.conclude()
+            return State.from_exception(StateType.TIMED_OUT, exc)
+        except Exception as exc:
+            runner.cancel_all()
+            runner.conclude()
+            return State.from_exception(StateType.FAILED, exc)
+        finally:
+            runner.release_futures()
+
+
+def _call(flow: Any, bound: Any, flow_run_id: str) -> Any:
+    if flow.options.log_prints:
+        with capture_prints(flow_run_id=flow_run_id):
+            value = flow.fn(*bound.args, **bound.kwargs)
+    else:
+        value = flow.fn(*bound.args, **bound.kwargs)
+    return resolve_futures(value)

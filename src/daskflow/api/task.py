@@ -1,0 +1,236 @@
+"""``@task``: a function daskflow runs as tracked task runs on Dask.
+
+Inside a flow, ``t(...)`` runs the task and returns its value, ``t.submit(...)``
+returns a :class:`~daskflow.api.futures.TaskFuture` at once, ``t.map(...)`` a
+:class:`~daskflow.api.futures.MappedFuture`. Outside a flow, ``t(...)`` is the
+plain function. The mapping machinery (static and dynamic widths) lives in
+:mod:`daskflow.api.mapping`.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import fields
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from daskflow.api.futures import MappedFuture, TaskFuture
+from daskflow.engine.runner import FlowRunner, current_runner
+from daskflow.engine.runs import TaskRun
+from daskflow.errors import NoFlowRunError, NotATaskError
+from daskflow.graph.arguments import Collector, build_call
+from daskflow.options import TaskOptions
+
+__all__ = ["Task", "task"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_KEY_UNSAFE = re.compile(r"[^A-Za-z_-]+")
+
+
+def key_name(task_name: str) -> str:
+    """A Dask key prefix for a task: letters, ``-`` and ``_`` only.
+
+    The Dask dashboard groups tasks by key prefix, and a word with digits ends
+    the prefix, so digits and other characters become ``_``.
+    """
+    return _KEY_UNSAFE.sub("_", task_name) or "task"
+
+
+class Task(Generic[P, R]):
+    """A function marked with :func:`task`.
+
+    Attributes
+    ----------
+    fn
+        The undecorated function.
+    name
+        The display name.
+    options
+        The :class:`~daskflow.options.TaskOptions`.
+    """
+
+    def __init__(self, fn: Callable[P, R], options: TaskOptions) -> None:
+        self.fn = fn
+        self.options = options
+        self.name = options.name
+        self._key_name = key_name(options.name)
+        functools.update_wrapper(self, fn)
+
+    def with_options(self, **changes: Any) -> Task[P, R]:
+        """A copy of this task with some options changed.
+
+        Examples
+        --------
+        >>> patient = extract.with_options(retries=5)  # doctest: +SKIP
+        """
+        current = {f.name: getattr(self.options, f.name) for f in fields(TaskOptions)}
+        return Task(self.fn, TaskOptions.build(**{**current, **changes}))
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name}>"
+
+    def __reduce__(self) -> str | tuple[Any, ...]:
+        # A task defined at module level pickles as a reference to that name, so
+        # each Dask task carries a few bytes instead of the function and options.
+        origin = _module_attribute(self.fn)
+        if origin is self:
+            return self.__qualname__
+        if isinstance(origin, Task) and origin.fn is self.fn:
+            return (_copy_with_options, (origin, self.options))
+        return (Task, (self.fn, self.options))
+
+    # -- calling ---------------------------------------------------------------
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        runner = current_runner()
+        if runner is None:
+            return self.fn(*args, **kwargs)
+        run = self._create(runner, args, kwargs, None, kick=False)
+        return runner.result(run)
+
+    def submit(
+        self, *args: Any, wait_for: Sequence[Any] | None = None, **kwargs: Any
+    ) -> TaskFuture[R]:
+        """Start a task run and return its future at once.
+
+        Arguments may be futures, or hold them in lists, tuples, dicts and
+        sets: the run waits for them and receives their values.
+
+        Examples
+        --------
+        >>> future = extract.submit("2024-01-01")  # doctest: +SKIP
+        >>> df = future.result()  # doctest: +SKIP
+        """
+        runner = current_runner()
+        if runner is None:
+            raise NoFlowRunError(self.name, "submit")
+        return TaskFuture(self._create(runner, args, kwargs, wait_for), runner)
+
+    def map(
+        self, *args: Any, wait_for: Sequence[Any] | None = None, **kwargs: Any
+    ) -> MappedFuture[R]:
+        """One task run per element of the iterable arguments.
+
+        Iterables (lists, tuples, ranges, futures of lists, other maps) are
+        mapped element-wise and must have the same length; ``unmapped(x)``,
+        strings, dicts and other single values go whole to every run.
+
+        Examples
+        --------
+        >>> clean = transform.map(raw, unmapped(factor))  # doctest: +SKIP
+        """
+        from daskflow.api.mapping import map_task
+
+        runner = current_runner()
+        if runner is None:
+            raise NoFlowRunError(self.name, "map")
+        return map_task(self, runner, args, kwargs, wait_for)
+
+    def _create(
+        self,
+        runner: FlowRunner,
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        wait_for: Sequence[Any] | None,
+        kick: bool = True,
+    ) -> TaskRun:
+        from daskflow.api.mapping import defer_call
+
+        run_id = runner.new_id()
+        run_name = self.run_name(args, kwargs)
+        collector = Collector()
+        spec, upstream = build_call(
+            collector, self, runner.flow_run_id, run_id, run_name, None, args, kwargs, wait_for
+        )
+        run = TaskRun(run_id, f"{self._key_name}-{run_id}", self, run_name, None, spec, upstream)
+        if collector.dynamic:
+            defer_call(runner, run, collector.dynamic, args, kwargs, wait_for)
+            return run
+        runner.add(run, kick=kick)
+        return run
+
+    def run_name(
+        self, args: Sequence[Any], kwargs: dict[str, Any], index: int | None = None
+    ) -> str:
+        """The display name of a run with these arguments."""
+        template = self.options.task_run_name
+        if template is None:
+            return self.name if index is None else f"{self.name}-{index}"
+        try:
+            import inspect
+
+            bound = inspect.signature(self.fn).bind_partial(*args, **kwargs).arguments
+            return template.format(**bound)
+        except (KeyError, IndexError, TypeError, ValueError):
+            return template
+
+
+def _module_attribute(fn: Any) -> Any:
+    module = sys.modules.get(getattr(fn, "__module__", None) or "")
+    if module is None or module.__name__ == "__main__":
+        return None
+    obj: Any = module
+    for part in getattr(fn, "__qualname__", "").split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return None
+    return obj
+
+
+def _copy_with_options(origin: Task[Any, Any], options: TaskOptions) -> Task[Any, Any]:
+    return Task(origin.fn, options)
+
+
+@overload
+def task(fn: Callable[P, R], /) -> Task[P, R]: ...
+@overload
+def task(
+    *,
+    name: str | None = None,
+    retries: int | None = None,
+    retry_delay_seconds: float | Sequence[float] | None = None,
+    retry_jitter_factor: float | None = None,
+    retry_on: type[BaseException] | tuple[type[BaseException], ...] | None = None,
+    retry_condition_fn: Callable[[Any, Any, Any], bool] | None = None,
+    timeout_seconds: float | None = None,
+    tags: Iterable[str] | None = None,
+    on_completion: Sequence[Callable[[Any, Any, Any], object]] | None = None,
+    on_failure: Sequence[Callable[[Any, Any, Any], object]] | None = None,
+    log_prints: bool | None = None,
+    task_run_name: str | None = None,
+    resources: dict[str, float] | None = None,
+) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+def task(fn: Any = None, /, **options: Any) -> Any:
+    """Mark a function as a task, bare (``@task``) or with options.
+
+    Parameters
+    ----------
+    fn
+        The function (when used bare).
+    **options
+        See SPEC §1: ``name``, ``retries``, ``retry_delay_seconds``,
+        ``retry_jitter_factor``, ``retry_on``, ``retry_condition_fn``,
+        ``timeout_seconds``, ``tags``, ``on_completion``, ``on_failure``,
+        ``log_prints``, ``task_run_name``, ``resources``.
+
+    Examples
+    --------
+    >>> @task(retries=3, retry_delay_seconds=[1, 2, 4])
+    ... def extract(day: str) -> list[int]:
+    ...     return [1, 2, 3]
+    >>> extract("2024-01-01")  # outside a flow: the plain function
+    [1, 2, 3]
+    """
+
+    def decorate(func: Any) -> Task[Any, Any]:
+        if not callable(func):
+            raise NotATaskError("task", func)
+        name = options.get("name") or getattr(func, "__name__", None) or type(func).__name__
+        return Task(func, TaskOptions.build(**{**options, "name": name}))
+
+    if fn is None:
+        return decorate
+    return decorate(fn)

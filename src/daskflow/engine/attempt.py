@@ -1,0 +1,284 @@
+"""The attempt wrapper: what every daskflow task run executes where it runs.
+
+:func:`run_task` is the function at the heart of each Dask task daskflow
+submits. In one call, on the worker, it
+
+1. checks the upstream values: a :class:`TaskFailure` from an upstream run
+   ends this run ``UPSTREAM_FAILED`` without calling the task, unless that
+   upstream was passed through ``allow_failure`` (then the task receives the
+   exception object);
+2. fills the argument template (:meth:`CallSpec.bind`);
+3. runs attempts: RUNNING, then COMPLETED, or RETRYING and another attempt
+   after the delay (the worker thread is given back while it sleeps), or
+   FAILED / TIMED_OUT once retries are spent or the policy says no;
+4. calls the hooks once with the final state;
+5. returns the task's value, or a :class:`TaskFailure` holding the final state.
+
+It never raises for the user's code, so Dask sees every daskflow task succeed
+and dependents always run the wrapper, which is how ``UPSTREAM_FAILED`` and
+``allow_failure`` work without a round trip to the client. An exception Dask
+does see (a worker that died too often, ``KilledWorker``) is infrastructure:
+the client records it as ``CRASHED``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import pickle
+import random
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from daskflow.engine.call import CallSpec, TaskRunInfo
+from daskflow.engine.emit import emit, worker_address
+from daskflow.engine.hooks import call_hooks, call_safely
+from daskflow.engine.prints import capture_prints
+from daskflow.engine.timeouts import call_with_timeout
+from daskflow.errors import TaskRunTimeout, UpstreamFailedError
+from daskflow.states import State, StateType
+
+__all__ = ["TaskFailure", "run_task"]
+
+_SIZED = (list, tuple, range, set, frozenset)
+
+
+class TaskFailure:
+    """The Dask result of a task run that ended failed: its final state.
+
+    The exception travels with it when it pickles; when it does not, the
+    state's strings (type, message, traceback) still do.
+    """
+
+    __slots__ = ("run_name", "state")
+
+    def __init__(self, state: State, run_name: str) -> None:
+        self.state = state
+        self.run_name = run_name
+
+    def exception(self) -> BaseException:
+        exc = self.state.exception()
+        assert exc is not None
+        return exc
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        state = self.state
+        if state.data is not None:
+            try:
+                pickle.dumps(state.data)
+            except Exception:
+                state = state.with_data(None)
+        return (TaskFailure, (state, self.run_name))
+
+    def __repr__(self) -> str:
+        return f"TaskFailure({self.run_name!r}, {self.state!r})"
+
+
+def _size_of(value: Any) -> int | None:
+    """``len(value)`` for in-memory sequences (never for lazy collections)."""
+    if isinstance(value, _SIZED):
+        return len(value)
+    module = type(value).__module__
+    if module.startswith(("numpy", "pandas")) and hasattr(value, "__len__"):
+        try:
+            return len(value)
+        except TypeError:
+            return None
+    return None
+
+
+class _Attempts:
+    """Emits one task run's transitions."""
+
+    __slots__ = ("spec", "worker")
+
+    def __init__(self, spec: CallSpec) -> None:
+        self.spec = spec
+        self.worker = worker_address()
+
+    def event(self, state: State, attempt: int, urgent: bool, size: int | None = None) -> None:
+        spec = self.spec
+        emit(
+            (
+                spec.flow_run_id,
+                spec.task_run_id,
+                state.type.value,
+                state.timestamp,
+                attempt,
+                self.worker,
+                state.message,
+                state.error_type,
+                state.error_message,
+                state.traceback,
+                size,
+            ),
+            urgent,
+        )
+
+
+def _info(spec: CallSpec, attempt: int, args: Sequence[Any], kwargs: dict[str, Any]) -> TaskRunInfo:
+    try:
+        parameters = dict(inspect.signature(spec.task.fn).bind_partial(*args, **kwargs).arguments)
+    except (TypeError, ValueError):
+        parameters = {}
+    return TaskRunInfo(
+        id=spec.task_run_id,
+        name=spec.run_name,
+        task_name=spec.task.name,
+        flow_run_id=spec.flow_run_id,
+        map_index=spec.map_index,
+        tags=spec.task.options.tags,
+        attempt=attempt,
+        parameters=parameters,
+    )
+
+
+def _sleep(seconds: float) -> None:
+    """Sleep, giving the worker's thread slot back to other tasks meanwhile."""
+    if seconds <= 0:
+        return
+    try:
+        from distributed import rejoin, secede
+
+        secede()
+    except (ValueError, KeyError, AttributeError):
+        time.sleep(seconds)
+        return
+    try:
+        time.sleep(seconds)
+    finally:
+        rejoin()
+
+
+def _should_retry(
+    spec: CallSpec,
+    exc: BaseException,
+    state: State,
+    attempt: int,
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+) -> bool:
+    options = spec.task.options
+    if attempt > options.retries:
+        return False
+    if options.retry_on is not None and not isinstance(exc, options.retry_on):
+        return False
+    if options.retry_condition_fn is not None:
+        info = _info(spec, attempt, args, kwargs)
+        verdict = call_safely(
+            options.retry_condition_fn,
+            spec.task,
+            info,
+            state,
+            default=False,
+            what="retry_condition_fn",
+        )
+        return bool(verdict)
+    return True
+
+
+def _finish(
+    spec: CallSpec,
+    log: _Attempts,
+    state: State,
+    attempt: int,
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    value: Any = None,
+) -> Any:
+    """Emit the final state, call the hooks, return the Dask result."""
+    failed = state.type.is_failed
+    log.event(state, attempt, urgent=True, size=None if failed else _size_of(value))
+    options = spec.task.options
+    hooks = options.on_failure if failed else options.on_completion
+    if hooks:
+        call_hooks(hooks, spec.task, _info(spec, attempt, args, kwargs), state)
+    return TaskFailure(state, spec.run_name) if failed else value
+
+
+def run_task(spec: CallSpec, *upstream_values: Any) -> Any:
+    """Run one task run with its retries and timeouts (see the module docstring).
+
+    Parameters
+    ----------
+    spec
+        The call and its identity.
+    *upstream
+        The values of the runs this one depends on, in slot order.
+
+    Returns
+    -------
+    The task's value, or a :class:`TaskFailure`.
+    """
+    log = _Attempts(spec)
+    task = spec.task
+    upstream: Sequence[Any] = upstream_values
+    if spec.fail_with is not None:
+        state = State.from_exception(StateType.FAILED, spec.fail_with)
+        return _finish(spec, log, state, 0, (), {})
+
+    for value in upstream:
+        if type(value) is TaskFailure:
+            upstream, blocking = _absorb_failures(spec, upstream)
+            if blocking:
+                exc = UpstreamFailedError(spec.run_name, (f.run_name for f in blocking))
+                state = State.from_exception(StateType.UPSTREAM_FAILED, exc)
+                return _finish(spec, log, state, 0, (), {})
+            break
+
+    args, kwargs = spec.bind(upstream)
+    options = task.options
+    fn = task.fn
+    attempt = 0
+    while True:
+        attempt += 1
+        log.event(State(StateType.RUNNING), attempt, urgent=False)
+        try:
+            if options.log_prints:
+                with capture_prints(flow_run_id=spec.flow_run_id, task_run_id=spec.task_run_id):
+                    value = _invoke(fn, args, kwargs, spec.run_name, options.timeout_seconds)
+            else:
+                value = _invoke(fn, args, kwargs, spec.run_name, options.timeout_seconds)
+        except Exception as exc:
+            final = StateType.TIMED_OUT if isinstance(exc, TaskRunTimeout) else StateType.FAILED
+            failed = State.from_exception(final, exc)
+            if not _should_retry(spec, exc, failed, attempt, args, kwargs):
+                return _finish(spec, log, failed, attempt, args, kwargs)
+            delay = options.retry_delay(attempt - 1)
+            if options.retry_jitter_factor:
+                delay += random.uniform(0, options.retry_jitter_factor * delay)
+            retrying = State.from_exception(
+                StateType.RETRYING,
+                exc,
+                message=f"attempt {attempt} failed ({type(exc).__name__}: {exc}); "
+                f"retrying in {delay:.3g} s",
+            )
+            log.event(retrying, attempt, urgent=False)
+            _sleep(delay)
+            continue
+        return _finish(spec, log, State(StateType.COMPLETED), attempt, args, kwargs, value)
+
+
+def _invoke(
+    fn: Any, args: Sequence[Any], kwargs: dict[str, Any], name: str, timeout: float | None
+) -> Any:
+    if timeout is None:
+        return fn(*args, **kwargs)
+    return call_with_timeout(fn, args, kwargs, timeout, lambda: TaskRunTimeout(name, timeout))
+
+
+def _absorb_failures(
+    spec: CallSpec, upstream: Sequence[Any]
+) -> tuple[list[Any], list[TaskFailure]]:
+    """Swap allowed failures for their exceptions; return the blocking ones."""
+    allowed = {slot.index for slot in spec.slots() if slot.allow_failure}
+    values: list[Any] = []
+    blocking: list[TaskFailure] = []
+    for i, value in enumerate(upstream):
+        if type(value) is TaskFailure:
+            if i in allowed:
+                value = value.exception()
+            else:
+                blocking.append(value)
+        values.append(value)
+    return values, blocking

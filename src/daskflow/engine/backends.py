@@ -1,0 +1,292 @@
+"""Executing batches of task runs: on a Dask cluster, or in this thread.
+
+:class:`DistributedBackend` lowers a batch into one low-level graph — a dict of
+``dask._task_spec.Task`` whose function is the attempt wrapper and whose only
+dependencies are the upstream runs — and hands it to the scheduler with one
+``client.get(..., sync=False)``: one message for the whole batch, futures for
+every key. Dependencies on runs of earlier batches are the futures
+themselves. Worker events come back through one topic subscription per
+client and are routed to their flow run.
+
+:class:`SyncBackend` runs each task run at once, in the calling thread, one
+after another (``cluster="sync"``: for debugging with pdb).
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from daskflow.engine.attempt import TaskFailure, run_task
+from daskflow.engine.emit import TOPIC, local_sink
+from daskflow.engine.runs import TaskRun
+from daskflow.errors import CrashedError, SerializationError, UpstreamFailedError
+from daskflow.states import State, StateType
+
+__all__ = ["DistributedBackend", "SyncBackend"]
+
+logger = logging.getLogger("daskflow.engine")
+
+EventHandler = Callable[[str, list[tuple[Any, ...]]], None]
+
+
+class SyncBackend:
+    """Runs every task run immediately in the calling thread."""
+
+    eager = True
+    client = None
+
+    def __init__(self, on_events: EventHandler) -> None:
+        self._on_events = on_events
+
+    def execute(self, run: TaskRun) -> None:
+        events: list[tuple[Any, ...]] = []
+        upstream = [up.value for up in run.upstream]
+        assert run.spec is not None
+        with local_sink(events.append):
+            run.value = run_task(run.spec, *upstream)
+        self._on_events(run.spec.flow_run_id, events)
+
+    def describe(self) -> str:
+        return "sync (in this thread)"
+
+
+class DistributedBackend:
+    """Runs task runs on the Dask cluster behind ``client``."""
+
+    eager = False
+
+    # clients already subscribed to the events topic
+    _subscribed: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    def __init__(self, client: Any, route: EventHandler) -> None:
+        self.client = client
+        if client not in self._subscribed:
+            client.subscribe_topic(TOPIC, _Router(route))
+            self._subscribed.add(client)
+
+    def describe(self) -> str:
+        return f"Dask scheduler {self.client.scheduler.address}"
+
+    # -- submission --------------------------------------------------------------
+    def submit(self, batch: Sequence[TaskRun]) -> None:
+        """Send ``batch`` as one graph (one per distinct ``resources`` value)."""
+        start = 0
+        for end in range(1, len(batch) + 1):
+            if end == len(batch) or _resources(batch[end]) != _resources(batch[start]):
+                self._submit_segment(batch[start:end], _resources(batch[start]))
+                start = end
+
+    def _submit_segment(self, runs: Sequence[TaskRun], resources: dict[str, float] | None) -> None:
+        from dask._task_spec import Task, TaskRef
+
+        graph: dict[Any, Any] = {}
+        keys = []
+        for run in runs:
+            if run.local_state is not None:
+                continue
+            refs: list[Any] = []
+            for up in run.upstream:
+                if up.local_state is not None and up.future is None:
+                    break
+                refs.append(up.future if up.future is not None else TaskRef(up.key))
+            if len(refs) < len(run.upstream):
+                _fail_locally(run, UpstreamFailedError(run.run_name))
+                continue
+            graph[run.key] = Task(run.key, run_task, run.spec, *refs)
+            keys.append(run.key)
+        if not keys:
+            return
+        try:
+            futures = self.client.get(graph, keys, sync=False, resources=resources)
+        except Exception as exc:
+            if not _is_pickling_error(exc):
+                raise
+            _blame_unpicklable(runs, exc)
+            return self._submit_segment(runs, resources)
+        for run, future in zip((r for r in runs if r.key in graph), futures, strict=True):
+            run.future = future
+
+    # -- reading outcomes ----------------------------------------------------------
+    def wait(self, runs: Sequence[TaskRun], timeout: float | None) -> bool:
+        from distributed.client import _wait
+
+        futures = [r.future for r in runs if r.future is not None and not r.future.done()]
+        if not futures:
+            return True
+        try:
+            self.client.sync(_wait, futures, timeout=timeout)
+        except TimeoutError:
+            return False
+        except Exception:  # cancelled futures: they are done, their state says so
+            pass
+        return True
+
+    def final_state(self, run: TaskRun) -> State | None:
+        """The run's final state if its future is done, else None."""
+        future = run.future
+        if future is None or not future.done():
+            return None
+        status = future.status
+        if status == "finished":
+            if future.type is TaskFailure:
+                if run.failure is None:
+                    run.failure = future.result()
+                return run.failure.state
+            return State(StateType.COMPLETED, timestamp=_final_time(run), data=_Lazy(run))
+        if status == "cancelled":
+            return State(StateType.CANCELLED, message="the run's Dask task was cancelled")
+        exc = future.exception()
+        if any(up.future is not None and up.future.status == "error" for up in run.upstream):
+            return State.from_exception(
+                StateType.UPSTREAM_FAILED, UpstreamFailedError(run.run_name)
+            )
+        if _is_killed_worker(exc):
+            return State.from_exception(
+                StateType.CRASHED, CrashedError(f"task run {run.run_name!r}", str(exc))
+            )
+        return State.from_exception(StateType.FAILED, exc)
+
+    def fetch_failures(self, runs: Sequence[TaskRun]) -> None:
+        """Gather the ``TaskFailure`` values of failed runs in one call."""
+        todo = [
+            r
+            for r in runs
+            if r.failure is None
+            and r.future is not None
+            and r.future.status == "finished"
+            and r.future.type is TaskFailure
+        ]
+        if todo:
+            for run, failure in zip(
+                todo, self.client.gather([r.future for r in todo]), strict=True
+            ):
+                run.failure = failure
+
+    def result(self, run: TaskRun, timeout: float | None) -> Any:
+        try:
+            return run.future.result(timeout=timeout)
+        except TimeoutError:
+            raise
+        except Exception as exc:
+            if _is_pickling_error(exc):
+                raise SerializationError(run.run_name, "its result", exc) from exc
+            raise
+
+    def results(self, runs: Sequence[TaskRun]) -> list[Any]:
+        return self.client.gather([r.future for r in runs], errors="skip") if runs else []
+
+    def cancel(self, runs: Sequence[TaskRun]) -> None:
+        futures = [r.future for r in runs if r.future is not None and not r.future.done()]
+        if futures:
+            self.client.cancel(futures, reason="daskflow: flow run ended", force=True)
+
+    def release(self, runs: Sequence[TaskRun]) -> None:
+        """Drop the futures (the cluster forgets the results); keep final states."""
+        for run in runs:
+            if run.future is not None:
+                if run.local_state is None:
+                    run.local_state = self.final_state(run)
+                run.future = None
+
+    def worker_deaths(self, runs: Sequence[TaskRun]) -> dict[Any, int]:
+        """How often a worker died under each run (``suspicious`` on the scheduler)."""
+        keys = {r.key for r in runs if r.future is not None}
+        if not keys:
+            return {}
+        try:
+            counts = self.client.run_on_scheduler(
+                lambda dask_scheduler: {
+                    k: ts.suspicious for k, ts in dask_scheduler.tasks.items() if ts.suspicious
+                }
+            )
+        except Exception:
+            logger.debug("daskflow: could not read worker deaths from the scheduler", exc_info=True)
+            return {}
+        return {k: n for k, n in counts.items() if k in keys}
+
+
+class _Router:
+    """The client's handler of the events topic: ``(timestamp, batch)``."""
+
+    def __init__(self, route: EventHandler) -> None:
+        self._route = route
+
+    def __call__(self, event: tuple[float, list[tuple[Any, ...]]]) -> None:
+        _, batch = event
+        by_flow: dict[str, list[tuple[Any, ...]]] = {}
+        for item in batch:
+            by_flow.setdefault(item[0], []).append(tuple(item))
+        for flow_run_id, items in by_flow.items():
+            self._route(flow_run_id, items)
+
+
+class _Lazy:
+    """A completed run's value, fetched from the cluster only when asked."""
+
+    __slots__ = ("run",)
+
+    def __init__(self, run: TaskRun) -> None:
+        self.run = run
+
+    def _daskflow_resolve_(self) -> Any:
+        if self.run.future is None:
+            raise LookupError(
+                f"the result of task run {self.run.run_name!r} was released when its flow run "
+                "ended; return it from the flow to keep it"
+            )
+        return self.run.future.result()
+
+
+def _resources(run: TaskRun) -> dict[str, float] | None:
+    return run.task.options.resources
+
+
+def _final_time(run: TaskRun) -> float:
+    import time
+
+    return run.final_event[3] if run.final_event else time.time()
+
+
+def _is_killed_worker(exc: BaseException | None) -> bool:
+    """True for Dask's "a worker died too often under this task"."""
+    from distributed.scheduler import KilledWorker
+
+    return isinstance(exc, KilledWorker)
+
+
+def _fail_locally(run: TaskRun, exc: BaseException) -> None:
+    state_type = (
+        StateType.UPSTREAM_FAILED if isinstance(exc, UpstreamFailedError) else StateType.FAILED
+    )
+    run.local_state = State.from_exception(state_type, exc)
+    run.latest = state_type
+
+
+def _is_pickling_error(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__}: {exc}".lower()
+    return isinstance(exc, pickle.PicklingError) or "serializ" in text or "pickl" in text
+
+
+def _blame_unpicklable(runs: Sequence[TaskRun], exc: BaseException) -> None:
+    """Find which run's argument (or function) cannot be pickled; fail that run."""
+    import cloudpickle
+
+    for run in runs:
+        if run.local_state is not None or run.spec is None:
+            continue
+        spec = run.spec
+        parts: list[tuple[str, Any]] = [(f"argument {i}", a) for i, a in enumerate(spec.args)]
+        parts += [(f"argument {k!r}", v) for k, v in spec.kwargs.items()]
+        parts.append(("the task function", run.task.fn))
+        for what, obj in parts:
+            try:
+                cloudpickle.dumps(obj)
+            except Exception as cause:
+                _fail_locally(run, SerializationError(run.task.name, what, cause))
+                break
+    if not any(r.local_state is not None for r in runs):
+        raise exc

@@ -1,0 +1,190 @@
+"""What one task run needs on the worker: the call, with holes for upstream values.
+
+A task call inside a flow may take futures anywhere in its arguments. The graph
+layer turns those arguments into a *template* once, on the client: every
+future becomes a :class:`Slot` naming its position in the run's flat tuple of
+upstream values, and the upstream keys become the Dask task's only
+dependencies. On the worker, :meth:`CallSpec.bind` fills the slots back in.
+Only the arguments that hold a slot inside a container are walked again; the
+common cases (no futures, or a future passed directly) cost nothing.
+
+:class:`TaskRunInfo` is the read-only view of a task run handed to hooks and
+``retry_condition_fn``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any
+
+__all__ = ["CallSpec", "FlowRunInfo", "ItemSlot", "Slot", "TaskRunInfo", "fill_slots"]
+
+
+class Slot:
+    """A hole in an argument template for upstream value number ``index``.
+
+    ``allow_failure`` slots receive the upstream's exception when it failed,
+    instead of making the run ``UPSTREAM_FAILED``.
+    """
+
+    __slots__ = ("allow_failure", "index")
+
+    def __init__(self, index: int, allow_failure: bool = False) -> None:
+        self.index = index
+        self.allow_failure = allow_failure
+
+    def fill(self, upstream: Sequence[Any]) -> Any:
+        return upstream[self.index]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.index, self.allow_failure))
+
+    def __repr__(self) -> str:
+        return f"Slot({self.index})"
+
+
+class ItemSlot(Slot):
+    """Element ``item`` of upstream value ``index``: one element of a dynamic map."""
+
+    __slots__ = ("item",)
+
+    def __init__(self, index: int, item: int, allow_failure: bool = False) -> None:
+        super().__init__(index, allow_failure)
+        self.item = item
+
+    def fill(self, upstream: Sequence[Any]) -> Any:
+        return nth_item(upstream[self.index], self.item)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.index, self.item, self.allow_failure))
+
+
+def nth_item(value: Any, i: int) -> Any:
+    """Element ``i`` of an iterable: by index for sequences, by position otherwise."""
+    iloc = getattr(value, "iloc", None)
+    if iloc is not None:  # pandas Series: positional, not label, indexing
+        return iloc[i]
+    try:
+        return value[i]
+    except (TypeError, KeyError):
+        return next(islice(iter(value), i, None))
+
+
+def fill_slots(obj: Any, upstream: Sequence[Any]) -> Any:
+    """Rebuild ``obj`` (lists, tuples, dicts, sets) with its slots filled."""
+    if isinstance(obj, Slot):
+        return obj.fill(upstream)
+    typ = type(obj)
+    if typ is list:
+        return [fill_slots(v, upstream) for v in obj]
+    if typ is tuple:
+        return tuple(fill_slots(v, upstream) for v in obj)
+    if typ is dict:
+        return {k: fill_slots(v, upstream) for k, v in obj.items()}
+    if typ is set or typ is frozenset:
+        return typ(fill_slots(v, upstream) for v in obj)
+    return obj
+
+
+@dataclass(slots=True)
+class CallSpec:
+    """One task run's call, as shipped to the worker inside the Dask task.
+
+    Parameters
+    ----------
+    task
+        The ``Task`` being run (its ``fn``, ``name`` and ``options``).
+    flow_run_id, task_run_id
+        Ids of the flow run and of this task run.
+    run_name
+        The task run's display name.
+    map_index
+        Position in a ``.map``, or None.
+    args, kwargs
+        Argument templates (may hold :class:`Slot`).
+    nested
+        Which args (ints) and kwargs (strs) hold a slot *inside* a container
+        and must be walked by :func:`fill_slots`; direct slots are filled
+        without walking.
+    fail_with
+        An exception that fails this run at once without calling the task
+        (used when a dynamic map could not expand).
+    """
+
+    task: Any
+    flow_run_id: str
+    task_run_id: str
+    run_name: str
+    map_index: int | None
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    nested: frozenset[int | str] = frozenset()
+    fail_with: BaseException | None = None
+
+    def bind(self, upstream: Sequence[Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """The real ``(args, kwargs)`` once the upstream values are known."""
+        if not upstream:
+            return self.args, self.kwargs
+        nested = self.nested
+        args = tuple(
+            a.fill(upstream)
+            if isinstance(a, Slot)
+            else (fill_slots(a, upstream) if i in nested else a)
+            for i, a in enumerate(self.args)
+        )
+        kwargs = {
+            k: v.fill(upstream)
+            if isinstance(v, Slot)
+            else (fill_slots(v, upstream) if k in nested else v)
+            for k, v in self.kwargs.items()
+        }
+        return args, kwargs
+
+    def slots(self) -> list[Slot]:
+        """Every slot of the templates (walks them: only for the rare failure path)."""
+        found: list[Slot] = []
+
+        def visit(obj: Any) -> None:
+            if isinstance(obj, Slot):
+                found.append(obj)
+            elif type(obj) in (list, tuple, set, frozenset):
+                for v in obj:
+                    visit(v)
+            elif type(obj) is dict:
+                for v in obj.values():
+                    visit(v)
+
+        visit(self.args)
+        visit(self.kwargs)
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRunInfo:
+    """A read-only view of a task run, given to hooks and ``retry_condition_fn``."""
+
+    id: str
+    name: str
+    task_name: str
+    flow_run_id: str
+    map_index: int | None
+    tags: frozenset[str]
+    attempt: int
+    parameters: dict[str, Any]
+
+
+Hook = Callable[[Any, Any, Any], object]
+
+
+@dataclass(frozen=True, slots=True)
+class FlowRunInfo:
+    """A read-only view of a flow run, given to flow hooks."""
+
+    id: str
+    name: str
+    flow_name: str
+    parameters: dict[str, Any]
+    parent_flow_run_id: str | None
+    attempt: int

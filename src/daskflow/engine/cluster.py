@@ -1,0 +1,142 @@
+"""Where flows run: resolving the ``cluster`` option to a Dask client.
+
+In order, the first that applies:
+
+1. ``"sync"``: no Dask at all; everything in the calling thread.
+2. A ``distributed.Client``: used as it is.
+3. A cluster object (anything with ``scheduler_address``: ``LocalCluster``,
+   dask-jobqueue, dask-kubernetes): a client for it, made once and reused.
+4. An address ``"tcp://host:8786"``: a client for it, made once and reused;
+   unreachable within ``daskflow.connect-timeout`` is a
+   :class:`~daskflow.errors.ClusterConnectionError` naming the address.
+5. ``"local"`` or nothing: the active client if the user made one
+   (``distributed.default_client()``), else the embedded ``LocalCluster``,
+   started on first use with ``daskflow.local-cluster`` options, reused for the
+   life of the process and closed at exit.
+
+daskflow closes only what it created.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import threading
+from typing import Any
+
+from daskflow import config
+from daskflow.errors import ClusterConnectionError, ConfigurationError
+
+__all__ = ["SYNC", "resolve_client"]
+
+logger = logging.getLogger("daskflow.cluster")
+
+SYNC = "sync"
+
+_lock = threading.RLock()
+_clients: dict[Any, Any] = {}
+_embedded: dict[str, Any] = {}
+
+
+def resolve_client(cluster: Any) -> Any:
+    """The ``distributed.Client`` flows should use, or :data:`SYNC`.
+
+    Parameters
+    ----------
+    cluster
+        The flow's ``cluster`` option (None: the ``daskflow.cluster`` config).
+    """
+    if cluster is None:
+        cluster = config.get("cluster", "local")
+    if isinstance(cluster, str):
+        name = cluster.strip()
+        if name.lower() == SYNC:
+            return SYNC
+        if name.lower() in ("local", ""):
+            return _active_client() or _embedded_client()
+        if "://" in name or ":" in name:
+            return _client_for_address(name)
+        raise ConfigurationError(
+            "cluster",
+            cluster,
+            "'local', 'sync', an address like 'tcp://host:8786', "
+            "a distributed.Client or a Dask cluster object",
+        )
+    from distributed import Client
+
+    if isinstance(cluster, Client):
+        return cluster
+    if hasattr(cluster, "scheduler_address"):
+        with _lock:
+            client = _clients.get(id(cluster))
+            if client is None or client.status in ("closing", "closed"):
+                client = _clients[id(cluster)] = Client(cluster, set_as_default=False)
+            return client
+    raise ConfigurationError(
+        "cluster", cluster, "'local', 'sync', an address, a distributed.Client or a cluster object"
+    )
+
+
+def _active_client() -> Any:
+    from distributed import default_client
+
+    try:
+        client = default_client()
+    except ValueError:
+        return None
+    return client if client.status == "running" else None
+
+
+def _client_for_address(address: str) -> Any:
+    from distributed import Client
+
+    timeout = config.get_seconds("connect-timeout")
+    with _lock:
+        client = _clients.get(address)
+        if client is not None and client.status == "running":
+            return client
+        try:
+            client = Client(address, timeout=timeout, set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise ClusterConnectionError(address, timeout, exc) from None
+        _clients[address] = client
+        return client
+
+
+def _embedded_client() -> Any:
+    with _lock:
+        client = _embedded.get("client")
+        if client is not None and client.status == "running":
+            return client
+        from distributed import Client, LocalCluster
+
+        options = dict(config.get("local-cluster") or {})
+        cluster = LocalCluster(**options)
+        client = Client(cluster, set_as_default=False)
+        _embedded.update(cluster=cluster, client=client)
+        logger.info(
+            "daskflow: started a local Dask cluster, dashboard at %s", client.dashboard_link
+        )
+        return client
+
+
+def close_embedded() -> None:
+    """Close the embedded cluster if daskflow started one (also runs at exit)."""
+    with _lock:
+        client = _embedded.pop("client", None)
+        cluster = _embedded.pop("cluster", None)
+        for client_of in list(_clients.values()):
+            with contextlib.suppress(Exception):  # already gone at interpreter exit
+                client_of.close()
+        _clients.clear()
+    # Results still held at exit are dropped on purpose: keep distributed from
+    # warning that closing the workers "lost computed tasks".
+    logging.getLogger("distributed.scheduler").setLevel(logging.ERROR)
+    if client is not None:
+        client.close()
+    if cluster is not None:
+        cluster.close()
+
+
+atexit.register(close_embedded)

@@ -1,0 +1,452 @@
+"""The engine of one flow run: batching task runs onto the backend, tracking them.
+
+Design note
+-----------
+A flow function is plain Python running on the client. Each task call makes a
+:class:`~daskflow.engine.runs.TaskRun` and appends it to ``pending`` (a deque:
+appends need no lock). Pending runs go to the backend as **one graph** when
+
+- the flow waits on something (``.result()``, ``.wait()``, ``.state``, return),
+- ``daskflow.submit.batch-size`` runs are waiting, or
+- ``daskflow.submit.flush-interval`` passed since the first one was added
+  (a small submitter thread, woken only when ``pending`` goes from empty to
+  non-empty, so tasks start while the flow function keeps going).
+
+Flushes are serialized by a lock taken once per batch, so a batch only ever
+refers to runs of the same or earlier batches. Calls whose arguments hold a
+map of unknown width are *deferred*: they get their run (and future) at once
+and their spec when the map expands (:meth:`FlowRunner.activate`); the
+``hold``/``release`` counter lets the end of the flow wait for expansions
+still to come.
+
+Worker events for this flow run arrive through :func:`route` and update the
+runs' live state; converted events go to the observers' bus in batches.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from daskflow import config
+from daskflow.engine.attempt import TaskFailure
+from daskflow.engine.backends import DistributedBackend, SyncBackend
+from daskflow.engine.cluster import SYNC, resolve_client
+from daskflow.engine.runs import TaskRun
+from daskflow.observers.events import StateChanged, TaskRunCreated, bus
+from daskflow.states import State, StateType
+
+__all__ = ["FlowRunner", "current_runner", "make_backend"]
+
+logger = logging.getLogger("daskflow.engine")
+
+_current: contextvars.ContextVar[FlowRunner | None] = contextvars.ContextVar(
+    "daskflow_flow_runner", default=None
+)
+_live: dict[str, FlowRunner] = {}
+
+
+def current_runner() -> FlowRunner | None:
+    """The flow run this code runs inside, or None."""
+    return _current.get()
+
+
+def route(flow_run_id: str, events: list[tuple[Any, ...]]) -> None:
+    """Hand worker events to their live flow run (events of ended runs are dropped)."""
+    runner = _live.get(flow_run_id)
+    if runner is not None:
+        runner.on_task_events(events)
+
+
+def make_backend(cluster: Any) -> SyncBackend | DistributedBackend:
+    """The backend for a flow's ``cluster`` option."""
+    client = resolve_client(cluster)
+    if client == SYNC:
+        return SyncBackend(route)
+    return DistributedBackend(client, route)
+
+
+def _state_from_event(event: tuple[Any, ...]) -> State:
+    _, _, type_value, timestamp, _, _, message, error_type, error_message, traceback, _ = event
+    return State(
+        StateType(type_value), timestamp, message or "", error_type, error_message, traceback
+    )
+
+
+class FlowRunner:
+    """Runs the task runs of one flow run on a backend and tracks them."""
+
+    def __init__(self, flow_run_id: str, backend: SyncBackend | DistributedBackend) -> None:
+        self.flow_run_id = flow_run_id
+        self.backend = backend
+        self.runs: list[TaskRun] = []
+        self.by_id: dict[str, TaskRun] = {}
+        self.pending: deque[TaskRun] = deque()
+        self.batch_size = int(config.get("submit.batch-size") or 10_000)
+        self.flush_interval = config.get_seconds("submit.flush-interval")
+        self._flush_lock = threading.RLock()
+        self._wake = threading.Condition()
+        self._submitter: threading.Thread | None = None
+        self._closed = False
+        self._outstanding = 0
+        self._settled = threading.Condition()
+        self._on_activate: dict[str, list[Callable[[], None]]] = {}
+        self.deadline: float | None = None
+
+    # -- lifecycle -------------------------------------------------------------
+    def __enter__(self) -> FlowRunner:
+        _live[self.flow_run_id] = self
+        self._token = _current.set(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _current.reset(self._token)
+        self._closed = True
+        with self._wake:
+            self._wake.notify()
+        _live.pop(self.flow_run_id, None)
+
+    # -- creating runs -----------------------------------------------------------
+    @staticmethod
+    def new_id() -> str:
+        return uuid.uuid4().hex
+
+    def add(self, run: TaskRun, kick: bool = True) -> None:
+        """Register a new run; it is submitted with the next batch."""
+        self.runs.append(run)
+        self.by_id[run.id] = run
+        if run.deferred is not None:
+            self.hold()
+            if bus.active:
+                bus.publish(self._created_events([run]))
+            return
+        self._enqueue(run, kick)
+
+    def _enqueue(self, run: TaskRun, kick: bool) -> None:
+        if self.backend.eager:
+            if bus.active:
+                bus.publish(self._created_events([run]))
+            assert isinstance(self.backend, SyncBackend)
+            if run.local_state is None:
+                self.backend.execute(run)
+            return
+        was_empty = not self.pending
+        self.pending.append(run)
+        if len(self.pending) >= self.batch_size:
+            self.flush()
+        elif was_empty and kick:
+            self._kick()
+
+    def activate(self, run: TaskRun, spec: Any, upstream: list[TaskRun]) -> None:
+        """Give a deferred run its call now that its dynamic inputs are known."""
+        run.spec = spec
+        run.upstream = upstream
+        self._enqueue(run, kick=False)
+        self.flush()
+        assert run.deferred is not None
+        run.deferred.set()
+        for callback in self._on_activate.pop(run.id, ()):
+            callback()
+        self.release()
+
+    def fail_deferred(self, run: TaskRun, state: State) -> None:
+        """A deferred run that can never start (its map failed to expand)."""
+        run.local_state = state
+        run.latest = state.type
+        if bus.active:
+            bus.publish([StateChanged(self.flow_run_id, run.id, state)])
+        assert run.deferred is not None
+        run.deferred.set()
+        for callback in self._on_activate.pop(run.id, ()):
+            callback()
+        self.release()
+
+    def hold(self) -> None:
+        """Note dynamic work still to come (a map waiting for its input)."""
+        with self._settled:
+            self._outstanding += 1
+
+    def release(self) -> None:
+        with self._settled:
+            self._outstanding -= 1
+            self._settled.notify_all()
+
+    def _created_events(self, runs: Sequence[TaskRun]) -> list[Any]:
+        now = time.time()
+        events: list[Any] = []
+        pending = State(StateType.PENDING, now)
+        for run in runs:
+            events.append(
+                TaskRunCreated(
+                    run.id,
+                    self.flow_run_id,
+                    run.task.name,
+                    run.run_name,
+                    run.map_index,
+                    run.task.options.tags,
+                    run.key,
+                    now,
+                )
+            )
+            events.append(StateChanged(self.flow_run_id, run.id, pending))
+        return events
+
+    # -- submission ----------------------------------------------------------------
+    def flush(self) -> None:
+        """Submit every pending run as one batch."""
+        if not self.pending:
+            return
+        with self._flush_lock:
+            batch: list[TaskRun] = []
+            pending = self.pending
+            while pending:
+                batch.append(pending.popleft())
+            if not batch:
+                return
+            if bus.active:
+                bus.publish(self._created_events([r for r in batch if r.deferred is None]))
+            assert isinstance(self.backend, DistributedBackend)
+            self.backend.submit(batch)
+            failed = [r for r in batch if r.local_state is not None]
+            if failed and bus.active:
+                bus.publish([StateChanged(self.flow_run_id, r.id, r.local_state) for r in failed])
+
+    def _kick(self) -> None:
+        if self._submitter is None:
+            self._submitter = threading.Thread(
+                target=self._submit_loop, name="daskflow-submitter", daemon=True
+            )
+            self._submitter.start()
+        with self._wake:
+            self._wake.notify()
+
+    def _submit_loop(self) -> None:
+        while not self._closed:
+            with self._wake:
+                self._wake.wait_for(lambda: bool(self.pending) or self._closed)
+            if self._closed:
+                return
+            time.sleep(self.flush_interval)
+            try:
+                self.flush()
+            except Exception:
+                logger.exception("daskflow: submitting a batch of task runs failed")
+
+    def ensure_submitted(self, run: TaskRun, timeout: float | None = None) -> bool:
+        """Make sure ``run`` is on its way; False if a deferred run is still waiting."""
+        deferred = run.deferred
+        if deferred is not None and not deferred.wait(self._remaining(timeout)):
+            return False
+        if run.future is None and not run.has_value and run.local_state is None:
+            self.flush()
+        return True
+
+    def when_done(self, run: TaskRun, callback: Callable[[TaskRun], None]) -> None:
+        """Call ``callback(run)`` once the run has its final state (on some thread)."""
+        if run.deferred is not None and not run.deferred.is_set():
+            self._on_activate.setdefault(run.id, []).append(lambda: self.when_done(run, callback))
+            return
+        if run.local_state is not None or run.has_value:
+            callback(run)
+            return
+        self.ensure_submitted(run)
+        if run.future is None:  # failed to submit
+            callback(run)
+            return
+        run.future.add_done_callback(lambda _: callback(run))
+
+    # -- reading ----------------------------------------------------------------------
+    def _remaining(self, timeout: float | None) -> float | None:
+        if self.deadline is None:
+            return timeout
+        left = max(0.0, self.deadline - time.time())
+        return left if timeout is None else min(timeout, left)
+
+    def state(self, run: TaskRun) -> State:
+        """The run's state now: final if it ended, else the latest reported."""
+        final = self.final_state(run)
+        if final is not None:
+            return final
+        return State(run.latest)
+
+    def final_state(self, run: TaskRun) -> State | None:
+        if run.local_state is not None:
+            return run.local_state
+        if run.has_value:
+            value = run.value
+            if type(value) is TaskFailure:
+                return value.state
+            return State(StateType.COMPLETED, data=value)
+        if isinstance(self.backend, DistributedBackend):
+            return self.backend.final_state(run)
+        return None
+
+    def wait(self, runs: Sequence[TaskRun], timeout: float | None = None) -> bool:
+        """Wait until every run in ``runs`` has a final state; False on timeout."""
+        deadline = None if timeout is None else time.time() + timeout
+        for run in runs:
+            left = None if deadline is None else max(0.0, deadline - time.time())
+            if not self.ensure_submitted(run, left):
+                return False
+        if isinstance(self.backend, DistributedBackend):
+            left = None if deadline is None else max(0.0, deadline - time.time())
+            return self.backend.wait(runs, self._remaining(left))
+        return True
+
+    def result(
+        self, run: TaskRun, timeout: float | None = None, raise_on_failure: bool = True
+    ) -> Any:
+        """The run's value; raise (or return) its exception if it failed."""
+        if not self.wait([run], timeout):
+            raise TimeoutError(f"task run {run.run_name!r} did not finish within {timeout} s")
+        run.handled = True
+        future = run.future
+        if (
+            isinstance(self.backend, DistributedBackend)
+            and future is not None
+            and future.status == "finished"
+            and future.type is not TaskFailure
+        ):
+            return self.backend.result(run, None)
+        state = self.final_state(run)
+        assert state is not None
+        return state.result(raise_on_failure=raise_on_failure)
+
+    def results(self, runs: Sequence[TaskRun], raise_on_failure: bool = True) -> list[Any]:
+        """Values of many runs, gathered from the cluster in one call."""
+        self.wait(runs)
+        for run in runs:
+            run.handled = True
+        if isinstance(self.backend, DistributedBackend):
+            ok = [
+                r
+                for r in runs
+                if r.future is not None
+                and r.future.status == "finished"
+                and r.future.type is not TaskFailure
+            ]
+            values = dict(zip((r.id for r in ok), self.backend.results(ok), strict=True))
+        else:
+            values = {}
+        out = []
+        for run in runs:
+            if run.id in values:
+                out.append(values[run.id])
+            else:
+                state = self.final_state(run)
+                assert state is not None
+                out.append(state.result(raise_on_failure=raise_on_failure))
+        return out
+
+    def length(self, run: TaskRun) -> int:
+        """How many elements a completed run's value has (for a dynamic map)."""
+        if run.size is not None:
+            return run.size
+        value = self.result(run)
+        return len(value) if hasattr(value, "__len__") else len(list(value))
+
+    # -- events from workers ----------------------------------------------------------
+    def on_task_events(self, events: list[tuple[Any, ...]]) -> None:
+        """Apply worker events (on the client's event loop: keep this cheap)."""
+        by_id = self.by_id
+        changes = []
+        publish = bus.active
+        for event in events:
+            run = by_id.get(event[1])
+            if run is None:
+                continue
+            state_type = StateType(event[2])
+            run.latest = state_type
+            run.attempt = event[4]
+            run.worker = event[5]
+            if state_type.is_final:
+                run.final_event = event
+                if event[10] is not None:
+                    run.size = event[10]
+            if publish:
+                changes.append(
+                    StateChanged(
+                        self.flow_run_id, run.id, _state_from_event(event), event[4], event[5]
+                    )
+                )
+        if changes:
+            bus.publish(changes)
+
+    # -- the end of the flow ---------------------------------------------------------
+    def settle(self, timeout: float | None = None) -> bool:
+        """Wait for every run, including ones still to come from dynamic maps."""
+        deadline = None if timeout is None else time.time() + timeout
+        while True:
+            self.flush()
+            left = None if deadline is None else max(0.0, deadline - time.time())
+            if not self.wait(list(self.runs), left):
+                return False
+            with self._settled:
+                left = None if deadline is None else max(0.0, deadline - time.time())
+                if not self._settled.wait_for(lambda: self._outstanding == 0, left):
+                    return False
+            if not self.pending and all(self.final_state(r) is not None for r in self.runs):
+                return True
+
+    def conclude(self) -> list[tuple[TaskRun, State]]:
+        """Final states of all runs; publishes what workers could not report.
+
+        Returns the failed runs with their states.
+        """
+        backend = self.backend
+        deaths: dict[Any, int] = {}
+        if isinstance(backend, DistributedBackend):
+            backend.fetch_failures(self.runs)
+            deaths = backend.worker_deaths(self.runs)
+        failed = []
+        missing = []
+        for run in self.runs:
+            state = self.final_state(run)
+            if state is None:
+                state = State(StateType.CANCELLED, message="the flow run ended first")
+                run.local_state = state
+            if state.type.is_failed:
+                failed.append((run, state))
+            if bus.active and run.final_event is None and run.local_state is None:
+                missing.append(
+                    StateChanged(self.flow_run_id, run.id, state, run.attempt, run.worker)
+                )
+        if bus.active:
+            for key, count in deaths.items():
+                dead = next((r for r in self.runs if r.key == key), None)
+                if dead is None:
+                    continue
+                for _ in range(count):
+                    missing.append(
+                        StateChanged(
+                            self.flow_run_id,
+                            dead.id,
+                            State(
+                                StateType.RETRYING,
+                                message="a worker died during this attempt; "
+                                "Dask rescheduled the task",
+                            ),
+                            0,
+                            None,
+                            {"worker_died": True},
+                        )
+                    )
+            bus.publish(missing)
+        return failed
+
+    def cancel_all(self) -> None:
+        """Cancel runs still waiting or running on the cluster."""
+        if isinstance(self.backend, DistributedBackend):
+            self.pending.clear()
+            self.backend.cancel(self.runs)
+
+    def release_futures(self) -> None:
+        """Let the cluster forget this flow run's results."""
+        if isinstance(self.backend, DistributedBackend):
+            self.backend.release(self.runs)

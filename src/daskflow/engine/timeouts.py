@@ -1,0 +1,51 @@
+"""Ending a call at its deadline, even when the code blocks.
+
+Python cannot interrupt a thread, and signals only reach the main thread
+(tasks run in worker threads). So the call runs on a helper thread and the
+caller stops waiting at the deadline: the run is recorded timed out and the
+flow moves on, while code that blocks keeps running in the background until
+it returns. This is documented behaviour, the same trade-off Dask makes for
+cancelled tasks.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+__all__ = ["call_with_timeout"]
+
+
+def call_with_timeout(
+    fn: Callable[..., Any],
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    seconds: float,
+    on_timeout: Callable[[], BaseException],
+) -> Any:
+    """``fn(*args, **kwargs)``, or raise ``on_timeout()`` after ``seconds``.
+
+    The helper thread runs in a copy of the caller's context, so context
+    variables (the current flow run, the worker) are seen there too.
+    """
+    box: dict[str, Any] = {}
+    done = threading.Event()
+    context = contextvars.copy_context()
+
+    def target() -> None:
+        try:
+            box["value"] = context.run(fn, *args, **kwargs)
+        except BaseException as exc:
+            box["error"] = exc
+        finally:
+            done.set()
+
+    name = getattr(fn, "__name__", "call")
+    threading.Thread(target=target, name=f"daskflow-timeout-{name}", daemon=True).start()
+    if not done.wait(seconds):
+        raise on_timeout()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]

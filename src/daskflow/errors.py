@@ -1,0 +1,168 @@
+"""Every error daskflow raises on its own account.
+
+A task's own exception reaches the user unwrapped; the classes here are for
+what daskflow itself finds wrong. Each one mixes in the built-in exception a
+user would already catch, keeps its subject as attributes and builds its
+message once::
+
+    DaskflowError
+    ├── ParameterValidationError (ValueError)   a flow parameter fails its type hint
+    ├── MapLengthError (ValueError)             .map over iterables of different lengths
+    ├── NotATaskError (TypeError)               @task / @flow on something not callable
+    ├── SerializationError (TypeError)          an argument or result cannot be pickled
+    ├── ClusterConnectionError (ConnectionError) the cluster address cannot be reached
+    ├── ConfigurationError (ValueError)         a bad value in the ``daskflow`` config
+    ├── TaskRunTimeout (TimeoutError)           an attempt passed its ``timeout_seconds``
+    ├── FlowRunTimeout (TimeoutError)           a flow run passed its ``timeout_seconds``
+    ├── UpstreamFailedError (RuntimeError)      a task did not run: an upstream failed
+    ├── CrashedError (RuntimeError)             the infrastructure failed, not the code
+    ├── CancelledRunError (RuntimeError)        the run was cancelled
+    └── NoFlowRunError (RuntimeError)           .submit / .map called outside a flow
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = [
+    "CancelledRunError",
+    "ClusterConnectionError",
+    "ConfigurationError",
+    "CrashedError",
+    "DaskflowError",
+    "FlowRunTimeout",
+    "MapLengthError",
+    "NoFlowRunError",
+    "NotATaskError",
+    "ParameterValidationError",
+    "SerializationError",
+    "TaskRunTimeout",
+    "UpstreamFailedError",
+]
+
+
+class DaskflowError(Exception):
+    """Root of every error daskflow raises itself."""
+
+
+class ParameterValidationError(DaskflowError, ValueError):
+    """A flow parameter does not match its type hint.
+
+    Raised before any task of the flow runs.
+    """
+
+    def __init__(self, flow_name: str, parameter: str, expected: str, detail: str) -> None:
+        self.flow_name = flow_name
+        self.parameter = parameter
+        self.expected = expected
+        super().__init__(
+            f"flow {flow_name!r}: parameter {parameter!r} expects {expected}: {detail}"
+        )
+
+
+class MapLengthError(DaskflowError, ValueError):
+    """``Task.map`` was given iterables of different lengths."""
+
+    def __init__(self, task_name: str, lengths: dict[str, int]) -> None:
+        self.task_name = task_name
+        self.lengths = lengths
+        listed = ", ".join(f"{name} has {n}" for name, n in lengths.items())
+        super().__init__(f"{task_name}.map: mapped arguments differ in length ({listed})")
+
+
+class NotATaskError(DaskflowError, TypeError):
+    """``@task`` or ``@flow`` was applied to something that is not callable."""
+
+    def __init__(self, decorator: str, obj: object) -> None:
+        self.obj = obj
+        super().__init__(f"@{decorator} needs a function, got {type(obj).__name__} {obj!r:.80}")
+
+
+class SerializationError(DaskflowError, TypeError):
+    """An argument or a result cannot be pickled to cross to another process."""
+
+    def __init__(self, task_name: str, what: str, cause: BaseException) -> None:
+        self.task_name = task_name
+        self.what = what
+        super().__init__(
+            f"task {task_name!r}: {what} cannot be pickled to send to the cluster "
+            f"({type(cause).__name__}: {cause}); pass something picklable, or create it "
+            f"inside the task"
+        )
+
+
+class ClusterConnectionError(DaskflowError, ConnectionError):
+    """The cluster address given could not be reached in time."""
+
+    def __init__(self, address: str, timeout: float, cause: BaseException | None = None) -> None:
+        self.address = address
+        self.timeout = timeout
+        reason = f": {cause}" if cause else ""
+        super().__init__(
+            f"could not connect to a Dask scheduler at {address} within {timeout:g} s{reason}"
+        )
+
+
+class ConfigurationError(DaskflowError, ValueError):
+    """A value in the ``daskflow`` configuration, or an option, is not usable."""
+
+    def __init__(self, key: str, value: object, expected: str) -> None:
+        self.key = key
+        self.value = value
+        super().__init__(f"{key}={value!r} is not valid: expected {expected}")
+
+
+class TaskRunTimeout(DaskflowError, TimeoutError):
+    """A task attempt ran longer than its ``timeout_seconds``."""
+
+    def __init__(self, task_name: str, seconds: float) -> None:
+        self.task_name = task_name
+        self.seconds = seconds
+        super().__init__(f"task {task_name!r} timed out after {seconds:g} s")
+
+
+class FlowRunTimeout(DaskflowError, TimeoutError):
+    """A flow run ran longer than its ``timeout_seconds``."""
+
+    def __init__(self, flow_name: str, seconds: float) -> None:
+        self.flow_name = flow_name
+        self.seconds = seconds
+        super().__init__(f"flow {flow_name!r} timed out after {seconds:g} s")
+
+
+class UpstreamFailedError(DaskflowError, RuntimeError):
+    """A task run was not started because a task it depends on failed."""
+
+    def __init__(self, task_name: str, upstream: Iterable[str] = ()) -> None:
+        self.task_name = task_name
+        self.upstream = tuple(upstream)
+        which = f" ({', '.join(self.upstream)})" if self.upstream else ""
+        super().__init__(f"task {task_name!r} did not run: an upstream task failed{which}")
+
+
+class CrashedError(DaskflowError, RuntimeError):
+    """The infrastructure failed under a run: a worker died too often, the process died."""
+
+    def __init__(self, subject: str, reason: str) -> None:
+        self.subject = subject
+        self.reason = reason
+        super().__init__(f"{subject} crashed: {reason}")
+
+
+class CancelledRunError(DaskflowError, RuntimeError):
+    """The run was cancelled before it finished."""
+
+    def __init__(self, subject: str, reason: str = "cancelled") -> None:
+        self.subject = subject
+        super().__init__(f"{subject} was cancelled: {reason}")
+
+
+class NoFlowRunError(DaskflowError, RuntimeError):
+    """``Task.submit`` or ``Task.map`` was called outside a running flow."""
+
+    def __init__(self, task_name: str, method: str) -> None:
+        self.task_name = task_name
+        super().__init__(
+            f"{task_name}.{method}() needs a running flow: call it inside a @flow function "
+            f"(outside a flow, call {task_name}(...) to run the plain function)"
+        )

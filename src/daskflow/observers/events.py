@@ -1,0 +1,165 @@
+"""Run events and the bus that hands them, in batches, to observers.
+
+The engine describes everything that happens to runs as three kinds of
+event: a flow run was created, a task run was created, a run changed state.
+Observers (the in-memory one here; the run store, progress bars and the panel
+later) subclass :class:`Observer` and receive lists of events through
+``on_events``. They never see a call per transition on the hot path: the
+engine publishes whole batches (one per graph submission on the client, one
+per worker message), and one dispatcher thread delivers them, so an observer
+that writes to a database never holds up the flow or Dask's event loop.
+
+With no observer registered, :meth:`EventBus.active` is False and the engine
+does not even build the events.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from daskflow.states import State
+
+__all__ = [
+    "Event",
+    "EventBus",
+    "FlowRunCreated",
+    "Observer",
+    "StateChanged",
+    "TaskRunCreated",
+    "bus",
+]
+
+logger = logging.getLogger("daskflow.observers")
+
+
+@dataclass(frozen=True, slots=True)
+class FlowRunCreated:
+    """A flow run began."""
+
+    flow_run_id: str
+    flow_name: str
+    run_name: str
+    parameters: dict[str, Any]
+    parent_flow_run_id: str | None
+    timestamp: float
+    version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRunCreated:
+    """A task run was created inside a flow run (it starts PENDING)."""
+
+    task_run_id: str
+    flow_run_id: str
+    task_name: str
+    run_name: str
+    map_index: int | None
+    tags: frozenset[str]
+    key: Any
+    timestamp: float
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged:
+    """A flow run (``task_run_id`` None) or a task run entered ``state``."""
+
+    flow_run_id: str
+    task_run_id: str | None
+    state: State
+    attempt: int = 0
+    worker: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+Event = FlowRunCreated | TaskRunCreated | StateChanged
+
+
+class Observer:
+    """Base class of everything that watches runs. Hooks do nothing by default.
+
+    Subclasses override :meth:`on_events`; it is called from one dispatcher
+    thread, never concurrently with itself, with events in the order each
+    producer emitted them.
+    """
+
+    def on_events(self, events: Sequence[Event], **kwargs: Any) -> None:
+        """Receive a batch of events."""
+
+    def close(self, **kwargs: Any) -> None:
+        """The observer was unregistered."""
+
+
+class EventBus:
+    """Queues event batches and delivers them to observers on one thread."""
+
+    def __init__(self) -> None:
+        self._observers: tuple[Observer, ...] = ()
+        self._queue: deque[Sequence[Event]] = deque()
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._pending = 0
+        self._idle = threading.Condition()
+
+    @property
+    def active(self) -> bool:
+        """True when at least one observer listens."""
+        return bool(self._observers)
+
+    def register(self, observer: Observer) -> Observer:
+        """Start sending events to ``observer``; returns it."""
+        self._observers = (*self._observers, observer)
+        return observer
+
+    def unregister(self, observer: Observer) -> None:
+        """Stop sending events to ``observer`` (after delivering what is queued)."""
+        self.flush()
+        self._observers = tuple(o for o in self._observers if o is not observer)
+        observer.close()
+
+    def publish(self, events: Sequence[Event]) -> None:
+        """Queue a batch for delivery; returns at once."""
+        if not events or not self._observers:
+            return
+        with self._idle:
+            self._pending += 1
+        self._queue.append(events)
+        if self._thread is None:
+            self._start()
+        with self._wake:
+            self._wake.notify()
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until every queued batch was delivered; False on timeout."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout)
+
+    def _start(self) -> None:
+        with self._wake:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="daskflow-events", daemon=True
+                )
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                self._wake.wait_for(lambda: bool(self._queue))
+            while self._queue:
+                batch = self._queue.popleft()
+                for observer in self._observers:
+                    try:
+                        observer.on_events(batch)
+                    except Exception:
+                        logger.exception("daskflow: observer %r failed on a batch", observer)
+                with self._idle:
+                    self._pending -= 1
+                    self._idle.notify_all()
+
+
+bus = EventBus()

@@ -1,0 +1,216 @@
+"""The options of tasks and flows, each kind in one frozen dataclass.
+
+``@task(...)`` and ``@flow(...)`` validate what they are given here, once, so
+that a bad option is an error at decoration time, not in the middle of a run.
+``with_options`` makes a copy with :func:`dataclasses.replace`.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from daskflow.errors import ConfigurationError
+
+__all__ = ["FlowOptions", "TaskOptions", "exponential_backoff"]
+
+Hook = Callable[[Any, Any, Any], object]
+
+
+def exponential_backoff(backoff_factor: float, retries: int = 10) -> list[float]:
+    """Delays that double: ``[factor * 2**i for i in range(retries)]``.
+
+    Parameters
+    ----------
+    backoff_factor
+        The first delay, in seconds.
+    retries
+        How many delays to list; the last one repeats for any further retry.
+
+    Examples
+    --------
+    >>> exponential_backoff(1, retries=4)
+    [1, 2, 4, 8]
+    """
+    if not isinstance(backoff_factor, numbers.Real) or backoff_factor < 0:
+        raise ConfigurationError("backoff_factor", backoff_factor, "a number of seconds >= 0")
+    return [backoff_factor * 2**i for i in range(retries)]
+
+
+def _check_count(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigurationError(name, value, "a whole number >= 0")
+    return value
+
+
+def _check_seconds(name: str, value: Any, allow_none: bool = True) -> float | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value < 0:
+        raise ConfigurationError(name, value, "a number of seconds >= 0")
+    return float(value)
+
+
+def _check_delays(value: Any) -> tuple[float, ...]:
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return (_check_seconds("retry_delay_seconds", value) or 0.0,)
+    if isinstance(value, Sequence) and not isinstance(value, str) and value:
+        return tuple(_check_seconds("retry_delay_seconds", v) or 0.0 for v in value)
+    raise ConfigurationError(
+        "retry_delay_seconds", value, "a number of seconds or a non-empty list of them"
+    )
+
+
+def _check_hooks(name: str, value: Any) -> tuple[Hook, ...]:
+    if value is None:
+        return ()
+    hooks = (value,) if callable(value) else tuple(value)
+    for hook in hooks:
+        if not callable(hook):
+            raise ConfigurationError(name, hook, "a list of functions fn(obj, run, state)")
+    return hooks
+
+
+def _check_retry_on(value: Any) -> tuple[type[BaseException], ...] | None:
+    if value is None:
+        return None
+    types = value if isinstance(value, tuple) else (value,)
+    for typ in types:
+        if not (isinstance(typ, type) and issubclass(typ, BaseException)):
+            raise ConfigurationError("retry_on", value, "an exception type or a tuple of them")
+    return types
+
+
+@dataclass(frozen=True, slots=True)
+class TaskOptions:
+    """How a task runs. See SPEC §1 for the meaning of each option."""
+
+    name: str
+    retries: int = 0
+    retry_delay_seconds: tuple[float, ...] = (0.0,)
+    retry_jitter_factor: float | None = None
+    retry_on: tuple[type[BaseException], ...] | None = None
+    retry_condition_fn: Callable[[Any, Any, Any], bool] | None = None
+    timeout_seconds: float | None = None
+    tags: frozenset[str] = frozenset()
+    on_completion: tuple[Hook, ...] = ()
+    on_failure: tuple[Hook, ...] = ()
+    log_prints: bool = False
+    task_run_name: str | None = None
+    resources: dict[str, float] | None = field(default=None, hash=False)
+
+    @classmethod
+    def build(cls, **opts: Any) -> TaskOptions:
+        """Validate user-given options (``None`` means "the default")."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(opts) - known
+        if unknown:
+            raise ConfigurationError(
+                "task option", sorted(unknown)[0], f"one of {', '.join(sorted(known))}"
+            )
+        values: dict[str, Any] = {"name": opts["name"]}
+        if opts.get("retries") is not None:
+            values["retries"] = _check_count("retries", opts["retries"])
+        if opts.get("retry_delay_seconds") is not None:
+            values["retry_delay_seconds"] = _check_delays(opts["retry_delay_seconds"])
+        values["retry_jitter_factor"] = _check_seconds(
+            "retry_jitter_factor", opts.get("retry_jitter_factor")
+        )
+        values["retry_on"] = _check_retry_on(opts.get("retry_on"))
+        fn = opts.get("retry_condition_fn")
+        if fn is not None and not callable(fn):
+            raise ConfigurationError("retry_condition_fn", fn, "a function fn(task, run, state)")
+        values["retry_condition_fn"] = fn
+        timeout = _check_seconds("timeout_seconds", opts.get("timeout_seconds"))
+        if timeout == 0:
+            raise ConfigurationError("timeout_seconds", 0, "a number of seconds > 0")
+        values["timeout_seconds"] = timeout
+        values["tags"] = _check_tags(opts.get("tags"))
+        values["on_completion"] = _check_hooks("on_completion", opts.get("on_completion"))
+        values["on_failure"] = _check_hooks("on_failure", opts.get("on_failure"))
+        values["log_prints"] = bool(opts.get("log_prints") or False)
+        values["task_run_name"] = _check_format("task_run_name", opts.get("task_run_name"))
+        resources = opts.get("resources")
+        if resources is not None and not (
+            isinstance(resources, dict)
+            and all(isinstance(v, numbers.Real) for v in resources.values())
+        ):
+            raise ConfigurationError("resources", resources, "a dict like {'GPU': 1}")
+        values["resources"] = dict(resources) if resources else None
+        return cls(**values)
+
+    def retry_delay(self, retry_number: int) -> float:
+        """Seconds to wait before retry ``retry_number`` (0 for the first retry)."""
+        delays = self.retry_delay_seconds
+        return delays[min(retry_number, len(delays) - 1)]
+
+
+def _check_tags(value: Any) -> frozenset[str]:
+    if value is None:
+        return frozenset()
+    if isinstance(value, str):
+        return frozenset({value})
+    tags = frozenset(value) if isinstance(value, Iterable) else None
+    if tags is None or not all(isinstance(t, str) for t in tags):
+        raise ConfigurationError("tags", value, "an iterable of strings")
+    return tags
+
+
+def _check_format(name: str, value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ConfigurationError(name, value, "a format string like 'extract-{day}'")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class FlowOptions:
+    """How a flow runs. See SPEC §1 for the meaning of each option."""
+
+    name: str
+    description: str | None = None
+    version: str | None = None
+    retries: int = 0
+    retry_delay_seconds: tuple[float, ...] = (0.0,)
+    timeout_seconds: float | None = None
+    validate_parameters: bool = True
+    cluster: Any = None
+    on_completion: tuple[Hook, ...] = ()
+    on_failure: tuple[Hook, ...] = ()
+    flow_run_name: str | None = None
+    log_prints: bool = False
+
+    @classmethod
+    def build(cls, **opts: Any) -> FlowOptions:
+        """Validate user-given options (``None`` means "the default")."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(opts) - known
+        if unknown:
+            raise ConfigurationError(
+                "flow option", sorted(unknown)[0], f"one of {', '.join(sorted(known))}"
+            )
+        values: dict[str, Any] = {"name": opts["name"]}
+        for key in ("description", "version"):
+            values[key] = opts.get(key)
+        if opts.get("retries") is not None:
+            values["retries"] = _check_count("retries", opts["retries"])
+        if opts.get("retry_delay_seconds") is not None:
+            values["retry_delay_seconds"] = _check_delays(opts["retry_delay_seconds"])
+        timeout = _check_seconds("timeout_seconds", opts.get("timeout_seconds"))
+        if timeout == 0:
+            raise ConfigurationError("timeout_seconds", 0, "a number of seconds > 0")
+        values["timeout_seconds"] = timeout
+        if opts.get("validate_parameters") is not None:
+            values["validate_parameters"] = bool(opts["validate_parameters"])
+        values["cluster"] = opts.get("cluster")
+        values["on_completion"] = _check_hooks("on_completion", opts.get("on_completion"))
+        values["on_failure"] = _check_hooks("on_failure", opts.get("on_failure"))
+        values["flow_run_name"] = _check_format("flow_run_name", opts.get("flow_run_name"))
+        values["log_prints"] = bool(opts.get("log_prints") or False)
+        return cls(**values)
+
+    def retry_delay(self, retry_number: int) -> float:
+        """Seconds to wait before flow retry ``retry_number`` (0 for the first)."""
+        delays = self.retry_delay_seconds
+        return delays[min(retry_number, len(delays) - 1)]

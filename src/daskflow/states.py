@@ -1,0 +1,214 @@
+"""States of flow runs and task runs: a pure state machine.
+
+A run moves through :class:`StateType` values; each step is a frozen
+:class:`State` that says what, when and (for failures) why. Nothing here does
+I/O or knows about Dask: the engine produces states, observers record them.
+
+The allowed moves::
+
+    SCHEDULED ─▶ PENDING ─▶ RUNNING ─▶ COMPLETED | CACHED
+                   │           │  ▲──▶ FAILED | TIMED_OUT | CRASHED | CANCELLED
+                   │           ▼  │
+                   │        RETRYING   (an attempt failed and another follows,
+                   │                    or a worker died and Dask rescheduled it)
+                   └─▶ UPSTREAM_FAILED | CANCELLED | CRASHED | CACHED | FAILED
+
+A final state is never left. :func:`transition` is the one function that
+checks a move.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+import traceback as _traceback
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from daskflow.errors import CancelledRunError, CrashedError, DaskflowError
+
+__all__ = ["InvalidTransitionError", "State", "StateType", "transition"]
+
+
+class StateType(enum.Enum):
+    """What a run is doing, or how it ended."""
+
+    SCHEDULED = "SCHEDULED"
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    RETRYING = "RETRYING"
+    COMPLETED = "COMPLETED"
+    CACHED = "CACHED"
+    FAILED = "FAILED"
+    TIMED_OUT = "TIMED_OUT"
+    UPSTREAM_FAILED = "UPSTREAM_FAILED"
+    CRASHED = "CRASHED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def is_final(self) -> bool:
+        return self in _FINAL
+
+    @property
+    def is_completed(self) -> bool:
+        return self in (StateType.COMPLETED, StateType.CACHED)
+
+    @property
+    def is_failed(self) -> bool:
+        return self in _FAILED
+
+
+_FAILED = frozenset(
+    {StateType.FAILED, StateType.TIMED_OUT, StateType.UPSTREAM_FAILED, StateType.CRASHED}
+)
+_FINAL = _FAILED | {StateType.COMPLETED, StateType.CACHED, StateType.CANCELLED}
+
+_ALLOWED: dict[StateType | None, frozenset[StateType]] = {
+    None: frozenset({StateType.SCHEDULED, StateType.PENDING}),
+    StateType.SCHEDULED: frozenset({StateType.PENDING, StateType.RUNNING, StateType.CANCELLED}),
+    StateType.PENDING: frozenset(
+        {
+            StateType.RUNNING,
+            StateType.UPSTREAM_FAILED,
+            StateType.CANCELLED,
+            StateType.CRASHED,
+            StateType.CACHED,
+            StateType.FAILED,
+        }
+    ),
+    StateType.RUNNING: _FINAL - {StateType.UPSTREAM_FAILED} | {StateType.RETRYING},
+    StateType.RETRYING: frozenset(
+        {StateType.RUNNING, StateType.CANCELLED, StateType.CRASHED, StateType.FAILED}
+    ),
+}
+
+
+class InvalidTransitionError(DaskflowError, RuntimeError):
+    """A state change the state machine does not allow (a bug, not bad input)."""
+
+    def __init__(self, current: StateType | None, new: StateType) -> None:
+        self.current = current
+        self.new = new
+        name = current.value if current else "(new run)"
+        super().__init__(f"a run cannot move from {name} to {new.value}")
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """One state of a run.
+
+    Parameters
+    ----------
+    type
+        The :class:`StateType`.
+    timestamp
+        Seconds since the epoch when the run entered this state.
+    message
+        A short human sentence, e.g. ``"attempt 2 of 3 failed"``.
+    error_type, error_message, traceback
+        For failures: the exception's class name, its text and the formatted
+        traceback, kept as strings so a state can always be recorded.
+    data
+        The run's value for completed states and the exception object for
+        failures, when known. Not part of equality.
+    """
+
+    type: StateType
+    timestamp: float = field(default_factory=time.time)
+    message: str = ""
+    error_type: str | None = None
+    error_message: str | None = None
+    traceback: str | None = None
+    data: Any = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def from_exception(
+        cls, type: StateType, exc: BaseException, message: str = "", timestamp: float | None = None
+    ) -> State:
+        """A failure state describing ``exc`` (with its traceback text)."""
+        return cls(
+            type=type,
+            timestamp=time.time() if timestamp is None else timestamp,
+            message=message or f"{exc.__class__.__name__}: {exc}",
+            error_type=exc.__class__.__name__,
+            error_message=str(exc),
+            traceback="".join(_traceback.format_exception(exc)),
+            data=exc,
+        )
+
+    def is_final(self) -> bool:
+        """True once the run can no longer change."""
+        return self.type.is_final
+
+    def is_completed(self) -> bool:
+        """True for ``COMPLETED`` and ``CACHED``."""
+        return self.type.is_completed
+
+    def is_failed(self) -> bool:
+        """True for ``FAILED``, ``TIMED_OUT``, ``UPSTREAM_FAILED`` and ``CRASHED``."""
+        return self.type.is_failed
+
+    def with_data(self, data: Any) -> State:
+        """A copy carrying ``data`` (a value or an exception)."""
+        return replace(self, data=data)
+
+    def exception(self) -> BaseException | None:
+        """The exception of a failed or cancelled state, rebuilt if it was not kept."""
+        if not (self.type.is_failed or self.type is StateType.CANCELLED):
+            return None
+        if isinstance(self.data, BaseException):
+            return self.data
+        if self.type is StateType.CRASHED:
+            return CrashedError("run", self.message or "the infrastructure failed")
+        if self.type is StateType.CANCELLED:
+            return CancelledRunError("run", self.message or "cancelled")
+        return DaskflowError(
+            f"{self.error_type or self.type.value}: {self.error_message or self.message}"
+        )
+
+    def result(self, raise_on_failure: bool = True) -> Any:
+        """The run's value; for a failed state raise its exception.
+
+        Parameters
+        ----------
+        raise_on_failure
+            When False, a failed state returns its exception instead of raising.
+        """
+        exc = self.exception()
+        if exc is not None:
+            if raise_on_failure:
+                raise exc
+            return exc
+        data = self.data
+        resolve = getattr(data, "_daskflow_resolve_", None)
+        return resolve() if resolve is not None else data
+
+    def __repr__(self) -> str:
+        extra = f", message={self.message!r}" if self.message else ""
+        return f"State({self.type.value}{extra})"
+
+
+def transition(current: StateType | None, new: StateType) -> StateType:
+    """Check one move of the state machine and return the new type.
+
+    Parameters
+    ----------
+    current
+        The run's current state type, or None for a run not yet created.
+    new
+        The state type the run moves to.
+
+    Raises
+    ------
+    InvalidTransitionError
+        When the move is not allowed (a final state is never left).
+
+    Examples
+    --------
+    >>> transition(StateType.RUNNING, StateType.COMPLETED)
+    <StateType.COMPLETED: 'COMPLETED'>
+    """
+    allowed = _ALLOWED.get(current, frozenset())
+    if new not in allowed:
+        raise InvalidTransitionError(current, new)
+    return new

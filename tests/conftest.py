@@ -1,0 +1,64 @@
+"""Shared fixtures: the same flows run on every kind of cluster daskflow supports.
+
+``cluster`` is parametrized over ``"sync"``, an in-process ``LocalCluster``
+(threads) and a 2-process ``LocalCluster`` (pickling, real worker processes).
+Clusters are started once per session: starting one costs seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from distributed import Client, LocalCluster
+
+from daskflow.observers.events import bus
+from daskflow.observers.memory import MemoryObserver
+
+
+def poll_for(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.01) -> None:
+    """Wait until ``predicate()`` is true; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def threads_client() -> Iterator[Client]:
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=4, processes=False, dashboard_address=None
+        ) as cluster,
+        Client(cluster, set_as_default=False) as client,
+    ):
+        yield client
+
+
+@pytest.fixture(scope="session")
+def processes_client() -> Iterator[Client]:
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=2, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster, set_as_default=False) as client,
+    ):
+        yield client
+
+
+@pytest.fixture(params=["sync", "threads", "processes"])
+def cluster(request: pytest.FixtureRequest) -> object:
+    """Where the flow under test runs: pass it as ``flow.with_options(cluster=...)``."""
+    if request.param == "sync":
+        return "sync"
+    return request.getfixturevalue(f"{request.param}_client")
+
+
+@pytest.fixture
+def observer() -> Iterator[MemoryObserver]:
+    """An in-memory observer of every run event during the test."""
+    memory = bus.register(MemoryObserver())
+    yield memory  # type: ignore[misc]
+    bus.unregister(memory)
