@@ -365,6 +365,8 @@ class FlowRunner:
             run.latest = state_type
             run.attempt = event[4]
             run.worker = event[5]
+            if run.started is None and state_type is StateType.RUNNING:
+                run.started = event[3]
             if state_type.is_final:
                 run.final_event = event
                 if event[10] is not None:
@@ -406,14 +408,16 @@ class FlowRunner:
             deaths = backend.worker_deaths(self.runs)
         failed = []
         missing = []
+        reported = {id(r) for r in self.runs if r.final_event is not None or r.local_state}
         for run in self.runs:
             state = self.final_state(run)
             if state is None:
                 state = State(StateType.CANCELLED, message="the flow run ended first")
-                run.local_state = state
+            if run.local_state is None and run.final_event is None:
+                run.local_state = state  # keep what the client concluded (and its time)
             if state.type.is_failed:
                 failed.append((run, state))
-            if bus.active and run.final_event is None and run.local_state is None:
+            if bus.active and id(run) not in reported:
                 missing.append(
                     StateChanged(self.flow_run_id, run.id, state, run.attempt, run.worker)
                 )
@@ -422,6 +426,9 @@ class FlowRunner:
                 dead = next((r for r in self.runs if r.key == key), None)
                 if dead is None:
                     continue
+                # the dead attempt's own events died with it: it ran before the first seen
+                final = self.final_state(dead)
+                when = (dead.started or (final.timestamp if final else time.time())) - 1e-3
                 for _ in range(count):
                     missing.append(
                         StateChanged(
@@ -429,6 +436,7 @@ class FlowRunner:
                             dead.id,
                             State(
                                 StateType.RETRYING,
+                                when,
                                 message="a worker died during this attempt; "
                                 "Dask rescheduled the task",
                             ),

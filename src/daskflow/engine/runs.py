@@ -60,6 +60,7 @@ class TaskRun:
         "run_name",
         "size",
         "spec",
+        "started",
         "task",
         "upstream",
         "value",
@@ -91,6 +92,7 @@ class TaskRun:
         self.attempt = 0
         self.worker: str | None = None
         self.size: int | None = None
+        self.started: float | None = None
         self.final_event: tuple[Any, ...] | None = None
         self.handled = False
         # set for calls whose arguments wait on a dynamic map; None otherwise

@@ -7,6 +7,7 @@ number of attempts and the worker of the last one.
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -88,10 +89,13 @@ class MemoryObserver(Observer):
             self.batches += 1
             for event in events:
                 if isinstance(event, StateChanged):
-                    if event.task_run_id is None:
-                        self.flow_runs[event.flow_run_id].transitions.append(event)
-                    else:
-                        self.task_runs[event.task_run_id].transitions.append(event)
+                    record = (
+                        self.flow_runs[event.flow_run_id]
+                        if event.task_run_id is None
+                        else self.task_runs[event.task_run_id]
+                    )
+                    # late reports (a worker that died) go where their time says
+                    bisect.insort_right(record.transitions, event, key=lambda t: t.state.timestamp)
                 elif isinstance(event, TaskRunCreated):
                     self.task_runs[event.task_run_id] = TaskRunRecord(
                         event.task_run_id,

@@ -1,0 +1,142 @@
+"""The attempt wrapper and the engine: timeouts, hooks, events, worker death."""
+
+from __future__ import annotations
+
+import threading
+
+import dask
+import pytest
+from distributed import Client, LocalCluster
+
+from daskflow import flow, task
+from daskflow.states import StateType
+from tests.resources.tasks import always_die, die_once, inc
+
+released = threading.Event()
+
+
+@task(timeout_seconds=0.2)
+def blocks_until_released() -> str:
+    released.wait(30)  # blocking code that cannot be interrupted
+    return "late"
+
+
+@task(retries=1, retry_on=KeyError)
+def raises_value_error() -> None:
+    raise ValueError("not retried: retry_on is KeyError")
+
+
+def test_timeout_ends_a_blocking_attempt(cluster, observer):
+    if not isinstance(cluster, str) and cluster.cluster.processes:
+        pytest.skip("the Event lives in this process; processes cover timeouts via sync/threads")
+
+    @flow(cluster=cluster)
+    def f():
+        return blocks_until_released()
+
+    try:
+        state = f(return_state=True)
+    finally:
+        released.set()
+    assert state.type is StateType.FAILED
+    assert state.error_type == "TaskRunTimeout"
+    (run,) = observer.task_runs.values()
+    assert run.state.type is StateType.TIMED_OUT
+    released.clear()
+
+
+def test_retry_on_filters_exceptions(cluster, observer):
+    @flow(cluster=cluster)
+    def f():
+        raises_value_error()
+
+    state = f(return_state=True)
+    assert state.error_type == "ValueError"
+    (run,) = observer.task_runs.values()
+    assert run.attempts == 1
+    assert run.state.type is StateType.FAILED
+
+
+calls: list[tuple[str, str, str]] = []
+
+
+def record_hook(task_or_flow, run, state):
+    calls.append((task_or_flow.name, run.name, state.type.value))
+
+
+def broken_hook(task_or_flow, run, state):
+    raise RuntimeError("a broken hook must not break the run")
+
+
+@task(on_completion=[broken_hook, record_hook], on_failure=[record_hook])
+def hooked(x: int) -> int:
+    if x < 0:
+        raise ValueError("negative")
+    return x
+
+
+def test_hooks_run_once_with_the_final_state(caplog):
+    calls.clear()
+
+    @flow(cluster="sync", on_failure=[record_hook])
+    def f():
+        hooked(1)
+        hooked.submit(-1)
+
+    state = f(return_state=True)
+    assert state.is_failed()
+    assert calls == [
+        ("hooked", "hooked", "COMPLETED"),
+        ("hooked", "hooked", "FAILED"),
+        ("f", calls[-1][1], "FAILED"),
+    ]
+    assert "a broken hook" in caplog.text
+
+
+def test_events_reach_observers_in_batches(cluster, observer):
+    @flow(cluster=cluster)
+    def f(n: int) -> int:
+        return len(inc.map(range(n)).result())
+
+    assert f(200) == 200
+    runs = list(observer.task_runs.values())
+    assert len(runs) == 200
+    assert all(
+        r.state_types == [StateType.PENDING, StateType.RUNNING, StateType.COMPLETED] for r in runs
+    )
+    if not isinstance(cluster, str):  # sync runs one task at a time, by design
+        assert observer.batches < 200  # many transitions per batch, never one call each
+        assert all(
+            r.workers[0] is not None and r.workers[0].startswith(("tcp://", "inproc://"))
+            for r in runs
+        )
+
+
+@pytest.fixture
+def fragile_client():
+    """Two worker processes that may die; config read by the scheduler at start."""
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+        with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
+            with Client(cluster, set_as_default=False) as client:
+                yield client
+
+
+def test_worker_death_is_rescheduled_then_crash(fragile_client, observer, tmp_path):
+    @flow(cluster=fragile_client)
+    def survives(folder: str) -> int:
+        return die_once(folder)
+
+    assert survives(str(tmp_path)) > 0
+    (run,) = observer.task_runs.values()
+    assert run.state.type is StateType.COMPLETED
+    died = [t for t in run.transitions if t.details.get("worker_died")]
+    assert len(died) == 1  # the attempt on the dead worker is recorded
+
+    @flow(cluster=fragile_client)
+    def crashes():
+        return always_die()
+
+    state = crashes(return_state=True)
+    assert state.is_failed()
+    crashed = [r for r in observer.task_runs.values() if r.task_name == "always_die"]
+    assert crashed[0].state.type is StateType.CRASHED
