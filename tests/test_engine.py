@@ -115,10 +115,12 @@ def test_events_reach_observers_in_batches(cluster, observer):
 @pytest.fixture
 def fragile_client():
     """Two worker processes that may die; config read by the scheduler at start."""
-    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
-        with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
-            with Client(cluster, set_as_default=False) as client:
-                yield client
+    with (
+        dask.config.set({"distributed.scheduler.allowed-failures": 1}),
+        LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster,
+        Client(cluster, set_as_default=False) as client,
+    ):
+        yield client
 
 
 def test_worker_death_is_rescheduled_then_crash(fragile_client, observer, tmp_path):
