@@ -83,6 +83,22 @@ def _check_retry_on(value: Any) -> tuple[type[BaseException], ...] | None:
     return types
 
 
+def _common(cls: type, kind: str, opts: dict[str, Any]) -> dict[str, Any]:
+    """Refuse unknown options; validate the name and the retry options tasks and flows share."""
+    known = {f.name for f in fields(cls)}
+    unknown = set(opts) - known
+    if unknown:
+        raise ConfigurationError(
+            f"{kind} option", sorted(unknown)[0], f"one of {', '.join(sorted(known))}"
+        )
+    values: dict[str, Any] = {"name": opts["name"]}
+    if opts.get("retries") is not None:
+        values["retries"] = _check_count("retries", opts["retries"])
+    if opts.get("retry_delay_seconds") is not None:
+        values["retry_delay_seconds"] = _check_delays(opts["retry_delay_seconds"])
+    return values
+
+
 @dataclass(frozen=True, slots=True)
 class TaskOptions:
     """How a task runs. See SPEC §1 for the meaning of each option."""
@@ -104,17 +120,7 @@ class TaskOptions:
     @classmethod
     def build(cls, **opts: Any) -> TaskOptions:
         """Validate user-given options (``None`` means "the default")."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(opts) - known
-        if unknown:
-            raise ConfigurationError(
-                "task option", sorted(unknown)[0], f"one of {', '.join(sorted(known))}"
-            )
-        values: dict[str, Any] = {"name": opts["name"]}
-        if opts.get("retries") is not None:
-            values["retries"] = _check_count("retries", opts["retries"])
-        if opts.get("retry_delay_seconds") is not None:
-            values["retry_delay_seconds"] = _check_delays(opts["retry_delay_seconds"])
+        values = _common(cls, "task", opts)
         values["retry_jitter_factor"] = _check_seconds(
             "retry_jitter_factor", opts.get("retry_jitter_factor")
         )
@@ -184,19 +190,9 @@ class FlowOptions:
     @classmethod
     def build(cls, **opts: Any) -> FlowOptions:
         """Validate user-given options (``None`` means "the default")."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(opts) - known
-        if unknown:
-            raise ConfigurationError(
-                "flow option", sorted(unknown)[0], f"one of {', '.join(sorted(known))}"
-            )
-        values: dict[str, Any] = {"name": opts["name"]}
+        values = _common(cls, "flow", opts)
         for key in ("description", "version"):
             values[key] = opts.get(key)
-        if opts.get("retries") is not None:
-            values["retries"] = _check_count("retries", opts["retries"])
-        if opts.get("retry_delay_seconds") is not None:
-            values["retry_delay_seconds"] = _check_delays(opts["retry_delay_seconds"])
         timeout = _check_seconds("timeout_seconds", opts.get("timeout_seconds"))
         if timeout == 0:
             raise ConfigurationError("timeout_seconds", 0, "a number of seconds > 0")

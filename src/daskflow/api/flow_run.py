@@ -34,7 +34,7 @@ from daskflow.engine.hooks import call_hooks
 from daskflow.engine.prints import capture_prints
 from daskflow.engine.runner import FlowRunner, current_runner, make_backend
 from daskflow.engine.timeouts import call_with_timeout
-from daskflow.errors import FlowRunTimeout
+from daskflow.errors import FlowRunTimeout, ParameterValidationError
 from daskflow.observers.events import FlowRunCreated, StateChanged, bus
 from daskflow.states import State, StateType
 
@@ -59,7 +59,12 @@ def _run_name(flow: Any, parameters: dict[str, Any], flow_run_id: str) -> str:
 def run_flow(flow: Any, args: Sequence[Any], kwargs: dict[str, Any], return_state: bool) -> Any:
     """Run ``flow`` once (with its retries) and return its value or final state."""
     options = flow.options
-    bound = bind_parameters(flow.name, flow.fn, args, kwargs, options.validate_parameters)
+    try:
+        bound = bind_parameters(flow.name, flow.fn, args, kwargs, options.validate_parameters)
+    except ParameterValidationError as exc:
+        if return_state:  # return_state never raises: the bad parameter is the failure
+            return State.from_exception(StateType.FAILED, exc)
+        raise
     parameters = dict(bound.arguments)
     parent = current_runner()
     if parent is not None and options.cluster is None:

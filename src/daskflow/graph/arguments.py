@@ -157,6 +157,8 @@ class Collector:
         if typ is RunItem:
             return self.item_slot(obj.run, obj.item), True
         if isinstance(obj, RunRef):
+            if allow:  # passing a failure on deliberately handles it
+                obj._run.handled = True
             return self.slot(obj._run, allow), True
         if isinstance(obj, RunGroupRef):
             runs = obj._expanded_runs()

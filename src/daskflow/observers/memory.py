@@ -25,8 +25,22 @@ from daskflow.states import State, StateType
 __all__ = ["FlowRunRecord", "MemoryObserver", "TaskRunRecord"]
 
 
+class _Transitions:
+    transitions: list[StateChanged]
+
+    @property
+    def state(self) -> State | None:
+        """The latest state, or None before any."""
+        return self.transitions[-1].state if self.transitions else None
+
+    @property
+    def state_types(self) -> list[StateType]:
+        """Every state type entered, in order."""
+        return [t.state.type for t in self.transitions]
+
+
 @dataclass
-class TaskRunRecord:
+class TaskRunRecord(_Transitions):
     """What the observer knows of one task run."""
 
     id: str
@@ -38,14 +52,6 @@ class TaskRunRecord:
     transitions: list[StateChanged] = field(default_factory=list)
 
     @property
-    def state(self) -> State | None:
-        return self.transitions[-1].state if self.transitions else None
-
-    @property
-    def state_types(self) -> list[StateType]:
-        return [t.state.type for t in self.transitions]
-
-    @property
     def attempts(self) -> int:
         return sum(1 for t in self.transitions if t.state.type is StateType.RUNNING)
 
@@ -55,7 +61,7 @@ class TaskRunRecord:
 
 
 @dataclass
-class FlowRunRecord:
+class FlowRunRecord(_Transitions):
     """What the observer knows of one flow run."""
 
     id: str
@@ -65,14 +71,6 @@ class FlowRunRecord:
     parent_flow_run_id: str | None
     transitions: list[StateChanged] = field(default_factory=list)
     task_run_ids: list[str] = field(default_factory=list)
-
-    @property
-    def state(self) -> State | None:
-        return self.transitions[-1].state if self.transitions else None
-
-    @property
-    def state_types(self) -> list[StateType]:
-        return [t.state.type for t in self.transitions]
 
 
 class MemoryObserver(Observer):
