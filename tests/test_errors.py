@@ -68,6 +68,6 @@ def test_bad_options_are_refused_at_decoration():
 
 
 def test_submit_outside_a_flow():
-    with pytest.raises(NoFlowRunError, match="inc.submit"):
+    with pytest.raises(NoFlowRunError, match=r"inc\.submit"):
         inc.submit(1)
     assert inc(1) == 2
