@@ -62,3 +62,12 @@ def observer() -> Iterator[MemoryObserver]:
     memory = bus.register(MemoryObserver())
     yield memory  # type: ignore[misc]
     bus.unregister(memory)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_daskflow_clients() -> Iterator[None]:
+    """Close clients daskflow made (for addresses, cluster objects) while logs still work."""
+    yield
+    from daskflow.engine.cluster import close_embedded
+
+    close_embedded()

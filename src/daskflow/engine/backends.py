@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import uuid
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -101,7 +102,7 @@ class DistributedBackend:
         if not keys:
             return
         try:
-            futures = self.client.get(graph, keys, sync=False, resources=resources)
+            futures = self.client.get(_as_expression(graph), keys, sync=False, resources=resources)
         except Exception as exc:
             if not _is_pickling_error(exc):
                 raise
@@ -239,6 +240,21 @@ class _Lazy:
                 "ended; return it from the flow to keep it"
             )
         return self.run.future.result()
+
+
+def _as_expression(graph: dict[Any, Any]) -> Any:
+    """The graph as Dask's low-level graph expression, with a name of our own.
+
+    ``client.get(dict)`` would name the expression by tokenizing the whole
+    graph: every argument hashed (DataFrames included), about a third of the
+    client's time per task. Our keys are unique already, so a random name is
+    as good and costs nothing.
+    """
+    try:
+        from dask._expr import LLGExpr
+    except ImportError:  # a Dask without expressions: a plain dict works there
+        return graph
+    return LLGExpr(graph, _determ_token=uuid.uuid4().hex)
 
 
 def _resources(run: TaskRun) -> dict[str, float] | None:
