@@ -57,6 +57,7 @@ def test_allow_failure_and_unmapped_markers():
     spec, upstream = build_call(
         Collector(), None, "flow", "run", "t", None, (allow_failure(a), unmapped(3)), {}
     )
+    assert upstream == [a._run]
     assert spec.args[0].allow_failure
     assert spec.args[1] == 3
     assert a._run.handled  # passing a failure on deliberately handles it
