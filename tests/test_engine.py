@@ -9,6 +9,7 @@ import pytest
 from distributed import Client, LocalCluster
 
 from daskflow import flow, task
+from daskflow.errors import SerializationError
 from daskflow.states import StateType
 from tests.resources.tasks import always_die, die_once, inc
 
@@ -93,6 +94,20 @@ def test_hooks_run_once_with_the_final_state(caplog):
     assert "a broken hook" in caplog.text
 
 
+@task
+def makes_a_lock() -> object:
+    return threading.Lock()
+
+
+def test_unpicklable_result_names_the_task(processes_client):
+    @flow(cluster=processes_client)
+    def f() -> object:
+        return makes_a_lock()
+
+    with pytest.raises(SerializationError, match="makes_a_lock.*its result"):
+        f()
+
+
 def test_events_reach_observers_in_batches(cluster, observer):
     @flow(cluster=cluster)
     def f(n: int) -> int:
@@ -136,9 +151,11 @@ def test_worker_death_is_rescheduled_then_crash(fragile_client, observer, tmp_pa
 
     @flow(cluster=fragile_client)
     def crashes():
-        return always_die()
+        return always_die.with_options(on_failure=[record_hook])()
 
+    calls.clear()
     state = crashes(return_state=True)
     assert state.is_failed()
     crashed = [r for r in observer.task_runs.values() if r.task_name == "always_die"]
     assert crashed[0].state.type is StateType.CRASHED
+    assert calls == [("always_die", "always_die", "CRASHED")]  # hooks once, on the client

@@ -38,7 +38,7 @@ from daskflow.engine.timeouts import call_with_timeout
 from daskflow.errors import TaskRunTimeout, UpstreamFailedError
 from daskflow.states import State, StateType
 
-__all__ = ["TaskFailure", "run_task"]
+__all__ = ["TaskFailure", "length_of", "run_task"]
 
 _SIZED = (list, tuple, range, set, frozenset)
 
@@ -74,6 +74,12 @@ class TaskFailure:
         return f"TaskFailure({self.run_name!r}, {self.state!r})"
 
 
+def length_of(value: Any) -> int:
+    """``len`` of a task's value for a dynamic map (run on the worker holding it)."""
+    size = _size_of(value)
+    return size if size is not None else len(list(value))
+
+
 def _size_of(value: Any) -> int | None:
     """``len(value)`` for in-memory sequences (never for lazy collections)."""
     if isinstance(value, _SIZED):
@@ -96,7 +102,7 @@ class _Attempts:
         self.spec = spec
         self.worker = worker_address()
 
-    def event(self, state: State, attempt: int, urgent: bool, size: int | None = None) -> None:
+    def event(self, state: State, attempt: int, size: int | None = None) -> None:
         spec = self.spec
         emit(
             (
@@ -111,8 +117,7 @@ class _Attempts:
                 state.error_message,
                 state.traceback,
                 size,
-            ),
-            urgent,
+            )
         )
 
 
@@ -188,7 +193,7 @@ def _finish(
 ) -> Any:
     """Emit the final state, call the hooks, return the Dask result."""
     failed = state.type.is_failed
-    log.event(state, attempt, urgent=True, size=None if failed else _size_of(value))
+    log.event(state, attempt, size=None if failed else _size_of(value))
     options = spec.task.options
     hooks = options.on_failure if failed else options.on_completion
     if hooks:
@@ -232,7 +237,7 @@ def run_task(spec: CallSpec, *upstream_values: Any) -> Any:
     attempt = 0
     while True:
         attempt += 1
-        log.event(State(StateType.RUNNING), attempt, urgent=False)
+        log.event(State(StateType.RUNNING), attempt)
         try:
             if options.log_prints:
                 with capture_prints(flow_run_id=spec.flow_run_id, task_run_id=spec.task_run_id):
@@ -253,7 +258,7 @@ def run_task(spec: CallSpec, *upstream_values: Any) -> Any:
                 message=f"attempt {attempt} failed ({type(exc).__name__}: {exc}); "
                 f"retrying in {delay:.3g} s",
             )
-            log.event(retrying, attempt, urgent=False)
+            log.event(retrying, attempt)
             _sleep(delay)
             continue
         return _finish(spec, log, State(StateType.COMPLETED), attempt, args, kwargs, value)

@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import logging
 import pickle
+import threading
+import time
 import uuid
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from daskflow.engine.attempt import TaskFailure, run_task
-from daskflow.engine.emit import TOPIC, local_sink
+from daskflow.engine.attempt import TaskFailure, length_of, run_task
+from daskflow.engine.emit import TOPIC, drain_worker_events, local_sink
 from daskflow.engine.runs import TaskRun
 from daskflow.errors import CrashedError, SerializationError, UpstreamFailedError
 from daskflow.states import State, StateType
@@ -60,14 +62,16 @@ class DistributedBackend:
 
     eager = False
 
-    # clients already subscribed to the events topic
-    _subscribed: weakref.WeakSet[Any] = weakref.WeakSet()
+    # one events subscription per client
+    _routers: weakref.WeakKeyDictionary[Any, _Router] = weakref.WeakKeyDictionary()
 
     def __init__(self, client: Any, route: EventHandler) -> None:
         self.client = client
-        if client not in self._subscribed:
-            client.subscribe_topic(TOPIC, _Router(route))
-            self._subscribed.add(client)
+        router = self._routers.get(client)
+        if router is None:
+            router = self._routers[client] = _Router(route)
+            client.subscribe_topic(TOPIC, router)
+        self._router = router
 
     def describe(self) -> str:
         return f"Dask scheduler {self.client.scheduler.address}"
@@ -110,6 +114,7 @@ class DistributedBackend:
             return self._submit_segment(runs, resources)
         for run, future in zip((r for r in runs if r.key in graph), futures, strict=True):
             run.future = future
+            run.spec = None  # the cluster has it now; don't pin the arguments here
 
     # -- reading outcomes ----------------------------------------------------------
     def wait(self, runs: Sequence[TaskRun], timeout: float | None) -> bool:
@@ -193,6 +198,29 @@ class DistributedBackend:
                     run.local_state = self.final_state(run)
                 run.future = None
 
+    def drain_events(self, timeout: float = 5.0) -> None:
+        """Collect every event the workers still hold or have on the way.
+
+        One ``client.run`` returns what each worker has queued and how many
+        batches it sent; then wait (briefly) until those batches arrived.
+        """
+        try:
+            replies = self.client.run(drain_worker_events)
+        except Exception:
+            logger.debug("daskflow: could not drain worker events", exc_info=True)
+            return
+        for reply in replies.values():
+            if reply["events"]:
+                self._router.deliver(reply["events"])
+        deadline = time.monotonic() + timeout
+        for worker, reply in replies.items():
+            if not self._router.wait_for(worker, reply["seq"], deadline):
+                logger.warning("daskflow: events from worker %s did not all arrive", worker)
+
+    def length(self, run: TaskRun) -> int:
+        """How many elements a completed run's value has, computed where it lives."""
+        return int(self.client.submit(length_of, run.future, pure=False).result())
+
     def worker_deaths(self, runs: Sequence[TaskRun]) -> dict[Any, int]:
         """How often a worker died under each run (``suspicious`` on the scheduler)."""
         keys = {r.key for r in runs if r.future is not None}
@@ -211,18 +239,37 @@ class DistributedBackend:
 
 
 class _Router:
-    """The client's handler of the events topic: ``(timestamp, batch)``."""
+    """The client's handler of the events topic: ``(timestamp, batch)``.
+
+    Routes each worker batch to its flow runs and remembers the last batch
+    number seen from each worker, for :meth:`DistributedBackend.drain_events`.
+    """
 
     def __init__(self, route: EventHandler) -> None:
         self._route = route
+        self._seen: dict[str, int] = {}
+        self._arrived = threading.Condition()
 
-    def __call__(self, event: tuple[float, list[tuple[Any, ...]]]) -> None:
-        _, batch = event
+    def __call__(self, event: tuple[float, dict[str, Any]]) -> None:
+        _, message = event
+        self.deliver(message["events"])
+        with self._arrived:
+            self._seen[message["worker"]] = message["seq"]
+            self._arrived.notify_all()
+
+    def deliver(self, events: list[Any]) -> None:
         by_flow: dict[str, list[tuple[Any, ...]]] = {}
-        for item in batch:
+        for item in events:
             by_flow.setdefault(item[0], []).append(tuple(item))
         for flow_run_id, items in by_flow.items():
             self._route(flow_run_id, items)
+
+    def wait_for(self, worker: str, seq: int, deadline: float) -> bool:
+        """Wait until batch ``seq`` of ``worker`` arrived; False at the deadline."""
+        with self._arrived:
+            return self._arrived.wait_for(
+                lambda: self._seen.get(worker, 0) >= seq, max(0.0, deadline - time.monotonic())
+            )
 
 
 class _Lazy:
@@ -262,8 +309,6 @@ def _resources(run: TaskRun) -> dict[str, float] | None:
 
 
 def _final_time(run: TaskRun) -> float:
-    import time
-
     return run.final_event[3] if run.final_event else time.time()
 
 

@@ -3,12 +3,14 @@
 The attempt wrapper calls :func:`emit` for every transition. Where the event
 goes depends on where the wrapper runs:
 
-- **On a Dask worker** the event joins a per-worker buffer. Final states are
-  sent at once; RUNNING/RETRYING wait up to ``daskflow.events.flush-interval``
-  so a busy worker sends one message for many transitions. The buffer is
-  drained on the worker's event loop into ``Worker.log_event(TOPIC, batch)``,
-  which travels on the same ordered stream as the task's own completion, so
-  the client always holds a run's final events before its future is done.
+- **On a Dask worker** the event joins a per-worker buffer, sent at most
+  ``daskflow.events.flush-interval`` later with everything else queued, as
+  one numbered ``Worker.log_event(TOPIC, batch)``: a busy worker sends one
+  message for many transitions, and the worker's event loop wakes once per
+  interval, not once per task (per-task wake-ups cost CPU-bound tasks a few
+  per cent on a small machine). When a flow run ends, the client collects
+  what is still queued with :func:`drain_worker_events` and waits for the
+  batches already on their way, so observers see every transition.
 - **In-process without a worker** (``cluster="sync"``) a sink installed with
   :func:`local_sink` receives each event directly.
 
@@ -25,7 +27,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["TOPIC", "emit", "local_sink"]
+__all__ = ["TOPIC", "drain_worker_events", "emit", "local_sink"]
 
 TOPIC = "daskflow-events"
 
@@ -61,7 +63,11 @@ def worker_address() -> str | None:
 
 
 class _WorkerBuffer:
-    """Events of one worker waiting to be sent; drained on the worker's loop."""
+    """Events of one worker waiting to be sent; drained on the worker's loop.
+
+    Batches are numbered, so the client can tell when it holds every batch
+    a worker sent (see :func:`drain_worker_events`).
+    """
 
     def __init__(self, worker: Any) -> None:
         from daskflow import config
@@ -70,33 +76,48 @@ class _WorkerBuffer:
         self._queue: deque[EventTuple] = deque()
         self._timer_armed = False
         self._interval = config.get_seconds("events.flush-interval")
+        self.sent = 0  # batches sent so far
 
-    def add(self, event: EventTuple, urgent: bool) -> None:
+    def add(self, event: EventTuple) -> None:
         self._queue.append(event)
-        loop = self._worker.loop
-        if urgent:
-            loop.add_callback(self._flush)
-        elif not self._timer_armed:
+        if not self._timer_armed:  # one loop wake-up per interval, not per event
             self._timer_armed = True
-            loop.add_callback(self._arm)
+            self._worker.loop.add_callback(self._arm)
 
     def _arm(self) -> None:
         self._worker.loop.call_later(self._interval, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer_armed = False
-        self._flush()
+        batch = self.take()
+        if batch:
+            self.sent += 1
+            self._worker.log_event(
+                TOPIC, {"worker": self._worker.address, "seq": self.sent, "events": batch}
+            )
 
-    def _flush(self) -> None:
+    def take(self) -> list[EventTuple]:
         queue = self._queue
         batch = []
         while queue:
             batch.append(queue.popleft())
-        if batch:
-            self._worker.log_event(TOPIC, batch)
+        return batch
 
 
-def emit(event: EventTuple, urgent: bool) -> None:
+def drain_worker_events(dask_worker: Any) -> dict[str, Any]:
+    """Events not sent yet, and how many batches were (run with ``client.run``).
+
+    Runs on the worker's event loop, like the timer that sends batches, so
+    the two never interleave. The client routes the returned events itself
+    and waits until it has received batch number ``seq`` from this worker.
+    """
+    buffer = getattr(dask_worker, "_daskflow_events", None)
+    if buffer is None:
+        return {"seq": 0, "events": []}
+    return {"seq": buffer.sent, "events": buffer.take()}
+
+
+def emit(event: EventTuple) -> None:
     """Send one transition towards the client (see the module docstring)."""
     sink = _sink.get()
     if sink is not None:
@@ -108,4 +129,4 @@ def emit(event: EventTuple, urgent: bool) -> None:
     buffer = getattr(worker, "_daskflow_events", None)
     if buffer is None:
         buffer = worker._daskflow_events = _WorkerBuffer(worker)
-    buffer.add(event, urgent)
+    buffer.add(event)

@@ -38,7 +38,9 @@ from typing import Any
 from daskflow import config
 from daskflow.engine.attempt import TaskFailure
 from daskflow.engine.backends import DistributedBackend, SyncBackend
+from daskflow.engine.call import TaskRunInfo
 from daskflow.engine.cluster import SYNC, resolve_client
+from daskflow.engine.hooks import call_hooks
 from daskflow.engine.runs import TaskRun
 from daskflow.observers.events import StateChanged, TaskRunCreated, bus
 from daskflow.states import State, StateType
@@ -357,6 +359,8 @@ class FlowRunner:
         """How many elements a completed run's value has (for a dynamic map)."""
         if run.size is not None:
             return run.size
+        if isinstance(self.backend, DistributedBackend) and run.future is not None:
+            return self.backend.length(run)  # the events may not be here yet
         value = self.result(run)
         return len(value) if hasattr(value, "__len__") else len(list(value))
 
@@ -413,6 +417,8 @@ class FlowRunner:
         backend = self.backend
         deaths: dict[Any, int] = {}
         if isinstance(backend, DistributedBackend):
+            if bus.active:
+                backend.drain_events()  # every transition, before the flow run ends
             backend.fetch_failures(self.runs)
             deaths = backend.worker_deaths(self.runs)
         failed = []
@@ -426,10 +432,15 @@ class FlowRunner:
                 run.local_state = state  # keep what the client concluded (and its time)
             if state.type.is_failed:
                 failed.append((run, state))
-            if bus.active and id(run) not in reported:
+            if id(run) in reported:
+                continue
+            if bus.active:
                 missing.append(
                     StateChanged(self.flow_run_id, run.id, state, run.attempt, run.worker)
                 )
+            if state.type.is_failed and run.task.options.on_failure:
+                # the wrapper never reached its hooks (a dead worker, a Dask error)
+                call_hooks(run.task.options.on_failure, run.task, self._info(run), state)
         if bus.active:
             for key, count in deaths.items():
                 dead = next((r for r in self.runs if r.key == key), None)
@@ -456,6 +467,18 @@ class FlowRunner:
                     )
             bus.publish(missing)
         return failed
+
+    def _info(self, run: TaskRun) -> TaskRunInfo:
+        return TaskRunInfo(
+            id=run.id,
+            name=run.run_name,
+            task_name=run.task.name,
+            flow_run_id=self.flow_run_id,
+            map_index=run.map_index,
+            tags=run.task.options.tags,
+            attempt=run.attempt,
+            parameters={},
+        )
 
     def cancel_all(self) -> None:
         """Cancel runs still waiting or running on the cluster."""
