@@ -11,7 +11,7 @@ from distributed import Client, LocalCluster
 from daskflow import flow, task
 from daskflow.errors import SerializationError
 from daskflow.states import StateType
-from tests.resources.tasks import always_die, die_once, inc
+from tests.resources.tasks import always_die, count_attempt, die_once, inc
 
 released = threading.Event()
 
@@ -104,7 +104,7 @@ def test_unpicklable_result_names_the_task(processes_client):
     def f() -> object:
         return makes_a_lock()
 
-    with pytest.raises(SerializationError, match="makes_a_lock.*its result"):
+    with pytest.raises(SerializationError, match=r"makes_a_lock.*its result"):
         f()
 
 
@@ -159,3 +159,39 @@ def test_worker_death_is_rescheduled_then_crash(fragile_client, observer, tmp_pa
     crashed = [r for r in observer.task_runs.values() if r.task_name == "always_die"]
     assert crashed[0].state.type is StateType.CRASHED
     assert calls == [("always_die", "always_die", "CRASHED")]  # hooks once, on the client
+
+
+def only_connection_errors(task_, run, state) -> bool:
+    return state.error_type == "ConnectionError" and run.attempt < 3
+
+
+@task(retries=5, retry_delay_seconds=0.001, retry_jitter_factor=20)
+def jittery(folder: str) -> int:
+    if count_attempt(folder, "jittery") < 4:
+        raise ConnectionError("again")
+    return 1
+
+
+@task(retries=5, retry_condition_fn=only_connection_errors)
+def conditional(folder: str) -> int:
+    count_attempt(folder, "conditional")
+    raise ConnectionError("always")
+
+
+def test_jitter_and_retry_condition_fn(cluster, observer, tmp_path):
+    @flow(cluster=cluster)
+    def f(folder: str) -> None:
+        jittery(folder)
+        conditional.submit(folder).wait()
+
+    f(str(tmp_path))
+    runs = {r.task_name: r for r in observer.task_runs.values()}
+    messages = [
+        t.state.message for t in runs["jittery"].transitions if t.state.type is StateType.RETRYING
+    ]
+    delays = [float(m.rsplit("retrying in ", 1)[1].split()[0]) for m in messages]
+    assert len(delays) == 3
+    assert all(0.001 <= d <= 0.021 for d in delays)
+    assert len(set(delays)) > 1  # jitter: random extra, not the same delay each time
+    assert runs["conditional"].attempts == 3  # retry_condition_fn said no on attempt 3
+    assert runs["conditional"].state.type is StateType.FAILED

@@ -14,7 +14,7 @@ common cases (no futures, or a future passed directly) cost nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any
@@ -173,9 +173,6 @@ class TaskRunInfo:
     tags: frozenset[str]
     attempt: int
     parameters: dict[str, Any]
-
-
-Hook = Callable[[Any, Any, Any], object]
 
 
 @dataclass(frozen=True, slots=True)

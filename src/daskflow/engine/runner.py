@@ -100,6 +100,7 @@ class FlowRunner:
         self._outstanding = 0
         self._settled = threading.Condition()
         self._on_activate: dict[str, list[Callable[[], None]]] = {}
+        self._activation = threading.Lock()
         self.deadline: float | None = None
         self._id_prefix = uuid.uuid4().hex[:24]
         self._id_counter = itertools.count()
@@ -159,20 +160,10 @@ class FlowRunner:
         self._enqueue(run, kick=False)
         self.flush()
         assert run.deferred is not None
-        run.deferred.set()
-        for callback in self._on_activate.pop(run.id, ()):
-            callback()
-        self.release()
-
-    def fail_deferred(self, run: TaskRun, state: State) -> None:
-        """A deferred run that can never start (its map failed to expand)."""
-        run.local_state = state
-        run.latest = state.type
-        if bus.active:
-            bus.publish([StateChanged(self.flow_run_id, run.id, state)])
-        assert run.deferred is not None
-        run.deferred.set()
-        for callback in self._on_activate.pop(run.id, ()):
+        with self._activation:
+            run.deferred.set()
+            callbacks = self._on_activate.pop(run.id, ())
+        for callback in callbacks:
             callback()
         self.release()
 
@@ -260,9 +251,13 @@ class FlowRunner:
 
     def when_done(self, run: TaskRun, callback: Callable[[TaskRun], None]) -> None:
         """Call ``callback(run)`` once the run has its final state (on some thread)."""
-        if run.deferred is not None and not run.deferred.is_set():
-            self._on_activate.setdefault(run.id, []).append(lambda: self.when_done(run, callback))
-            return
+        if run.deferred is not None:
+            with self._activation:
+                if not run.deferred.is_set():
+                    self._on_activate.setdefault(run.id, []).append(
+                        lambda: self.when_done(run, callback)
+                    )
+                    return
         if run.local_state is not None or run.has_value:
             callback(run)
             return
