@@ -17,7 +17,8 @@ message once::
     ├── UpstreamFailedError (RuntimeError)      a task did not run: an upstream failed
     ├── CrashedError (RuntimeError)             the infrastructure failed, not the code
     ├── CancelledRunError (RuntimeError)        the run was cancelled
-    └── NoFlowRunError (RuntimeError)           .submit / .map called outside a flow
+    ├── NoFlowRunError (RuntimeError)           .submit / .map called outside a flow
+    └── InvalidTransitionError (RuntimeError)   a state change the machine refuses (a bug)
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ __all__ = [
     "CrashedError",
     "DaskflowError",
     "FlowRunTimeout",
+    "InvalidTransitionError",
     "MapLengthError",
     "NoFlowRunError",
     "NotATaskError",
@@ -166,3 +168,13 @@ class NoFlowRunError(DaskflowError, RuntimeError):
             f"{task_name}.{method}() needs a running flow: call it inside a @flow function "
             f"(outside a flow, call {task_name}(...) to run the plain function)"
         )
+
+
+class InvalidTransitionError(DaskflowError, RuntimeError):
+    """A state change the state machine does not allow (a bug, not bad input)."""
+
+    def __init__(self, current: object, new: object) -> None:
+        self.current = current
+        self.new = new
+        name = getattr(current, "value", None) or "(new run)"
+        super().__init__(f"a run cannot move from {name} to {getattr(new, 'value', new)}")

@@ -25,7 +25,12 @@ import traceback as _traceback
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from daskflow.errors import CancelledRunError, CrashedError, DaskflowError
+from daskflow.errors import (
+    CancelledRunError,
+    CrashedError,
+    DaskflowError,
+    InvalidTransitionError,
+)
 
 __all__ = ["InvalidTransitionError", "State", "StateType", "transition"]
 
@@ -81,16 +86,6 @@ _ALLOWED: dict[StateType | None, frozenset[StateType]] = {
         {StateType.RUNNING, StateType.CANCELLED, StateType.CRASHED, StateType.FAILED}
     ),
 }
-
-
-class InvalidTransitionError(DaskflowError, RuntimeError):
-    """A state change the state machine does not allow (a bug, not bad input)."""
-
-    def __init__(self, current: StateType | None, new: StateType) -> None:
-        self.current = current
-        self.new = new
-        name = current.value if current else "(new run)"
-        super().__init__(f"a run cannot move from {name} to {new.value}")
 
 
 @dataclass(frozen=True, slots=True)
