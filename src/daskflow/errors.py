@@ -24,6 +24,7 @@ message once::
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 __all__ = [
     "CancelledRunError",
@@ -44,7 +45,22 @@ __all__ = [
 
 
 class DaskflowError(Exception):
-    """Root of every error daskflow raises itself."""
+    """Root of every error daskflow raises itself.
+
+    Errors cross process boundaries (a task's failure travels from a worker
+    to the client), so they pickle as their message and attributes rather
+    than their constructor's arguments.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), str(self), self.__dict__))
+
+
+def _rebuild(cls: type[DaskflowError], message: str, attributes: dict[str, Any]) -> DaskflowError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(attributes)
+    return error
 
 
 class ParameterValidationError(DaskflowError, ValueError):

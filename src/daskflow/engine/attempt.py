@@ -64,8 +64,8 @@ class TaskFailure:
     def __reduce__(self) -> tuple[Any, ...]:
         state = self.state
         if state.data is not None:
-            try:
-                pickle.dumps(state.data)
+            try:  # both ways: an exception whose __init__ takes other arguments
+                pickle.loads(pickle.dumps(state.data))  # fails only when unpickled
             except Exception:
                 state = state.with_data(None)
         return (TaskFailure, (state, self.run_name))
