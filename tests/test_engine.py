@@ -206,5 +206,5 @@ def test_errors_that_do_not_unpickle_still_arrive(cluster):
     state = f(return_state=True)
     assert state.is_failed()
     # from a worker process the exception cannot be rebuilt: its type and text still come
-    with pytest.raises(Exception, match="PickyError: 7: custom|^7: custom$"):
+    with pytest.raises(Exception, match=r"PickyError: 7: custom|^7: custom$"):
         state.result()
