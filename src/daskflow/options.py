@@ -14,7 +14,7 @@ from typing import Any
 
 from daskflow.errors import ConfigurationError
 
-__all__ = ["FlowOptions", "TaskOptions", "exponential_backoff"]
+__all__ = ["FlowOptions", "TaskOptions", "exponential_backoff", "with_changes"]
 
 Hook = Callable[[Any, Any, Any], object]
 
@@ -37,6 +37,12 @@ def exponential_backoff(backoff_factor: float, retries: int = 10) -> list[float]
     if not isinstance(backoff_factor, numbers.Real) or backoff_factor < 0:
         raise ConfigurationError("backoff_factor", backoff_factor, "a number of seconds >= 0")
     return [backoff_factor * 2**i for i in range(retries)]
+
+
+def with_changes(options: Any, **changes: Any) -> Any:
+    """A validated copy of ``options`` (task or flow) with ``changes`` applied."""
+    current = {f.name: getattr(options, f.name) for f in fields(options)}
+    return type(options).build(**{**current, **changes})
 
 
 def _check_count(name: str, value: Any) -> int:

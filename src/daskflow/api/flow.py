@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from dataclasses import fields
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from daskflow.errors import NotATaskError
-from daskflow.options import FlowOptions
+from daskflow.options import FlowOptions, with_changes
 
 __all__ = ["Flow", "flow"]
 
@@ -47,8 +46,7 @@ class Flow(Generic[P, R]):
         --------
         >>> debug_etl = etl.with_options(cluster="sync")  # doctest: +SKIP
         """
-        current = {f.name: getattr(self.options, f.name) for f in fields(FlowOptions)}
-        return Flow(self.fn, FlowOptions.build(**{**current, **changes}))
+        return Flow(self.fn, with_changes(self.options, **changes))
 
     def __call__(self, *args: Any, return_state: bool = False, **kwargs: Any) -> Any:
         """Run the flow; with ``return_state=True`` return its final ``State``."""

@@ -13,7 +13,6 @@ import functools
 import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import fields
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from daskflow.api.futures import MappedFuture, TaskFuture
@@ -21,7 +20,7 @@ from daskflow.engine.runner import FlowRunner, current_runner
 from daskflow.engine.runs import TaskRun
 from daskflow.errors import NoFlowRunError, NotATaskError
 from daskflow.graph.arguments import Collector, build_call
-from daskflow.options import TaskOptions
+from daskflow.options import TaskOptions, with_changes
 
 __all__ = ["Task", "task"]
 
@@ -67,8 +66,7 @@ class Task(Generic[P, R]):
         --------
         >>> patient = extract.with_options(retries=5)  # doctest: +SKIP
         """
-        current = {f.name: getattr(self.options, f.name) for f in fields(TaskOptions)}
-        return Task(self.fn, TaskOptions.build(**{**current, **changes}))
+        return Task(self.fn, with_changes(self.options, **changes))
 
     def __repr__(self) -> str:
         return f"<Task {self.name}>"

@@ -126,15 +126,14 @@ def _info(spec: CallSpec, attempt: int, args: Sequence[Any], kwargs: dict[str, A
         parameters = dict(inspect.signature(spec.task.fn).bind_partial(*args, **kwargs).arguments)
     except (TypeError, ValueError):
         parameters = {}
-    return TaskRunInfo(
-        id=spec.task_run_id,
-        name=spec.run_name,
-        task_name=spec.task.name,
-        flow_run_id=spec.flow_run_id,
-        map_index=spec.map_index,
-        tags=spec.task.options.tags,
-        attempt=attempt,
-        parameters=parameters,
+    return TaskRunInfo.of(
+        spec.task,
+        spec.task_run_id,
+        spec.run_name,
+        spec.flow_run_id,
+        spec.map_index,
+        attempt,
+        parameters,
     )
 
 

@@ -174,6 +174,29 @@ class TaskRunInfo:
     attempt: int
     parameters: dict[str, Any]
 
+    @classmethod
+    def of(
+        cls,
+        task: Any,
+        run_id: str,
+        run_name: str,
+        flow_run_id: str,
+        map_index: int | None,
+        attempt: int,
+        parameters: dict[str, Any] | None = None,
+    ) -> TaskRunInfo:
+        """The view of a run of ``task`` (its name and tags come from the task)."""
+        return cls(
+            run_id,
+            run_name,
+            task.name,
+            flow_run_id,
+            map_index,
+            task.options.tags,
+            attempt,
+            parameters or {},
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class FlowRunInfo:

@@ -464,15 +464,8 @@ class FlowRunner:
         return failed
 
     def _info(self, run: TaskRun) -> TaskRunInfo:
-        return TaskRunInfo(
-            id=run.id,
-            name=run.run_name,
-            task_name=run.task.name,
-            flow_run_id=self.flow_run_id,
-            map_index=run.map_index,
-            tags=run.task.options.tags,
-            attempt=run.attempt,
-            parameters={},
+        return TaskRunInfo.of(
+            run.task, run.id, run.run_name, self.flow_run_id, run.map_index, run.attempt
         )
 
     def cancel_all(self) -> None:
