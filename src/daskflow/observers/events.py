@@ -28,6 +28,7 @@ __all__ = [
     "Event",
     "EventBus",
     "FlowRunCreated",
+    "LogEmitted",
     "Observer",
     "StateChanged",
     "TaskRunCreated",
@@ -76,7 +77,19 @@ class StateChanged:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-Event = FlowRunCreated | TaskRunCreated | StateChanged
+@dataclass(frozen=True, slots=True)
+class LogEmitted:
+    """A log record of a flow run (``task_run_id`` None) or of a task run."""
+
+    flow_run_id: str
+    task_run_id: str | None
+    timestamp: float
+    level: int
+    logger: str
+    message: str
+
+
+Event = FlowRunCreated | TaskRunCreated | StateChanged | LogEmitted
 
 
 class Observer:
@@ -151,14 +164,19 @@ class EventBus:
             with self._wake:
                 self._wake.wait_for(lambda: bool(self._queue))
             while self._queue:
-                batch = self._queue.popleft()
+                # everything queued goes as one batch: one transaction for a store
+                batch: list[Event] = []
+                taken = 0
+                while self._queue:
+                    batch.extend(self._queue.popleft())
+                    taken += 1
                 for observer in self._observers:
                     try:
                         observer.on_events(batch)
                     except Exception:
                         logger.exception("daskflow: observer %r failed on a batch", observer)
                 with self._idle:
-                    self._pending -= 1
+                    self._pending -= taken
                     self._idle.notify_all()
 
 

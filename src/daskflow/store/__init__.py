@@ -1,0 +1,1 @@
+"""The run store: every flow run, task run, transition and log, durable."""

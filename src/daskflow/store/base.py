@@ -1,0 +1,163 @@
+"""The run store's contract: what it records and how it is read.
+
+A store receives the engine's events in batches (:meth:`RunStore.write`) and
+answers queries with plain rows. Rows are the store's own view; the public
+records users get from ``daskflow.runs()`` wrap them (``daskflow.history``).
+
+Two implementations share this protocol: the SQL store
+(:mod:`daskflow.store.sql`: SQLite by default, any SQLAlchemy URL) and the
+in-memory one used by tests and ``daskflow.store: memory``.
+
+How the events map to rows:
+
+- ``FlowRunCreated`` inserts a flow run (state PENDING);
+  ``TaskRunCreated`` inserts a task run (state PENDING).
+- ``StateChanged`` appends a transition and updates its run: the state,
+  ``start_time`` at the first RUNNING, ``end_time`` at a final state,
+  ``attempts`` (the number of RUNNING transitions), the worker of the last
+  attempt, and error type/message/traceback from failure states.
+- ``LogEmitted`` appends a log record.
+
+Writes are idempotent per event batch only in the sense that a batch is one
+transaction; the engine never sends an event twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from daskflow.observers.events import Event
+from daskflow.states import StateType
+
+__all__ = [
+    "HEARTBEAT_TIMEOUT",
+    "FlowRunRow",
+    "LogRow",
+    "RunStore",
+    "TaskRunRow",
+    "TransitionRow",
+]
+
+#: A RUNNING flow run whose heartbeat is older than this many seconds is
+#: CRASHED (its process died). Heartbeats are written every 10 s.
+HEARTBEAT_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class FlowRunRow:
+    """One flow run as stored."""
+
+    id: str
+    flow_name: str
+    name: str
+    parameters: dict[str, Any]
+    parent_flow_run_id: str | None
+    state: StateType
+    state_message: str
+    created: float
+    start_time: float | None
+    end_time: float | None
+    heartbeat: float | None = None
+    version: str | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    traceback: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRunRow:
+    """One task run as stored."""
+
+    id: str
+    flow_run_id: str
+    task_name: str
+    name: str
+    map_index: int | None
+    state: StateType
+    created: float
+    start_time: float | None
+    end_time: float | None
+    attempts: int = 0
+    worker: str | None = None
+    tags: tuple[str, ...] = ()
+    error_type: str | None = None
+    error_message: str | None = None
+    traceback: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionRow:
+    """One state change of a flow run (``task_run_id`` None) or a task run."""
+
+    flow_run_id: str
+    task_run_id: str | None
+    state: StateType
+    timestamp: float
+    attempt: int = 0
+    worker: str | None = None
+    message: str = ""
+    error_type: str | None = None
+    error_message: str | None = None
+    traceback: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class LogRow:
+    """One log record of a flow run or of one of its task runs."""
+
+    flow_run_id: str
+    task_run_id: str | None
+    timestamp: float
+    level: int
+    logger: str
+    message: str
+    task_name: str | None = None
+
+
+@runtime_checkable
+class RunStore(Protocol):
+    """What every run store does. All methods are thread-safe."""
+
+    url: str
+
+    def write(self, events: Sequence[Event]) -> None:
+        """Record a batch of events in one transaction."""
+
+    def heartbeat(self, flow_run_ids: Sequence[str], now: float) -> None:
+        """Mark these RUNNING flow runs alive at ``now``."""
+
+    def list_flow_runs(
+        self,
+        *,
+        flow: str | None = None,
+        state: StateType | None = None,
+        limit: int | None = 100,
+    ) -> list[FlowRunRow]:
+        """Flow runs, newest first, optionally of one flow name and/or state."""
+
+    def get_flow_run(self, flow_run_id: str) -> FlowRunRow | None:
+        """One flow run by id, or by a unique id prefix (as the CLI shows them)."""
+
+    def list_task_runs(
+        self, flow_run_id: str, *, task: str | None = None, limit: int | None = None
+    ) -> list[TaskRunRow]:
+        """Task runs of a flow run in creation order, optionally of one task name."""
+
+    def count_task_runs(self, flow_run_id: str) -> dict[str, dict[StateType, int]]:
+        """``{task_name: {state: count}}`` for a flow run (fast at 1,000,000 runs)."""
+
+    def list_transitions(
+        self, flow_run_id: str, task_run_id: str | None = None
+    ) -> list[TransitionRow]:
+        """State changes of a flow run (task_run_id None: the flow's own) or a task run."""
+
+    def list_logs(
+        self, flow_run_id: str, *, task: str | None = None, limit: int | None = None
+    ) -> list[LogRow]:
+        """Log records of a flow run and its task runs, oldest first."""
+
+    def close(self) -> None:
+        """Release connections."""
