@@ -26,6 +26,19 @@ def poll_for(predicate: Callable[[], bool], timeout: float = 10.0, interval: flo
         time.sleep(interval)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _store_in_a_temporary_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Tests record runs in a store of their own, never in ~/.daskflow."""
+    import os
+
+    import dask
+
+    path = str(tmp_path_factory.mktemp("store") / "daskflow.db")
+    os.environ["DASKFLOW_STORE"] = path  # for subprocesses (CLI, examples)
+    with dask.config.set({"daskflow.store": path, "daskflow.progress": False}):
+        yield
+
+
 @pytest.fixture(scope="session")
 def threads_client() -> Iterator[Client]:
     with (
