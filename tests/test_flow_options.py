@@ -65,7 +65,7 @@ def test_log_prints_turns_print_into_log_records(caplog, threads_client):
     def f() -> int:
         return chatty(7)
 
-    with caplog.at_level(logging.INFO, logger="daskflow.prints"):
+    with caplog.at_level(logging.INFO, logger="daskflow.runs.prints"):
         assert f() == 7
     assert "working on 7" in caplog.text
 

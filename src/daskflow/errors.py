@@ -17,7 +17,7 @@ message once::
     ├── UpstreamFailedError (RuntimeError)      a task did not run: an upstream failed
     ├── CrashedError (RuntimeError)             the infrastructure failed, not the code
     ├── CancelledRunError (RuntimeError)        the run was cancelled
-    ├── NoFlowRunError (RuntimeError)           .submit / .map called outside a flow
+    ├── NoFlowRunError (RuntimeError)           .submit / .map / get_run_logger outside a flow
     └── InvalidTransitionError (RuntimeError)   a state change the machine refuses (a bug)
 """
 
@@ -176,13 +176,13 @@ class CancelledRunError(DaskflowError, RuntimeError):
 
 
 class NoFlowRunError(DaskflowError, RuntimeError):
-    """``Task.submit`` or ``Task.map`` was called outside a running flow."""
+    """Something that needs a running flow (``.submit``, ``get_run_logger``) ran outside one."""
 
-    def __init__(self, task_name: str, method: str) -> None:
-        self.task_name = task_name
+    def __init__(self, what: str, hint: str = "") -> None:
+        self.what = what
         super().__init__(
-            f"{task_name}.{method}() needs a running flow: call it inside a @flow function "
-            f"(outside a flow, call {task_name}(...) to run the plain function)"
+            f"{what} needs a running flow: call it inside a @flow function"
+            + (f" ({hint})" if hint else "")
         )
 
 

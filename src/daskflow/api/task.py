@@ -104,7 +104,7 @@ class Task(Generic[P, R]):
         """
         runner = current_runner()
         if runner is None:
-            raise NoFlowRunError(self.name, "submit")
+            raise NoFlowRunError(f"{self.name}.submit()", f"outside a flow, call {self.name}(...)")
         return TaskFuture(self._create(runner, args, kwargs, wait_for), runner)
 
     def map(
@@ -124,7 +124,7 @@ class Task(Generic[P, R]):
 
         runner = current_runner()
         if runner is None:
-            raise NoFlowRunError(self.name, "map")
+            raise NoFlowRunError(f"{self.name}.map()", f"outside a flow, call {self.name}(...)")
         return map_task(self, runner, args, kwargs, wait_for)
 
     def _create(

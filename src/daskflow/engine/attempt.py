@@ -34,6 +34,7 @@ from daskflow.engine.call import CallSpec, TaskRunInfo
 from daskflow.engine.emit import emit, worker_address
 from daskflow.engine.hooks import call_hooks, call_safely
 from daskflow.engine.prints import capture_prints
+from daskflow.engine.run_logs import current_task_run
 from daskflow.engine.timeouts import call_with_timeout
 from daskflow.errors import TaskRunTimeout, UpstreamFailedError
 from daskflow.states import State, StateType
@@ -231,6 +232,16 @@ def run_task(spec: CallSpec, *upstream_values: Any) -> Any:
             break
 
     args, kwargs = spec.bind(upstream)
+    token = current_task_run.set((spec.flow_run_id, spec.task_run_id, task.name))
+    try:
+        return _attempts(spec, log, args, kwargs)
+    finally:
+        current_task_run.reset(token)
+
+
+def _attempts(spec: CallSpec, log: _Attempts, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+    """Attempt after attempt until success, a final failure or no retries left."""
+    task = spec.task
     options = task.options
     fn = task.fn
     attempt = 0

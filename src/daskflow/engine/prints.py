@@ -2,9 +2,9 @@
 
 ``builtins.print`` is replaced once (on first use) by a function that looks up
 a context variable: inside a run with ``log_prints`` it logs to the
-``daskflow.prints`` logger, anywhere else it is the original ``print``. A
-context variable, unlike redirecting ``sys.stdout``, keeps concurrent tasks in
-one worker's threads apart.
+``daskflow.runs.prints`` logger (so the record reaches the run store), anywhere
+else it is the original ``print``. A context variable, unlike redirecting
+``sys.stdout``, keeps concurrent tasks in one worker's threads apart.
 """
 
 from __future__ import annotations
@@ -17,9 +17,11 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+from daskflow.engine.run_logs import install
+
 __all__ = ["capture_prints"]
 
-logger = logging.getLogger("daskflow.prints")
+logger = logging.getLogger("daskflow.runs.prints")
 
 _target: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "daskflow_print_target", default=None
@@ -39,8 +41,9 @@ def _print(*args: Any, **kwargs: Any) -> None:
 
 @contextlib.contextmanager
 def capture_prints(**extra: Any) -> Iterator[None]:
-    """Inside this context ``print`` logs to ``daskflow.prints`` with ``extra``."""
+    """Inside this context ``print`` logs to ``daskflow.runs.prints`` with ``extra``."""
     if builtins.print is not _print:
+        install()
         builtins.print = _print
     token = _target.set(extra)
     try:

@@ -40,9 +40,11 @@ from daskflow.engine.attempt import TaskFailure
 from daskflow.engine.backends import DistributedBackend, SyncBackend
 from daskflow.engine.call import TaskRunInfo
 from daskflow.engine.cluster import SYNC, resolve_client
+from daskflow.engine.emit import local_sink
 from daskflow.engine.hooks import call_hooks
+from daskflow.engine.run_logs import LOG
 from daskflow.engine.runs import TaskRun
-from daskflow.observers.events import StateChanged, TaskRunCreated, bus
+from daskflow.observers.events import LogEmitted, StateChanged, TaskRunCreated, bus
 from daskflow.states import State, StateType
 
 __all__ = ["FlowRunner", "current_runner", "make_backend"]
@@ -109,9 +111,13 @@ class FlowRunner:
     def __enter__(self) -> FlowRunner:
         _live[self.flow_run_id] = self
         self._token = _current.set(self)
+        # log records of the flow function itself (get_run_logger, prints) come here
+        self._sink = local_sink(lambda event: self.on_task_events([event]))
+        self._sink.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._sink.__exit__(None, None, None)
         _current.reset(self._token)
         self._closed = True
         with self._wake:
@@ -363,9 +369,13 @@ class FlowRunner:
     def on_task_events(self, events: list[tuple[Any, ...]]) -> None:
         """Apply worker events (on the client's event loop: keep this cheap)."""
         by_id = self.by_id
-        changes = []
+        changes: list[Any] = []
         publish = bus.active
         for event in events:
+            if event[2] == LOG:
+                if publish:
+                    changes.append(LogEmitted(*event[:2], *event[3:7]))
+                continue
             run = by_id.get(event[1])
             if run is None:
                 continue

@@ -16,6 +16,7 @@ from typing import Any
 from daskflow.observers.events import (
     Event,
     FlowRunCreated,
+    LogEmitted,
     Observer,
     StateChanged,
     TaskRunCreated,
@@ -79,6 +80,7 @@ class MemoryObserver(Observer):
     def __init__(self) -> None:
         self.flow_runs: dict[str, FlowRunRecord] = {}
         self.task_runs: dict[str, TaskRunRecord] = {}
+        self.logs: list[LogEmitted] = []
         self.batches = 0
         self._lock = threading.Lock()
 
@@ -106,6 +108,8 @@ class MemoryObserver(Observer):
                     flow_run = self.flow_runs.get(event.flow_run_id)
                     if flow_run is not None:
                         flow_run.task_run_ids.append(event.task_run_id)
+                elif isinstance(event, LogEmitted):
+                    self.logs.append(event)
                 elif isinstance(event, FlowRunCreated):
                     self.flow_runs[event.flow_run_id] = FlowRunRecord(
                         event.flow_run_id,

@@ -1,0 +1,56 @@
+"""Logs of runs: from the flow function, from tasks on any worker, from print."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from daskflow import flow, task
+from daskflow.api.logger import get_run_logger
+from daskflow.errors import NoFlowRunError
+
+
+@task
+def noisy(x: int) -> int:
+    get_run_logger().info("processing %d", x)
+    if x < 0:
+        try:
+            raise ValueError("negative")
+        except ValueError:
+            get_run_logger().exception("could not process %d", x)
+    return x
+
+
+@task(log_prints=True)
+def printer(x: int) -> int:
+    print("printed", x)
+    return x
+
+
+def test_logs_from_tasks_on_every_cluster_reach_observers(cluster, observer):
+    @flow(cluster=cluster)
+    def f() -> int:
+        get_run_logger().warning("flow starting")
+        total = sum(noisy.map([1, 2, -3]).result())
+        return total + printer(10)
+
+    assert f() == 10
+    (flow_run,) = observer.flow_runs.values()
+    runs = {r.id: r for r in observer.task_runs.values()}
+    by_message = {log.message.splitlines()[0]: log for log in observer.logs}
+    assert by_message["flow starting"].task_run_id is None
+    assert by_message["flow starting"].level == logging.WARNING
+    for x in (1, 2, -3):
+        record = by_message[f"processing {x}"]
+        assert record.flow_run_id == flow_run.id
+        assert runs[record.task_run_id].task_name == "noisy"
+    failure = by_message["could not process -3"]
+    assert "ValueError: negative" in failure.message  # the traceback travels too
+    assert failure.level == logging.ERROR
+    assert runs[by_message["printed 10"].task_run_id].task_name == "printer"
+
+
+def test_get_run_logger_outside_a_run():
+    with pytest.raises(NoFlowRunError, match=r"get_run_logger\(\)"):
+        get_run_logger()
