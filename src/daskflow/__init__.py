@@ -11,6 +11,7 @@ from daskflow import config as _config  # noqa: F401  (loads the daskflow.yaml d
 from daskflow._version import __version__
 from daskflow.api.flow import Flow, flow
 from daskflow.api.futures import MappedFuture, TaskFuture, wait
+from daskflow.api.logger import get_run_logger
 from daskflow.api.task import Task, task
 from daskflow.errors import (
     ClusterConnectionError,
@@ -39,6 +40,7 @@ __all__ = [
     "allow_failure",
     "exponential_backoff",
     "flow",
+    "get_run_logger",
     "quote",
     "task",
     "unmapped",
