@@ -35,11 +35,12 @@ median of 5) and their difference (target: < 100 ms). daskflow may import
 distributed lazily, so ``import daskflow, distributed`` is shown as well.
 
 Timings on a small or shared machine are noisy: compare ratios from one run.
-Flow runs are recorded in the configured run store (see ``DASKFLOW_STORE``).
-Run it as::
+Flow runs are recorded in a run store: by default a new SQLite file in a
+temporary folder (``--store none`` measures the engine alone). Run it as::
 
     python benchmarks/overhead.py --quick
     python benchmarks/overhead.py --only a,b --repeats 5 --json results.json
+    python benchmarks/overhead.py --store none
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ import statistics
 import string
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -277,6 +279,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--repeats", type=int, metavar="N", help="timed runs per variant (default 3; --quick: 1)")
     add("--only", default="a,b,c", metavar="LIST", help="comma-separated workloads (default a,b,c)")
     add("--json", type=Path, metavar="PATH", help="also write the results to PATH as JSON")
+    add(
+        "--store",
+        default="temp",
+        metavar="URL",
+        help="where daskflow records the runs: 'temp' (a new SQLite file, the default), "
+        "'none' (no run store: the engine alone), or a path / SQLAlchemy URL",
+    )
     args = parser.parse_args(argv)
     args.only = [w.strip() for w in args.only.split(",") if w.strip()]
     if unknown := sorted(set(args.only) - set(FULL)):
@@ -298,7 +307,15 @@ def main(argv: list[str] | None = None) -> None:
         "c": {"futures": frames_futures, "delayed": frames_delayed},
     }
     rows: list[dict[str, Any]] = []
-    with LocalCluster(n_workers=2, threads_per_worker=1) as cluster, Client(cluster) as client:
+    store = args.store
+    if store == "temp":
+        store = str(Path(tempfile.mkdtemp(prefix="daskflow-bench-")) / "daskflow.db")
+    print(f"run store: {store}", flush=True)
+    with (
+        dask.config.set({"daskflow.store": store, "daskflow.progress": False}),
+        LocalCluster(n_workers=2, threads_per_worker=1) as cluster,
+        Client(cluster) as client,
+    ):
         flows = daskflow_runners(client)
         for name in args.only:
             print(f"workload ({name}), size {sizes[name]}", flush=True)
@@ -306,7 +323,12 @@ def main(argv: list[str] | None = None) -> None:
             rows += run_workload(client, name, runners, sizes[name], args.repeats)
     print_report(rows, imports)
     if args.json:
-        meta = {"repeats": args.repeats, "quick": args.quick, "rows_per_partition": ROWS}
+        meta = {
+            "repeats": args.repeats,
+            "quick": args.quick,
+            "rows_per_partition": ROWS,
+            "store": store,
+        }
         payload = {"config": meta, "results": rows, "import_ms": imports}
         args.json.write_text(json.dumps(payload, indent=2) + "\n")
 

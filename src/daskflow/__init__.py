@@ -18,9 +18,11 @@ from daskflow.errors import (
     DaskflowError,
     MapLengthError,
     ParameterValidationError,
+    RunNotFoundError,
     SerializationError,
 )
 from daskflow.graph.arguments import allow_failure, quote, unmapped
+from daskflow.history import FlowRun, get_run, runs
 from daskflow.options import exponential_backoff
 from daskflow.states import State, StateType
 
@@ -28,9 +30,11 @@ __all__ = [
     "ClusterConnectionError",
     "DaskflowError",
     "Flow",
+    "FlowRun",
     "MapLengthError",
     "MappedFuture",
     "ParameterValidationError",
+    "RunNotFoundError",
     "SerializationError",
     "State",
     "StateType",
@@ -40,8 +44,10 @@ __all__ = [
     "allow_failure",
     "exponential_backoff",
     "flow",
+    "get_run",
     "get_run_logger",
     "quote",
+    "runs",
     "task",
     "unmapped",
     "wait",

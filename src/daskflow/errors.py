@@ -17,8 +17,10 @@ message once::
     ├── UpstreamFailedError (RuntimeError)      a task did not run: an upstream failed
     ├── CrashedError (RuntimeError)             the infrastructure failed, not the code
     ├── CancelledRunError (RuntimeError)        the run was cancelled
+    ├── RunNotFoundError (LookupError)          no recorded flow run has this id
     ├── NoFlowRunError (RuntimeError)           .submit / .map / get_run_logger outside a flow
-    └── InvalidTransitionError (RuntimeError)   a state change the machine refuses (a bug)
+    ├── InvalidTransitionError (RuntimeError)   a state change the machine refuses (a bug)
+    └── StoreError (RuntimeError)               the run store is corrupt, newer, or not daskflow's
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ __all__ = [
     "NoFlowRunError",
     "NotATaskError",
     "ParameterValidationError",
+    "RunNotFoundError",
     "SerializationError",
+    "StoreError",
     "TaskRunTimeout",
     "UpstreamFailedError",
 ]
@@ -175,6 +179,19 @@ class CancelledRunError(DaskflowError, RuntimeError):
         super().__init__(f"{subject} was cancelled: {reason}")
 
 
+class RunNotFoundError(DaskflowError, LookupError):
+    """No flow run in the run store has this id, or this prefix names no single run."""
+
+    def __init__(self, run_id: str, store: str | None = None) -> None:
+        self.run_id = run_id
+        self.store = store
+        where = f" in the run store {store}" if store else ""
+        super().__init__(
+            f"no flow run with id {run_id!r}{where} "
+            f"(give a full id, or a prefix of 6+ characters that only one run's id starts with)"
+        )
+
+
 class NoFlowRunError(DaskflowError, RuntimeError):
     """Something that needs a running flow (``.submit``, ``get_run_logger``) ran outside one."""
 
@@ -194,3 +211,16 @@ class InvalidTransitionError(DaskflowError, RuntimeError):
         self.new = new
         name = getattr(current, "value", None) or "(new run)"
         super().__init__(f"a run cannot move from {name} to {getattr(new, 'value', new)}")
+
+
+class StoreError(DaskflowError, RuntimeError):
+    """The run store cannot be opened: not a daskflow database, corrupt, or newer.
+
+    Raised before anything is written, so the store (and every run in it) is
+    left exactly as it was.
+    """
+
+    def __init__(self, store: str, reason: str) -> None:
+        self.store = store
+        self.reason = reason
+        super().__init__(f"run store {store}: {reason}")

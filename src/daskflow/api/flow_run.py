@@ -22,12 +22,14 @@ Steps, in order:
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from daskflow.api.futures import resolve_futures
+from daskflow.api.logger import get_run_logger
 from daskflow.api.parameters import bind_parameters
 from daskflow.engine.call import FlowRunInfo
 from daskflow.engine.hooks import call_hooks
@@ -36,6 +38,7 @@ from daskflow.engine.runner import FlowRunner, current_runner, make_backend
 from daskflow.engine.timeouts import call_with_timeout
 from daskflow.errors import FlowRunTimeout, ParameterValidationError
 from daskflow.observers.events import FlowRunCreated, StateChanged, bus
+from daskflow.observers.heartbeat import Heartbeat
 from daskflow.states import State, StateType
 
 __all__ = ["run_flow"]
@@ -73,6 +76,21 @@ def run_flow(flow: Any, args: Sequence[Any], kwargs: dict[str, Any], return_stat
         backend = make_backend(options.cluster)
     flow_run_id = uuid.uuid4().hex
     run_name = _run_name(flow, parameters, flow_run_id)
+    with _observed(flow_run_id, flow.name, top_level=parent is None):
+        return _run(flow, bound, backend, parent, flow_run_id, run_name, return_state)
+
+
+def _run(
+    flow: Any,
+    bound: Any,
+    backend: Any,
+    parent: FlowRunner | None,
+    flow_run_id: str,
+    run_name: str,
+    return_state: bool,
+) -> Any:
+    options = flow.options
+    parameters = dict(bound.arguments)
     _publish(
         [
             FlowRunCreated(
@@ -130,6 +148,35 @@ def run_flow(flow: Any, args: Sequence[Any], kwargs: dict[str, Any], return_stat
     return state.result()
 
 
+@contextlib.contextmanager
+def _observed(flow_run_id: str, flow_name: str, top_level: bool) -> Iterator[None]:
+    """Record the run in the store, with heartbeats; show progress for a top-level run."""
+    from daskflow.store import default_observer
+
+    observer = default_observer()
+    heartbeat = _heartbeat(observer.store) if observer is not None else None
+    with contextlib.ExitStack() as stack:
+        if top_level:
+            from daskflow.progress import display_for
+
+            stack.enter_context(display_for(flow_run_id, flow_name))
+        if heartbeat is not None:
+            heartbeat.register(flow_run_id)
+            stack.callback(heartbeat.unregister, flow_run_id)
+        yield
+
+
+_heartbeats: dict[str, Heartbeat] = {}
+
+
+def _heartbeat(store: Any) -> Heartbeat:
+    """One heartbeat thread per store for the life of the process."""
+    heartbeat = _heartbeats.get(store.url)
+    if heartbeat is None:
+        heartbeat = _heartbeats[store.url] = Heartbeat(store.heartbeat)
+    return heartbeat
+
+
 def _attempt(flow: Any, bound: Any, backend: Any, flow_run_id: str, attempt: int) -> State:
     options = flow.options
     runner = FlowRunner(flow_run_id, backend)
@@ -138,6 +185,9 @@ def _attempt(flow: Any, bound: Any, backend: Any, flow_run_id: str, attempt: int
         runner.deadline = time.time() + timeout
     with runner:
         _publish([StateChanged(flow_run_id, None, State(StateType.RUNNING), attempt)])
+        get_run_logger().info(
+            "flow run %s started (attempt %d) on %s", flow_run_id, attempt, backend.describe()
+        )
         try:
             if timeout is None:
                 value = _call(flow, bound, flow_run_id)

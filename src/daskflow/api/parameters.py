@@ -75,9 +75,11 @@ def bind_parameters(
         name = missing[0] if missing else "(arguments)"
         raise ParameterValidationError(flow_name, name, "a value", str(exc)) from None
     if not validate:
+        bound.apply_defaults()
         return bound
     model = _model_for(fn)
     if model is None:
+        bound.apply_defaults()
         return bound
     import pydantic
 
@@ -93,4 +95,5 @@ def bind_parameters(
         ) from None
     for name in values:
         bound.arguments[name] = getattr(validated, name)
+    bound.apply_defaults()  # the run records every parameter, defaults included
     return bound

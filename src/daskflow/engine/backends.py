@@ -74,7 +74,8 @@ class DistributedBackend:
         self._router = router
 
     def describe(self) -> str:
-        return f"Dask scheduler {self.client.scheduler.address}"
+        client = self.client
+        return f"the Dask cluster at {client.scheduler.address} (dashboard {client.dashboard_link})"
 
     # -- submission --------------------------------------------------------------
     def submit(self, batch: Sequence[TaskRun]) -> None:

@@ -112,6 +112,7 @@ class EventBus:
 
     def __init__(self) -> None:
         self._observers: tuple[Observer, ...] = ()
+        self._observers_lock = threading.Lock()
         self._queue: deque[Sequence[Event]] = deque()
         self._wake = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -125,13 +126,15 @@ class EventBus:
 
     def register(self, observer: Observer) -> Observer:
         """Start sending events to ``observer``; returns it."""
-        self._observers = (*self._observers, observer)
+        with self._observers_lock:
+            self._observers = (*self._observers, observer)
         return observer
 
     def unregister(self, observer: Observer) -> None:
         """Stop sending events to ``observer`` (after delivering what is queued)."""
         self.flush()
-        self._observers = tuple(o for o in self._observers if o is not observer)
+        with self._observers_lock:
+            self._observers = tuple(o for o in self._observers if o is not observer)
         observer.close()
 
     def publish(self, events: Sequence[Event]) -> None:

@@ -1,0 +1,260 @@
+"""``daskflow run FILE.py:FLOW``: run a flow from a file, once, and report.
+
+How the flow is found: the file is imported by path as a module named after
+it (``flows.py`` → ``flows``), registered in ``sys.modules`` with its folder
+first on ``sys.path`` (and ``PYTHONPATH``), so worker processes that unpickle
+its tasks import the same file by name. The flow is the module attribute
+named ``FLOW`` (or the ``Flow`` whose ``name`` is ``FLOW``); with no
+``:FLOW``, the file's only flow.
+
+How the run is reported: a small observer on the event bus sees the first
+top-level ``FlowRunCreated`` and prints the run id as soon as the run starts;
+the flow is called with ``return_state=True`` and its final state decides the
+exit code: 0 completed, 1 failed (the error is printed), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import click
+
+from daskflow.api.flow import Flow
+from daskflow.errors import ParameterValidationError
+from daskflow.history import format_duration
+from daskflow.observers.events import Event, FlowRunCreated, Observer, bus
+from daskflow.states import State
+
+__all__ = ["load_flow", "parse_parameters", "run_command"]
+
+
+def parse_parameters(pairs: Sequence[str]) -> dict[str, Any]:
+    """``["n=3", "day=2024-01-01"]`` → ``{"n": 3, "day": "2024-01-01"}``.
+
+    A value is read as JSON when it parses (numbers, lists, objects, true,
+    null, quoted strings), else kept as the string given.
+
+    Examples
+    --------
+    >>> parse_parameters(["xs=[1, 2]", "name=world"])
+    {'xs': [1, 2], 'name': 'world'}
+    """
+    parameters: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="'-p'")
+        try:
+            parameters[key] = json.loads(text)
+        except ValueError:
+            parameters[key] = text
+    return parameters
+
+
+def _split_target(target: str) -> tuple[str, str]:
+    path, sep, name = target.rpartition(":")
+    if not sep or not name or any(c in name for c in "/\\") or name.endswith(".py"):
+        return target, ""  # no ":FLOW" (or only a Windows drive letter)
+    return path, name
+
+
+def _import_file(path: Path) -> ModuleType:
+    name = path.stem
+    folder = str(path.parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    # worker processes started from here (a LocalCluster) import the file by name too
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (folder, os.environ.get("PYTHONPATH")) if p
+    )
+    existing = sys.modules.get(name)
+    if existing is not None:
+        if Path(getattr(existing, "__file__", None) or "").resolve() == path:
+            return existing
+        raise click.UsageError(
+            f"cannot import {path} as module {name!r}: a module of that name is already "
+            f"imported from {getattr(existing, '__file__', None) or 'a built-in'}; rename the file"
+        )
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise click.UsageError(f"{path} cannot be imported as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[name]
+        click.echo(traceback.format_exc(), err=True)
+        raise click.ClickException(f"importing {path} failed: {type(exc).__name__}: {exc}") from exc
+    return module
+
+
+def load_flow(target: str) -> Flow[Any, Any]:
+    """The flow that ``FILE.py:FLOW`` names, importing the file.
+
+    Raises
+    ------
+    click.UsageError
+        The file does not exist, or holds no flow of that name (the message
+        lists the flows it does hold).
+
+    Examples
+    --------
+    >>> etl = load_flow("pipelines/etl.py:etl")  # doctest: +SKIP
+    """
+    path_text, name = _split_target(target)
+    path = Path(path_text).expanduser().resolve()
+    if not path.is_file():
+        raise click.UsageError(f"no flow file {path_text!r} (looked for {path})")
+    module = _import_file(path)
+    flows = {attr: obj for attr, obj in vars(module).items() if isinstance(obj, Flow)}
+    listed = ", ".join(
+        attr if obj.name == attr else f"{attr} (named {obj.name!r})" for attr, obj in flows.items()
+    )
+    if not name:
+        if len(flows) == 1:
+            return next(iter(flows.values()))
+        raise click.UsageError(
+            f"{path_text} holds {len(flows)} flows ({listed or 'none'}): "
+            f"name one, as {path_text}:FLOW"
+        )
+    found = flows.get(name) or next((f for f in flows.values() if f.name == name), None)
+    if found is not None:
+        return found
+    if hasattr(module, name):
+        kind = type(getattr(module, name)).__name__
+        raise click.UsageError(
+            f"{name!r} in {path_text} is a {kind}, not a flow (decorate it with @flow); "
+            f"flows in {path_text}: {listed or 'none'}"
+        )
+    raise click.UsageError(
+        f"no flow named {name!r} in {path_text}; flows in {path_text}: {listed or 'none'}"
+    )
+
+
+class _RunStarted(Observer):
+    """Catches the first top-level flow run created and announces it once."""
+
+    def __init__(self, announce: Callable[[FlowRunCreated], None]) -> None:
+        self.event: FlowRunCreated | None = None
+        self._announce = announce
+
+    def on_events(self, events: Sequence[Event], **kwargs: Any) -> None:
+        if self.event is not None:
+            return
+        for event in events:
+            if isinstance(event, FlowRunCreated) and event.parent_flow_run_id is None:
+                self.event = event
+                self._announce(event)
+                return
+
+
+def _show_live_logs() -> None:
+    """Records of runs in this process (flow functions, ``cluster="sync"``) go to stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s | %(levelname)-7s | %(message)s"))
+    logger = logging.getLogger("daskflow.runs")
+    logger.addHandler(handler)
+    if logger.level == logging.NOTSET or logger.level > logging.INFO:
+        logger.setLevel(logging.INFO)
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+    return value
+
+
+@click.command("run")
+@click.argument("target", metavar="FILE.py[:FLOW]")
+@click.option(
+    "-p",
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A flow parameter; VALUE is read as JSON when it parses, else as a string. Repeatable.",
+)
+@click.option(
+    "--cluster",
+    metavar="SPEC",
+    help='Where to run: "sync", "local" or a scheduler address like tcp://host:8786 '
+    "(default: the flow's own option, else config daskflow.cluster).",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object (id, state, result) at the end."
+)
+def run_command(target: str, params: tuple[str, ...], cluster: str | None, as_json: bool) -> None:
+    """Run the flow FLOW defined in FILE.py, once; print its run id and its result.
+
+    Exit code 0 when the flow run completes, 1 when it fails, 2 on bad usage
+    (unknown file, flow or parameter).
+
+    \b
+    Examples:
+      daskflow run etl.py:etl -p 'days=["2024-01-01", "2024-01-02"]' -p rate=0.9
+      daskflow run etl.py:etl --cluster sync
+    """
+    parameters = parse_parameters(params)
+    flow = load_flow(target)
+    if cluster:
+        flow = flow.with_options(cluster=cluster)
+
+    def announce(event: FlowRunCreated) -> None:
+        click.echo(f"Flow run {event.run_name!r} started: id {event.flow_run_id}", err=as_json)
+
+    watcher = _RunStarted(announce)
+    _show_live_logs()
+    bus.register(watcher)
+    try:
+        state: State = flow(**parameters, return_state=True)
+    finally:
+        bus.unregister(watcher)
+    started = watcher.event
+    if started is None and isinstance(state.data, ParameterValidationError):
+        raise click.UsageError(str(state.data))  # refused before the run began
+    _report(flow, state, started, as_json)
+
+
+def _report(
+    flow: Flow[Any, Any], state: State, started: FlowRunCreated | None, as_json: bool
+) -> None:
+    name = started.run_name if started else flow.name
+    took = state.timestamp - started.timestamp if started else None
+    if as_json:
+        document: dict[str, Any] = {
+            "id": started.flow_run_id if started else None,
+            "name": name,
+            "flow_name": flow.name,
+            "state": state.type.value,
+            "message": state.message,
+            "duration": took,
+        }
+        if state.is_completed():
+            document["result"] = _jsonable(state.result())
+        else:
+            document["error_type"] = state.error_type
+            document["error_message"] = state.error_message
+            document["traceback"] = state.traceback
+        click.echo(json.dumps(document, indent=2, default=str))
+    elif state.is_completed():
+        click.echo(f"Flow run {name!r} {state.type.value} in {format_duration(took)}")
+        click.echo(f"Result: {state.result()!r}")
+    else:
+        if state.traceback:
+            click.echo(state.traceback.rstrip(), err=True)
+        click.echo(f"Flow run {name!r} {state.type.value}: {state.message}", err=True)
+    if not state.is_completed():
+        raise click.exceptions.Exit(1)

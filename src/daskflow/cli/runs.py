@@ -1,0 +1,231 @@
+"""``daskflow runs list | show | logs``: the run history in a terminal.
+
+Reads go through :mod:`daskflow.history` and never load a whole big run:
+``show`` asks the store for per-task-name counts (one grouped query) and at
+most ``--limit`` task rows, so a flow run of a million task runs shows as fast
+as one of ten. Each command prints rich tables, or JSON with ``--json``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from daskflow import history
+from daskflow.cli.output import (
+    console,
+    echo_json,
+    flow_run_dict,
+    json_option,
+    local_time,
+    log_dict,
+    state_text,
+    task_run_dict,
+)
+from daskflow.history import format_duration
+from daskflow.states import StateType
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+__all__ = ["runs_group"]
+
+_LEVEL_STYLES = {"DEBUG": "dim", "WARNING": "yellow", "ERROR": "red", "CRITICAL": "bold red"}
+
+
+def _store(ctx: click.Context) -> str | None:
+    """The ``--store`` URL given to ``daskflow`` (None: the configured store)."""
+    return ctx.meta.get("daskflow.store")
+
+
+@click.group("runs")
+def runs_group() -> None:
+    """Look at recorded flow runs: list them, show one, read its logs."""
+
+
+@runs_group.command("list")
+@click.option("--flow", "flow_name", metavar="NAME", help="Only runs of this flow.")
+@click.option(
+    "--state",
+    type=click.Choice([t.value for t in StateType], case_sensitive=False),
+    help="Only runs in this state.",
+)
+@click.option(
+    "--limit", default=25, show_default=True, type=click.IntRange(min=1), help="At most N runs."
+)
+@json_option
+@click.pass_context
+def list_command(
+    ctx: click.Context, flow_name: str | None, state: str | None, limit: int, as_json: bool
+) -> None:
+    """List flow runs, newest first."""
+    found = history.runs(flow=flow_name, state=state, limit=limit, store=_store(ctx))
+    if as_json:
+        echo_json([flow_run_dict(run) for run in found])
+        return
+    out = console()
+    if not found:
+        out.print("No flow runs recorded" + (f" for flow {flow_name!r}" if flow_name else "") + ".")
+        return
+    from rich.table import Table
+
+    table = Table(title=f"Flow runs (newest {len(found)})", title_justify="left")
+    for column in ("ID", "FLOW", "NAME", "STATE", "STARTED", "DURATION"):
+        table.add_column(column, no_wrap=column != "NAME")
+    for run in found:
+        table.add_row(
+            run.id[:8],
+            run.flow_name,
+            run.name,
+            state_text(run.state.type),
+            local_time(run.start_time),
+            format_duration(run.duration),
+        )
+    out.print(table)
+
+
+@runs_group.command("show")
+@click.argument("run_id", metavar="ID")
+@click.option(
+    "--limit",
+    default=50,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="At most N task runs listed (bigger runs also show counts per task).",
+)
+@json_option
+@click.pass_context
+def show_command(ctx: click.Context, run_id: str, limit: int, as_json: bool) -> None:
+    """Show one flow run (ID or a unique prefix of it) and its task runs."""
+    run = history.get_run(run_id, store=_store(ctx))
+    counts = run.task_counts()
+    total = sum(sum(by_state.values()) for by_state in counts.values())
+    task_runs = run.read_task_runs(limit=limit) if limit else []
+    if as_json:
+        echo_json(
+            {
+                **flow_run_dict(run),
+                "task_runs_total": total,
+                "task_counts": {
+                    name: {state.value: n for state, n in by_state.items()}
+                    for name, by_state in counts.items()
+                },
+                "task_runs": [task_run_dict(t) for t in task_runs],
+            }
+        )
+        return
+    out = console()
+    out.print(_flow_run_fields(run))
+    if run.state.traceback:
+        out.print(run.state.traceback.rstrip(), style="dim", markup=False)
+    if total > len(task_runs):
+        out.print(_counts_table(counts, total))
+    if task_runs:
+        out.print(_task_runs_table(task_runs, total))
+    else:
+        out.print(f"{total:,} task runs" + (" (--limit N to list them)" if total else "."))
+
+
+def _flow_run_fields(run: history.FlowRun) -> Table:
+    from rich.table import Table
+
+    state = run.state
+    rows: list[tuple[str, Any]] = [
+        ("id", run.id),
+        ("flow", run.flow_name),
+        ("state", state_text(state.type)),
+        ("message", state.message or "-"),
+        ("parameters", _compact(run.parameters)),
+        ("started", local_time(run.start_time)),
+        ("ended", local_time(run.end_time)),
+        ("duration", format_duration(run.duration)),
+        ("parent", run.parent_id or "-"),
+    ]
+    error = f"{state.error_type}: {state.error_message}" if state.error_type else ""
+    if error and error != state.message:
+        rows.append(("error", error))
+    fields = Table.grid(padding=(0, 2))
+    fields.title = f"Flow run {run.name}"
+    fields.title_justify = "left"
+    fields.title_style = "bold"
+    fields.add_column(style="bold")
+    fields.add_column()
+    for key, value in rows:
+        fields.add_row(key, value)
+    return fields
+
+
+def _counts_table(counts: dict[str, dict[StateType, int]], total: int) -> Table:
+    from rich.table import Table
+
+    seen = [t for t in StateType if any(t in c for c in counts.values())]
+    table = Table(title=f"Task runs per task ({total:,})", title_justify="left")
+    for column in ("TASK", "TOTAL", *(t.value for t in seen)):
+        table.add_column(column, justify="left" if column == "TASK" else "right")
+    for name, by_state in sorted(counts.items()):
+        table.add_row(
+            name, f"{sum(by_state.values()):,}", *(f"{by_state.get(t, 0):,}" for t in seen)
+        )
+    return table
+
+
+def _task_runs_table(task_runs: list[history.TaskRun], total: int) -> Table:
+    from rich.table import Table
+
+    title = (
+        f"Task runs ({total:,})"
+        if total == len(task_runs)
+        else f"First {len(task_runs):,} of {total:,} task runs (--limit N for more)"
+    )
+    table = Table(title=title, title_justify="left")
+    failed = any(t.error_type for t in task_runs)
+    for column in ("NAME", "STATE", "ATTEMPTS", "DURATION", "WORKER", *(["ERROR"] * failed)):
+        table.add_column(column, no_wrap=column != "ERROR")
+    for t in task_runs:
+        error = [f"{t.error_type}: {t.error_message}" if t.error_type else ""] if failed else []
+        table.add_row(
+            t.name,
+            state_text(t.state.type),
+            str(t.attempts),
+            format_duration(t.duration),
+            t.worker or "-",
+            *error,
+        )
+    return table
+
+
+@runs_group.command("logs")
+@click.argument("run_id", metavar="ID")
+@click.option("--task", "task_name", metavar="NAME", help="Only records of this task's runs.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most N records (the oldest first).")
+@json_option
+@click.pass_context
+def logs_command(
+    ctx: click.Context, run_id: str, task_name: str | None, limit: int | None, as_json: bool
+) -> None:
+    """Print the log records of a flow run (ID or a unique prefix) and its task runs."""
+    run = history.get_run(run_id, store=_store(ctx))
+    records = run.read_logs(task=task_name, limit=limit)
+    if as_json:
+        echo_json([log_dict(r) for r in records])
+        return
+    from rich.text import Text
+
+    out = console()
+    for record in records:
+        level = record.level_name
+        line = Text(record.timestamp.astimezone().strftime("%Y-%m-%d %H:%M:%S.%f")[:-3])
+        line.append(f" {level:<8}", style=_LEVEL_STYLES.get(level, ""))
+        line.append(f" {record.task_name or 'flow'} | ", style="dim")
+        line.append(record.message)
+        out.print(line, soft_wrap=True)
+    if not records:
+        which = f" of task {task_name!r}" if task_name else ""
+        out.print(f"No log records{which} for flow run {run.name} ({run.id[:8]}).")
+
+
+def _compact(value: Any) -> str:
+    text = json.dumps(value, default=repr)
+    return text if len(text) <= 300 else text[:299] + "…"

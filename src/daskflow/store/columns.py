@@ -1,0 +1,175 @@
+"""Rows to columns and back: what the SQL store writes for an event, and reads as a row.
+
+Pure functions, no SQLAlchemy: each ``*_values`` function gives the column
+values (a dict) of one table row; each ``*_row`` function turns a result row
+(anything with attributes named as the columns) into a public row of
+:mod:`daskflow.store.base`. JSON columns (parameters, tags, details) are
+encoded and decoded here.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+from daskflow.observers.events import FlowRunCreated, LogEmitted, StateChanged, TaskRunCreated
+from daskflow.states import StateType
+
+from .base import FlowRunRow, LogRow, TaskRunRow, TransitionRow
+from .fold import STATUS_COLUMNS, RunStatus, jsonable
+
+__all__ = [
+    "flow_row",
+    "flow_values",
+    "log_row",
+    "log_values",
+    "status_values",
+    "task_row",
+    "task_values",
+    "transition_row",
+    "transition_values",
+]
+
+
+def status_values(status: RunStatus, prefix: str = "") -> dict[str, Any]:
+    """The status columns of a run, names prefixed with ``prefix``."""
+    values = {prefix + name: getattr(status, name) for name in STATUS_COLUMNS}
+    values[prefix + "state"] = status.state.value
+    return values
+
+
+def flow_values(event: FlowRunCreated, status: RunStatus) -> dict[str, Any]:
+    """A ``flow_runs`` row for a flow run created with ``status``."""
+    return {
+        "id": event.flow_run_id,
+        "flow_name": event.flow_name,
+        "name": event.run_name,
+        "parameters": json.dumps(jsonable(event.parameters)),
+        "parent_flow_run_id": event.parent_flow_run_id,
+        "version": event.version,
+        "created": event.timestamp,
+        "heartbeat": None,
+        **status_values(status),
+    }
+
+
+def task_values(event: TaskRunCreated, status: RunStatus) -> dict[str, Any]:
+    """A ``task_runs`` row for a task run created with ``status``."""
+    return {
+        "id": event.task_run_id,
+        "flow_run_id": event.flow_run_id,
+        "task_name": event.task_name,
+        "name": event.run_name,
+        "map_index": event.map_index,
+        "tags": _tags(event.tags),
+        "created": event.timestamp,
+        **status_values(status),
+    }
+
+
+def transition_values(change: StateChanged) -> dict[str, Any]:
+    """A ``transitions`` row for one state change."""
+    state = change.state
+    return {
+        "flow_run_id": change.flow_run_id,
+        "task_run_id": change.task_run_id,
+        "state": state.type.value,
+        "timestamp": state.timestamp,
+        "attempt": change.attempt,
+        "worker": change.worker,
+        "message": state.message,
+        "error_type": state.error_type,
+        "error_message": state.error_message,
+        "traceback": state.traceback,
+        "details": json.dumps(jsonable(change.details)) if change.details else "{}",
+    }
+
+
+def log_values(event: LogEmitted) -> dict[str, Any]:
+    """A ``logs`` row for one log record."""
+    return {
+        "flow_run_id": event.flow_run_id,
+        "task_run_id": event.task_run_id,
+        "timestamp": event.timestamp,
+        "level": event.level,
+        "logger": event.logger,
+        "message": event.message,
+    }
+
+
+@functools.lru_cache(maxsize=256)
+def _tags(tags: frozenset[str]) -> str:
+    return json.dumps(sorted(tags))  # a map's task runs share one set: encode it once
+
+
+def flow_row(r: Any) -> FlowRunRow:
+    """The public row of a ``flow_runs`` result row."""
+    return FlowRunRow(
+        id=r.id,
+        flow_name=r.flow_name,
+        name=r.name,
+        parameters=json.loads(r.parameters),
+        parent_flow_run_id=r.parent_flow_run_id,
+        state=StateType(r.state),
+        state_message=r.state_message,
+        created=r.created,
+        start_time=r.start_time,
+        end_time=r.end_time,
+        heartbeat=r.heartbeat,
+        version=r.version,
+        error_type=r.error_type,
+        error_message=r.error_message,
+        traceback=r.traceback,
+    )
+
+
+def task_row(r: Any) -> TaskRunRow:
+    """The public row of a ``task_runs`` result row."""
+    return TaskRunRow(
+        id=r.id,
+        flow_run_id=r.flow_run_id,
+        task_name=r.task_name,
+        name=r.name,
+        map_index=r.map_index,
+        state=StateType(r.state),
+        created=r.created,
+        start_time=r.start_time,
+        end_time=r.end_time,
+        attempts=r.attempts,
+        worker=r.worker,
+        tags=tuple(json.loads(r.tags)),
+        error_type=r.error_type,
+        error_message=r.error_message,
+        traceback=r.traceback,
+    )
+
+
+def transition_row(r: Any) -> TransitionRow:
+    """The public row of a ``transitions`` result row."""
+    return TransitionRow(
+        flow_run_id=r.flow_run_id,
+        task_run_id=r.task_run_id,
+        state=StateType(r.state),
+        timestamp=r.timestamp,
+        attempt=r.attempt,
+        worker=r.worker,
+        message=r.message,
+        error_type=r.error_type,
+        error_message=r.error_message,
+        traceback=r.traceback,
+        details=json.loads(r.details),
+    )
+
+
+def log_row(r: Any) -> LogRow:
+    """The public row of a ``logs`` result row joined with its task run's name."""
+    return LogRow(
+        flow_run_id=r.flow_run_id,
+        task_run_id=r.task_run_id,
+        timestamp=r.timestamp,
+        level=r.level,
+        logger=r.logger,
+        message=r.message,
+        task_name=r.task_name,
+    )

@@ -1,0 +1,231 @@
+"""From events to rows: the pure part of every run store.
+
+A store turns each batch of events into a few bulk operations. This module
+does the thinking, with no I/O, so the SQL and the in-memory stores make the
+same rows out of the same events:
+
+- :func:`plan` sorts a batch into new flow runs, new task runs, transition
+  rows, log records, and the state changes of each run, grouped per run.
+- :func:`fold` applies one run's state changes to its :class:`RunStatus` (the
+  columns a state change updates) and returns the new status.
+
+Events of one run may arrive in several batches, and a transition can arrive
+late with an earlier timestamp (the RETRYING of an attempt whose worker died
+is only known at the end of the flow run). :func:`fold` therefore orders by
+timestamp, not by arrival: a transition older than the run's current state is
+recorded (its transition row) but does not change the state, and a final
+state is never replaced by one that is not final. Every RUNNING transition
+counts as an attempt and moves ``start_time`` to the earliest one, late or not.
+
+Parameters and transition details are stored as JSON: each value that
+:mod:`json` cannot encode is kept as its ``repr`` (:func:`jsonable`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from daskflow.observers.events import (
+    Event,
+    FlowRunCreated,
+    LogEmitted,
+    StateChanged,
+    TaskRunCreated,
+)
+from daskflow.states import StateType
+
+from .base import TransitionRow
+
+__all__ = [
+    "CRASH_MESSAGE",
+    "STATUS_COLUMNS",
+    "BatchPlan",
+    "RunStatus",
+    "fold",
+    "jsonable",
+    "plan",
+    "transition_of",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RunStatus:
+    """The columns of a flow run or task run that state changes update.
+
+    ``state_time`` is the timestamp of the transition that set ``state``;
+    None until the first state change (creation alone sets no time, so a
+    worker whose clock runs behind the client's is not taken for late).
+    """
+
+    state: StateType = StateType.PENDING
+    state_time: float | None = None
+    state_message: str = ""
+    start_time: float | None = None
+    end_time: float | None = None
+    attempts: int = 0
+    worker: str | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    traceback: str | None = None
+
+
+#: The state message of runs marked CRASHED because their flow process went silent.
+CRASH_MESSAGE = "the flow process stopped sending heartbeats"
+
+#: Column names of :class:`RunStatus`, in order (the SQL store's update columns).
+STATUS_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(RunStatus))
+
+
+def fold(status: RunStatus, changes: Sequence[StateChanged]) -> RunStatus:
+    """Apply state changes of one run to its status.
+
+    Parameters
+    ----------
+    status
+        The run's status before these changes (``RunStatus()`` for a new run).
+    changes
+        Its state changes, in any order; they are applied by timestamp
+        (ties keep their order).
+
+    Returns
+    -------
+    RunStatus
+        The new status. ``status`` itself is not modified.
+
+    Examples
+    --------
+    >>> from daskflow.states import State
+    >>> running = StateChanged("f", "t", State(StateType.RUNNING, 10.0), 1, "w1")
+    >>> done = StateChanged("f", "t", State(StateType.COMPLETED, 12.0), 1, "w1")
+    >>> late = StateChanged("f", "t", State(StateType.RETRYING, 9.0), details={"worker_died": True})
+    >>> s = fold(RunStatus(), [running, done, late])
+    >>> s.state.value, s.start_time, s.end_time, s.attempts, s.worker
+    ('COMPLETED', 10.0, 12.0, 1, 'w1')
+    """
+    # plain locals, not a dict: this runs for every run of every batch
+    state, state_time, message = status.state, status.state_time, status.state_message
+    start, end, attempts, worker = (
+        status.start_time,
+        status.end_time,
+        status.attempts,
+        status.worker,
+    )
+    error = (status.error_type, status.error_message, status.traceback)
+    for change in sorted(changes, key=_timestamp) if len(changes) > 1 else changes:
+        new = change.state
+        when = new.timestamp
+        if new.type is StateType.RUNNING:
+            attempts += 1
+            start = when if start is None or when < start else start
+        if state_time is not None and when < state_time:
+            continue  # late: history only
+        if state.is_final and not new.type.is_final:
+            continue  # a final state is never left
+        state, state_time, message = new.type, when, new.message
+        if state.is_final:
+            end = when
+        if change.worker is not None:
+            worker = change.worker
+        if new.error_type is not None:
+            error = (new.error_type, new.error_message, new.traceback)
+        elif state.is_completed:
+            error = (None, None, None)
+    return RunStatus(state, state_time, message, start, end, attempts, worker, *error)
+
+
+def _timestamp(change: StateChanged) -> float:
+    return change.state.timestamp
+
+
+def jsonable(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``mapping`` that :func:`json.dumps` can encode.
+
+    Each value is replaced by what a JSON round trip gives back (tuples
+    become lists), or by its ``repr`` when JSON cannot encode it (NaN too:
+    the stored JSON stays strict).
+
+    Examples
+    --------
+    >>> jsonable({"days": ("mon", "tue"), "when": ...})
+    {'days': ['mon', 'tue'], 'when': 'Ellipsis'}
+    """
+    out: dict[str, Any] = {}
+    for key, value in mapping.items():
+        try:
+            out[str(key)] = json.loads(json.dumps(value, allow_nan=False))
+        except (TypeError, ValueError, RecursionError):
+            out[str(key)] = repr(value)
+    return out
+
+
+def transition_of(change: StateChanged) -> TransitionRow:
+    """The transition row recording one state change."""
+    state = change.state
+    return TransitionRow(
+        flow_run_id=change.flow_run_id,
+        task_run_id=change.task_run_id,
+        state=state.type,
+        timestamp=state.timestamp,
+        attempt=change.attempt,
+        worker=change.worker,
+        message=state.message,
+        error_type=state.error_type,
+        error_message=state.error_message,
+        traceback=state.traceback,
+        details=jsonable(change.details) if change.details else {},
+    )
+
+
+@dataclass
+class BatchPlan:
+    """One batch of events, sorted into what a store writes.
+
+    Attributes
+    ----------
+    flow_runs, task_runs
+        Runs created in this batch, by id, in the order they were created.
+    flow_changes, task_changes
+        State changes per run id (new runs and runs of earlier batches), in
+        arrival order.
+    changes
+        Every state change (one transition row each), in arrival order.
+    logs
+        Log records, in arrival order.
+    """
+
+    flow_runs: dict[str, FlowRunCreated] = field(default_factory=dict)
+    task_runs: dict[str, TaskRunCreated] = field(default_factory=dict)
+    flow_changes: dict[str, list[StateChanged]] = field(default_factory=dict)
+    task_changes: dict[str, list[StateChanged]] = field(default_factory=dict)
+    changes: list[StateChanged] = field(default_factory=list)
+    logs: list[LogEmitted] = field(default_factory=list)
+
+
+def plan(events: Sequence[Event]) -> BatchPlan:
+    """Sort a batch of events into a :class:`BatchPlan`.
+
+    Examples
+    --------
+    >>> from daskflow.states import State
+    >>> p = plan([StateChanged("f", None, State(StateType.RUNNING))])
+    >>> list(p.flow_changes), len(p.changes)
+    (['f'], 1)
+    """
+    batch = BatchPlan()
+    for event in events:
+        if isinstance(event, StateChanged):
+            if event.task_run_id is None:
+                batch.flow_changes.setdefault(event.flow_run_id, []).append(event)
+            else:
+                batch.task_changes.setdefault(event.task_run_id, []).append(event)
+            batch.changes.append(event)
+        elif isinstance(event, TaskRunCreated):
+            batch.task_runs[event.task_run_id] = event
+        elif isinstance(event, LogEmitted):
+            batch.logs.append(event)
+        elif isinstance(event, FlowRunCreated):
+            batch.flow_runs[event.flow_run_id] = event
+    return batch

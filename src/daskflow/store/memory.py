@@ -1,0 +1,248 @@
+"""The in-memory run store: the SQL store's behaviour, kept in dictionaries.
+
+For tests, notebooks and ``daskflow.store: memory``. It makes its rows with
+the same pure functions as the SQL store (:mod:`daskflow.store.fold`), so both
+answer the same queries with the same rows; only durability differs. One
+lock guards everything: writes and reads are short.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from daskflow.observers.events import Event
+from daskflow.states import StateType
+
+from .base import HEARTBEAT_TIMEOUT, FlowRunRow, LogRow, TaskRunRow, TransitionRow
+from .fold import CRASH_MESSAGE, STATUS_COLUMNS, RunStatus, fold, jsonable, plan, transition_of
+
+__all__ = ["MemoryStore"]
+
+
+@dataclass
+class _Run:
+    """A run's fixed fields (a row with placeholder status) and its live status."""
+
+    row: Any
+    status: RunStatus = field(default_factory=RunStatus)
+
+    def current(self) -> Any:
+        values = {n: getattr(self.status, n) for n in STATUS_COLUMNS if hasattr(self.row, n)}
+        return replace(self.row, **values)
+
+
+class MemoryStore:
+    """A run store that lives in this process only.
+
+    Parameters
+    ----------
+    heartbeat_timeout
+        Seconds without a heartbeat after which :meth:`mark_crashed` takes a
+        PENDING, RUNNING or RETRYING flow run for dead. (A memory store dies with its
+        process, so nothing calls it on its own; it is here to match the SQL
+        store, which does it when opened.)
+
+    Examples
+    --------
+    >>> store = MemoryStore()
+    >>> store.list_flow_runs()
+    []
+    """
+
+    url = "memory"
+
+    def __init__(self, *, heartbeat_timeout: float = HEARTBEAT_TIMEOUT) -> None:
+        self.heartbeat_timeout = heartbeat_timeout
+        self._flows: dict[str, _Run] = {}
+        self._tasks: dict[str, _Run] = {}
+        self._tasks_of: dict[str, list[str]] = {}
+        self._logs: dict[str, list[LogRow]] = {}
+        self._transitions: dict[tuple[str, str | None], list[TransitionRow]] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"MemoryStore({len(self._flows)} flow runs)"
+
+    def write(self, events: Sequence[Event]) -> None:
+        """Record a batch of events, all at once under the lock."""
+        batch = plan(events)
+        with self._lock:
+            for e in batch.flow_runs.values():
+                row = FlowRunRow(
+                    id=e.flow_run_id,
+                    flow_name=e.flow_name,
+                    name=e.run_name,
+                    parameters=jsonable(e.parameters),
+                    parent_flow_run_id=e.parent_flow_run_id,
+                    state=StateType.PENDING,
+                    state_message="",
+                    created=e.timestamp,
+                    start_time=None,
+                    end_time=None,
+                    version=e.version,
+                )
+                self._flows[e.flow_run_id] = _Run(row)
+            for t in batch.task_runs.values():
+                task_row = TaskRunRow(
+                    id=t.task_run_id,
+                    flow_run_id=t.flow_run_id,
+                    task_name=t.task_name,
+                    name=t.run_name,
+                    map_index=t.map_index,
+                    state=StateType.PENDING,
+                    created=t.timestamp,
+                    start_time=None,
+                    end_time=None,
+                    tags=tuple(sorted(t.tags)),
+                )
+                self._tasks[t.task_run_id] = _Run(task_row)
+                self._tasks_of.setdefault(t.flow_run_id, []).append(t.task_run_id)
+            for runs, changes in (
+                (self._flows, batch.flow_changes),
+                (self._tasks, batch.task_changes),
+            ):
+                for run_id, run_changes in changes.items():
+                    run = runs.get(run_id)
+                    if run is not None:
+                        run.status = fold(run.status, run_changes)
+            for change in batch.changes:
+                key = (change.flow_run_id, change.task_run_id)
+                self._transitions.setdefault(key, []).append(transition_of(change))
+            for log in batch.logs:
+                self._logs.setdefault(log.flow_run_id, []).append(
+                    LogRow(
+                        log.flow_run_id,
+                        log.task_run_id,
+                        log.timestamp,
+                        log.level,
+                        log.logger,
+                        log.message,
+                    )
+                )
+
+    def heartbeat(self, flow_run_ids: Sequence[str], now: float) -> None:
+        """Mark these flow runs alive at ``now``."""
+        with self._lock:
+            for flow_run_id in flow_run_ids:
+                run = self._flows.get(flow_run_id)
+                if run is not None:
+                    run.row = replace(run.row, heartbeat=now)
+
+    def mark_crashed(self, now: float | None = None) -> list[str]:
+        """Mark flow runs without a recent heartbeat CRASHED (as the SQL store on open)."""
+        now = time.time() if now is None else now
+        crashed = []
+        with self._lock:
+            for run in self._flows.values():
+                last = run.row.heartbeat if run.row.heartbeat is not None else run.row.created
+                alive = run.status.state in (
+                    StateType.PENDING,
+                    StateType.RUNNING,
+                    StateType.RETRYING,
+                )
+                if alive and last < now - self.heartbeat_timeout:
+                    crashed.append(run.row.id)
+                    tasks = [self._tasks[i] for i in self._tasks_of.get(run.row.id, ())]
+                    for r in [run, *tasks]:
+                        if not r.status.state.is_final:
+                            self._crash(r, now)
+        return crashed
+
+    def _crash(self, run: _Run, now: float) -> None:
+        row = run.row
+        task_run_id = row.id if isinstance(row, TaskRunRow) else None
+        flow_run_id = row.flow_run_id if isinstance(row, TaskRunRow) else row.id
+        self._transitions.setdefault((flow_run_id, task_run_id), []).append(
+            TransitionRow(
+                flow_run_id,
+                task_run_id,
+                StateType.CRASHED,
+                now,
+                run.status.attempts,
+                run.status.worker,
+                CRASH_MESSAGE,
+            )
+        )
+        run.status = replace(
+            run.status,
+            state=StateType.CRASHED,
+            state_time=now,
+            state_message=CRASH_MESSAGE,
+            end_time=now,
+        )
+
+    def list_flow_runs(
+        self,
+        *,
+        flow: str | None = None,
+        state: StateType | None = None,
+        limit: int | None = 100,
+    ) -> list[FlowRunRow]:
+        """Flow runs, newest first, optionally of one flow name and/or state."""
+        wanted = None if state is None else StateType(state)
+        with self._lock:
+            rows = [run.current() for run in self._flows.values()]
+        rows = [
+            r
+            for r in rows
+            if (flow is None or r.flow_name == flow) and (wanted is None or r.state is wanted)
+        ]
+        rows.sort(key=lambda r: (r.created, r.id), reverse=True)
+        return rows[:limit]
+
+    def get_flow_run(self, flow_run_id: str) -> FlowRunRow | None:
+        """One flow run by id, or by a unique id prefix of 6 characters or more."""
+        with self._lock:
+            run = self._flows.get(flow_run_id)
+            if run is None and len(flow_run_id) >= 6:
+                found = [r for i, r in self._flows.items() if i.startswith(flow_run_id)]
+                run = found[0] if len(found) == 1 else None
+            return run.current() if run is not None else None
+
+    def list_task_runs(
+        self, flow_run_id: str, *, task: str | None = None, limit: int | None = None
+    ) -> list[TaskRunRow]:
+        """Task runs of a flow run in creation order, optionally of one task name."""
+        with self._lock:
+            runs = [self._tasks[i] for i in self._tasks_of.get(flow_run_id, ())]
+            rows = [r.current() for r in runs if task is None or r.row.task_name == task]
+        return rows[:limit]
+
+    def count_task_runs(self, flow_run_id: str) -> dict[str, dict[StateType, int]]:
+        """``{task_name: {state: count}}`` for a flow run."""
+        counts: dict[str, dict[StateType, int]] = {}
+        with self._lock:
+            for task_run_id in self._tasks_of.get(flow_run_id, ()):
+                run = self._tasks[task_run_id]
+                per_state = counts.setdefault(run.row.task_name, {})
+                per_state[run.status.state] = per_state.get(run.status.state, 0) + 1
+        return counts
+
+    def list_transitions(
+        self, flow_run_id: str, task_run_id: str | None = None
+    ) -> list[TransitionRow]:
+        """State changes of a flow run (``task_run_id`` None) or a task run, by time."""
+        with self._lock:
+            found = list(self._transitions.get((flow_run_id, task_run_id), ()))
+        return sorted(found, key=lambda t: t.timestamp)
+
+    def list_logs(
+        self, flow_run_id: str, *, task: str | None = None, limit: int | None = None
+    ) -> list[LogRow]:
+        """Log records of a flow run and its task runs, oldest first."""
+        with self._lock:
+            rows = []
+            for log in self._logs.get(flow_run_id, ()):
+                run = self._tasks.get(log.task_run_id) if log.task_run_id else None
+                name = run.row.task_name if run is not None else None
+                if task is None or name == task:
+                    rows.append(replace(log, task_name=name))
+        rows.sort(key=lambda r: r.timestamp)
+        return rows[:limit]
+
+    def close(self) -> None:
+        """Nothing to release: the runs stay for the life of the process."""

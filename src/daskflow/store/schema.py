@@ -1,0 +1,204 @@
+"""The SQL store's tables, and how an existing database is recognised.
+
+Five tables (SQLAlchemy Core, no ORM)::
+
+    meta         key, value                   ("schema_version", "1")
+    flow_runs    id, names, parameters (JSON), created, status columns, heartbeat
+    task_runs    seq, id, flow_run_id, names, tags (JSON), created, status columns
+    transitions  seq, flow_run_id, task_run_id, state, timestamp, ... details (JSON)
+    logs         seq, flow_run_id, task_run_id, timestamp, level, logger, message
+
+The "status columns" of both run tables are those of
+:class:`daskflow.store.fold.RunStatus`. ``seq`` columns are autoincrement keys
+that keep insertion order (task runs are listed in creation order). The
+indexes serve the queries of the CLI and the dashboard at 1,000 flow runs and
+1,000,000 task runs: task runs of a flow run in order, counted per
+task name and state (a covering index: the count never touches the table),
+transitions of a run, logs of a flow run in time order.
+
+:func:`inspect_schema` tells an empty database (to be created) from a
+daskflow store and from anything else, reading only: a database that is not
+daskflow's, or was written by a newer daskflow, raises
+:class:`~daskflow.errors.StoreError` before a single byte is written.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import sqlalchemy as sa
+
+from daskflow.errors import StoreError
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "create_schema",
+    "error_reason",
+    "flow_runs",
+    "inspect_schema",
+    "logs",
+    "meta",
+    "metadata",
+    "task_runs",
+    "transitions",
+]
+
+#: Version of the tables below; stored in ``meta``. Bump it (and migrate) on change.
+SCHEMA_VERSION = 1
+
+metadata = sa.MetaData()
+_Seq = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite: an alias of rowid
+_Id = sa.String(64)
+_Time: sa.Double[float] = sa.Double()
+
+
+def _status_columns() -> list[sa.Column[object]]:
+    return [
+        sa.Column("state", sa.String(16), nullable=False),
+        sa.Column("state_time", _Time),
+        sa.Column("state_message", sa.Text, nullable=False, default=""),
+        sa.Column("start_time", _Time),
+        sa.Column("end_time", _Time),
+        sa.Column("attempts", sa.Integer, nullable=False, default=0),
+        sa.Column("worker", sa.String(255)),
+        sa.Column("error_type", sa.String(255)),
+        sa.Column("error_message", sa.Text),
+        sa.Column("traceback", sa.Text),
+    ]
+
+
+meta = sa.Table(
+    "meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+flow_runs = sa.Table(
+    "flow_runs",
+    metadata,
+    sa.Column("id", _Id, primary_key=True),
+    sa.Column("flow_name", sa.String(255), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("parameters", sa.Text, nullable=False),
+    sa.Column("parent_flow_run_id", _Id),
+    sa.Column("version", sa.String(255)),
+    sa.Column("created", _Time, nullable=False),
+    sa.Column("heartbeat", _Time),
+    *_status_columns(),
+    sa.Index("ix_flow_runs_created", "created"),
+    sa.Index("ix_flow_runs_flow_name", "flow_name", "created"),
+    sa.Index("ix_flow_runs_state", "state"),
+    sa.Index("ix_flow_runs_parent", "parent_flow_run_id"),
+)
+
+task_runs = sa.Table(
+    "task_runs",
+    metadata,
+    sa.Column("seq", _Seq, primary_key=True, autoincrement=True),
+    sa.Column("id", _Id, nullable=False, unique=True),
+    sa.Column("flow_run_id", _Id, nullable=False),
+    sa.Column("task_name", sa.String(255), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("map_index", sa.Integer),
+    sa.Column("tags", sa.Text, nullable=False),
+    sa.Column("created", _Time, nullable=False),
+    *_status_columns(),
+    sa.Index("ix_task_runs_flow_seq", "flow_run_id", "seq"),
+    sa.Index("ix_task_runs_flow_task_state", "flow_run_id", "task_name", "state"),
+)
+
+transitions = sa.Table(
+    "transitions",
+    metadata,
+    sa.Column("seq", _Seq, primary_key=True, autoincrement=True),
+    sa.Column("flow_run_id", _Id, nullable=False),
+    sa.Column("task_run_id", _Id),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("timestamp", _Time, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("worker", sa.String(255)),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("error_type", sa.String(255)),
+    sa.Column("error_message", sa.Text),
+    sa.Column("traceback", sa.Text),
+    sa.Column("details", sa.Text, nullable=False),
+    sa.Index("ix_transitions_run", "flow_run_id", "task_run_id"),
+)
+
+logs = sa.Table(
+    "logs",
+    metadata,
+    sa.Column("seq", _Seq, primary_key=True, autoincrement=True),
+    sa.Column("flow_run_id", _Id, nullable=False),
+    sa.Column("task_run_id", _Id),
+    sa.Column("timestamp", _Time, nullable=False),
+    sa.Column("level", sa.Integer, nullable=False),
+    sa.Column("logger", sa.String(255), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Index("ix_logs_flow_time", "flow_run_id", "timestamp"),
+)
+
+_TABLES = frozenset(metadata.tables)
+
+
+def inspect_schema(conn: sa.Connection, where: str) -> Literal["empty", "current"]:
+    """Say whether the database is empty or a daskflow store of this version.
+
+    Reads only. ``where`` names the store in error messages.
+
+    Raises
+    ------
+    StoreError
+        For a file that is not a database, a database with tables that are
+        not daskflow's (SQLite; other databases may hold other tables beside
+        ours), a store without a readable schema version, or one written by
+        a newer daskflow.
+    """
+    try:
+        names = set(sa.inspect(conn).get_table_names())
+    except sa.exc.DatabaseError as exc:
+        raise StoreError(where, f"not a daskflow database ({error_reason(exc)})") from exc
+    ours = names & _TABLES
+    others = names - _TABLES
+    if not ours and (not others or conn.dialect.name != "sqlite"):
+        return "empty"
+    if conn.dialect.name == "sqlite" and others:
+        listed = ", ".join(sorted(others)[:5])
+        raise StoreError(where, f"not a daskflow database (it holds other tables: {listed})")
+    if "meta" not in names:
+        raise StoreError(where, "not a daskflow database (it has no schema version)")
+    try:
+        value = conn.execute(
+            sa.select(meta.c.value).where(meta.c.key == "schema_version")
+        ).scalar_one_or_none()
+        version = int(value) if value is not None else None
+    except (sa.exc.DatabaseError, ValueError) as exc:
+        raise StoreError(
+            where, f"corrupt: unreadable schema version ({error_reason(exc)})"
+        ) from exc
+    if version is None:
+        raise StoreError(where, "not a daskflow database (it has no schema version)")
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            where,
+            f"written by a newer daskflow (schema version {version}; this daskflow reads "
+            f"up to {SCHEMA_VERSION}): upgrade daskflow to read it",
+        )
+    missing = _TABLES - names
+    if missing or version < SCHEMA_VERSION:
+        what = f"tables missing: {', '.join(sorted(missing))}" if missing else "an older schema"
+        raise StoreError(where, f"corrupt or unknown layout ({what})")
+    return "current"
+
+
+def create_schema(conn: sa.Connection) -> None:
+    """Create every table and index, and record the schema version."""
+    metadata.create_all(conn)
+    conn.execute(sa.insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
+
+
+def error_reason(exc: BaseException) -> str:
+    """The first line of the database's own message, without SQLAlchemy's additions."""
+    orig = getattr(exc, "orig", None)
+    return str(orig if orig is not None else exc).strip().splitlines()[0]

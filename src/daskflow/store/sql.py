@@ -1,0 +1,451 @@
+"""The SQL run store: SQLite by default, any SQLAlchemy URL (PostgreSQL for a team).
+
+Design, in the order things happen:
+
+- **Opening** reads before it writes. :func:`~daskflow.store.schema.inspect_schema`
+  tells an empty database from a daskflow store from anything else; a file
+  that is not a database, a database of something else, or a store of a newer
+  daskflow raises :class:`~daskflow.errors.StoreError` and is left untouched.
+  An empty database gets its tables under a write lock (``BEGIN IMMEDIATE`` on
+  SQLite, an advisory lock on PostgreSQL), so two processes opening a new
+  store at once create it once.
+- **Crashed runs.** On open, flow runs still PENDING, RUNNING or RETRYING whose
+  heartbeat (or creation, when they never sent one) is older than
+  :data:`~daskflow.store.base.HEARTBEAT_TIMEOUT` are marked CRASHED, with
+  their unfinished task runs: their process died without saying so.
+- **Writing** a batch of events is one transaction of a few bulk statements,
+  whatever the batch holds: one ``executemany`` INSERT per kind of row, a
+  SELECT (per 500 runs) of the status of runs that earlier batches created,
+  and one ``executemany`` UPDATE of the statuses that changed. New statuses
+  come from :func:`daskflow.store.fold.fold`, shared with the in-memory store,
+  which orders a run's transitions by time: a late one never moves it back.
+- **SQLite** runs in WAL mode (readers never block the writer), with
+  ``synchronous=NORMAL`` and a 30 s ``busy_timeout``. Write transactions
+  begin ``IMMEDIATE``, so two processes take turns instead of failing on a
+  lock upgrade; reads begin a plain deferred transaction.
+
+All methods are thread-safe: SQLAlchemy's pool gives each thread its own
+connection, and writes of one store object are serialised by a lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import operator
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from daskflow.errors import StoreError
+from daskflow.observers.events import Event, StateChanged
+from daskflow.states import StateType
+
+from .base import HEARTBEAT_TIMEOUT, FlowRunRow, LogRow, TaskRunRow, TransitionRow
+from .columns import (
+    flow_row,
+    flow_values,
+    log_row,
+    log_values,
+    status_values,
+    task_row,
+    task_values,
+    transition_row,
+    transition_values,
+)
+from .fold import CRASH_MESSAGE, STATUS_COLUMNS, RunStatus, fold, plan
+from .schema import (
+    create_schema,
+    error_reason,
+    flow_runs,
+    inspect_schema,
+    logs,
+    task_runs,
+    transitions,
+)
+
+__all__ = ["SQLStore", "to_url"]
+
+#: How long a SQLite writer waits for another process's transaction, in seconds.
+BUSY_TIMEOUT = 30.0
+#: At most this many ids in one ``IN (...)``.
+_CHUNK = 500
+_FINAL = [s.value for s in StateType if s.is_final]
+_ALIVE = [StateType.PENDING.value, StateType.RUNNING.value, StateType.RETRYING.value]
+
+
+def to_url(target: str) -> str:
+    """The SQLAlchemy URL for a store: a path becomes a SQLite URL; ``~`` expanded.
+
+    Examples
+    --------
+    >>> to_url("/tmp/runs.db")
+    'sqlite:////tmp/runs.db'
+    >>> to_url("postgresql+psycopg://me@db/runs")
+    'postgresql+psycopg://me@db/runs'
+    """
+    if "://" not in target:
+        return "sqlite:///" + os.path.abspath(os.path.expanduser(target))
+    url = sa.make_url(target)
+    if url.get_backend_name() == "sqlite" and url.database and url.database.startswith("~"):
+        return url.set(database=os.path.expanduser(url.database)).render_as_string(False)
+    return target
+
+
+class SQLStore:
+    """A run store in a SQL database.
+
+    Parameters
+    ----------
+    url
+        A SQLite file path (``~`` expanded, parent folders created), or any
+        SQLAlchemy URL: ``sqlite:///path``, ``postgresql+psycopg://user@host/db``.
+    heartbeat_timeout
+        Seconds without a heartbeat after which a PENDING, RUNNING or RETRYING flow run
+        is marked CRASHED when a store is opened.
+
+    Attributes
+    ----------
+    url : str
+        The SQLAlchemy URL (a path made absolute, ``~`` expanded).
+    where : str
+        What error messages call the store: the SQLite file, or the URL
+        without its password.
+
+    Raises
+    ------
+    StoreError
+        The database is not a daskflow store, is corrupt, or was written by a
+        newer daskflow. Nothing was written to it.
+
+    Examples
+    --------
+    >>> store = SQLStore("~/.daskflow/daskflow.db")  # doctest: +SKIP
+    >>> [row.name for row in store.list_flow_runs(limit=5)]  # doctest: +SKIP
+    ['etl-2024-01-02', 'etl-2024-01-01']
+    """
+
+    def __init__(self, url: str, *, heartbeat_timeout: float = HEARTBEAT_TIMEOUT) -> None:
+        self.url = to_url(url)
+        self.heartbeat_timeout = heartbeat_timeout
+        sa_url = sa.make_url(self.url)
+        self._sqlite = sa_url.get_backend_name() == "sqlite"
+        if self._sqlite and sa_url.database and sa_url.database != ":memory:":
+            self.where = sa_url.database
+            os.makedirs(os.path.dirname(os.path.abspath(sa_url.database)), exist_ok=True)
+        else:
+            self.where = sa_url.render_as_string(hide_password=True)
+        self._engine = sa.create_engine(sa_url)
+        if self._sqlite:
+            _sqlite_pragmas(self._engine)
+        self._lock = threading.Lock()
+        self._updates = {table: _status_update(table) for table in (flow_runs, task_runs)}
+        self._inserts = {table: table.insert() for table in (flow_runs, task_runs, logs)}
+        self._inserts[transitions] = transitions.insert()
+        self._compiled: dict[Any, tuple[str, Callable[[dict[str, Any]], Any]]] = {}
+        try:
+            self._open()
+            self.mark_crashed()
+        except BaseException:
+            self._engine.dispose()
+            raise
+
+    def __repr__(self) -> str:
+        return f"SQLStore({self.where!r})"
+
+    @property
+    def engine(self) -> sa.Engine:
+        """The SQLAlchemy engine (for tools and tests that need SQL)."""
+        return self._engine
+
+    # -- opening -----------------------------------------------------------------
+    def _open(self) -> None:
+        try:
+            with self._engine.connect() as conn:
+                found = inspect_schema(conn, self.where)
+        except sa.exc.DBAPIError as exc:  # SQLite reads the header as it connects
+            what = "not a daskflow database" if self._sqlite else "cannot be opened"
+            raise StoreError(self.where, f"{what} ({error_reason(exc)})") from exc
+        if self._sqlite:  # only now that the file is known to be ours (or empty)
+            self._use_wal()
+        if found == "empty":
+            with self._write() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('daskflow'))"))
+                if inspect_schema(conn, self.where) == "empty":  # nobody else made it
+                    create_schema(conn)
+
+    def _use_wal(self) -> None:
+        """Switch the SQLite file to WAL mode (once: the mode is kept in the file).
+
+        Switching needs the file to itself for a moment, and SQLite does not
+        wait for that with ``busy_timeout``: when another process holds it
+        (two processes opening a new store at once), try again.
+        """
+        deadline = time.monotonic() + BUSY_TIMEOUT
+        while True:
+            raw = self._engine.raw_connection()
+            try:
+                cursor = raw.cursor()
+                if cursor.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                    return
+                cursor.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            finally:
+                raw.close()
+            time.sleep(0.01)
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sa.Connection]:
+        """One write transaction (``BEGIN IMMEDIATE`` on SQLite)."""
+        with self._engine.connect() as conn:
+            conn.execution_options(daskflow_write=True)
+            with conn.begin():
+                yield conn
+
+    def mark_crashed(self, now: float | None = None) -> list[str]:
+        """Mark flow runs whose process died CRASHED, with their unfinished task runs.
+
+        A flow run is dead when it is PENDING, RUNNING or RETRYING and its last
+        heartbeat (or its creation, without one) is older than
+        ``heartbeat_timeout``. Called when the store is opened.
+
+        Returns
+        -------
+        list of str
+            The ids of the flow runs marked CRASHED.
+        """
+        now = time.time() if now is None else now
+        fr, tr = flow_runs, task_runs
+        last_sign = sa.func.coalesce(fr.c.heartbeat, fr.c.created)
+        stale = sa.select(fr.c.id).where(
+            fr.c.state.in_(_ALIVE), last_sign < now - self.heartbeat_timeout
+        )
+        with self._engine.connect() as conn:  # usually none: no write lock for that
+            if conn.execute(stale.limit(1)).first() is None:
+                return []
+        with self._lock, self._write() as conn:
+            ids = list(conn.execute(stale.with_for_update()).scalars())
+            for chunk in _chunks(ids):
+                flows = fr.c.id.in_(chunk) & fr.c.state.in_(_ALIVE)
+                tasks = tr.c.flow_run_id.in_(chunk) & tr.c.state.not_in(_FINAL)
+                self._record_crash(conn, fr.c.id, sa.null(), fr, flows, now)
+                self._record_crash(conn, tr.c.flow_run_id, tr.c.id, tr, tasks, now)
+                for table, where in ((fr, flows), (tr, tasks)):
+                    conn.execute(
+                        sa.update(table)
+                        .where(where)
+                        .values(
+                            state=StateType.CRASHED.value,
+                            state_time=now,
+                            state_message=CRASH_MESSAGE,
+                            end_time=now,
+                        )
+                    )
+        return ids
+
+    @staticmethod
+    def _record_crash(
+        conn: sa.Connection,
+        flow_run_id: Any,
+        task_run_id: Any,
+        table: sa.Table,
+        where: Any,
+        now: float,
+    ) -> None:
+        rows = sa.select(
+            flow_run_id,
+            task_run_id,
+            sa.literal(StateType.CRASHED.value),
+            sa.literal(now, sa.Double()),
+            table.c.attempts,
+            table.c.worker,
+            sa.literal(CRASH_MESSAGE),
+            sa.literal("{}"),
+        ).where(where)
+        columns = ["flow_run_id", "task_run_id", "state", "timestamp", "attempt", "worker"]
+        conn.execute(transitions.insert().from_select([*columns, "message", "details"], rows))
+
+    # -- writing -----------------------------------------------------------------
+    def write(self, events: Sequence[Event]) -> None:
+        """Record a batch of events in one transaction (see the module docstring)."""
+        if not events:
+            return
+        batch = plan(events)
+        new_flows = [
+            flow_values(e, fold(RunStatus(), batch.flow_changes.pop(e.flow_run_id, ())))
+            for e in batch.flow_runs.values()
+        ]
+        new_tasks = [
+            task_values(e, fold(RunStatus(), batch.task_changes.pop(e.task_run_id, ())))
+            for e in batch.task_runs.values()
+        ]
+        with self._lock, self._write() as conn:
+            self._executemany(conn, self._inserts[flow_runs], new_flows)
+            self._executemany(conn, self._inserts[task_runs], new_tasks)
+            self._update_statuses(conn, flow_runs, batch.flow_changes)
+            self._update_statuses(conn, task_runs, batch.task_changes)
+            changes = [transition_values(c) for c in batch.changes]
+            self._executemany(conn, self._inserts[transitions], changes)
+            self._executemany(conn, self._inserts[logs], [log_values(e) for e in batch.logs])
+
+    def _update_statuses(
+        self, conn: sa.Connection, table: sa.Table, changes: dict[str, list[StateChanged]]
+    ) -> None:
+        """Fold ``changes`` into the stored statuses of runs of earlier batches."""
+        columns = [table.c[name] for name in STATUS_COLUMNS]
+        params = []
+        for chunk in _chunks(list(changes)):
+            query = sa.select(table.c.id, *columns).where(table.c.id.in_(chunk))
+            for row in conn.execute(query.with_for_update()):
+                before = RunStatus(StateType(row[1]), *row[2:])
+                after = fold(before, changes[row[0]])
+                if after != before:
+                    params.append({"b_id": row[0], **status_values(after, prefix="b_")})
+        # runs never created (not recorded) keep only their transitions
+        self._executemany(conn, self._updates[table], params)
+
+    def _executemany(self, conn: sa.Connection, statement: Any, rows: list[dict[str, Any]]) -> None:
+        """Run ``statement`` once per row, as one ``executemany``.
+
+        On SQLite the statement is compiled once per store and its rows go
+        straight to the driver as tuples: SQLAlchemy's per-row parameter
+        handling would cost more than SQLite's own work (our column types
+        need no conversion). Other databases take SQLAlchemy's path, which
+        also batches INSERTs into multi-row statements where the driver can.
+        """
+        if not rows:
+            return
+        if not self._sqlite:
+            conn.execute(statement, rows)
+            return
+        compiled = self._compiled.get(statement)
+        if compiled is None:
+            done = statement.compile(dialect=conn.dialect, column_keys=list(rows[0]))
+            keys = done.positiontup or ()
+            compiled = self._compiled[statement] = (done.string, operator.itemgetter(*keys))
+        sql, values = compiled
+        conn.exec_driver_sql(sql, [values(row) for row in rows])
+
+    def heartbeat(self, flow_run_ids: Sequence[str], now: float) -> None:
+        """Mark these flow runs alive at ``now`` (the engine calls it every 10 s)."""
+        with self._lock, self._write() as conn:
+            for chunk in _chunks(list(flow_run_ids)):
+                conn.execute(
+                    sa.update(flow_runs).where(flow_runs.c.id.in_(chunk)).values(heartbeat=now)
+                )
+
+    # -- reading -----------------------------------------------------------------
+    def _read(self, query: sa.Executable) -> list[Any]:
+        with self._engine.connect() as conn:
+            return list(conn.execute(query))
+
+    def list_flow_runs(
+        self,
+        *,
+        flow: str | None = None,
+        state: StateType | None = None,
+        limit: int | None = 100,
+    ) -> list[FlowRunRow]:
+        """Flow runs, newest first, optionally of one flow name and/or state."""
+        query = sa.select(flow_runs).order_by(flow_runs.c.created.desc(), flow_runs.c.id.desc())
+        if flow is not None:
+            query = query.where(flow_runs.c.flow_name == flow)
+        if state is not None:
+            query = query.where(flow_runs.c.state == StateType(state).value)
+        return [flow_row(r) for r in self._read(query.limit(limit))]
+
+    def get_flow_run(self, flow_run_id: str) -> FlowRunRow | None:
+        """One flow run by id, or by a unique id prefix of 6 characters or more.
+
+        A prefix that several runs share gives None, like an unknown id.
+        """
+        rows = self._read(sa.select(flow_runs).where(flow_runs.c.id == flow_run_id))
+        if not rows and len(flow_run_id) >= 6:
+            prefix = flow_runs.c.id.startswith(flow_run_id, autoescape=True)
+            rows = self._read(sa.select(flow_runs).where(prefix).limit(2))
+        return flow_row(rows[0]) if len(rows) == 1 else None
+
+    def list_task_runs(
+        self, flow_run_id: str, *, task: str | None = None, limit: int | None = None
+    ) -> list[TaskRunRow]:
+        """Task runs of a flow run in creation order, optionally of one task name."""
+        query = sa.select(task_runs).where(task_runs.c.flow_run_id == flow_run_id)
+        if task is not None:
+            query = query.where(task_runs.c.task_name == task)
+        return [task_row(r) for r in self._read(query.order_by(task_runs.c.seq).limit(limit))]
+
+    def count_task_runs(self, flow_run_id: str) -> dict[str, dict[StateType, int]]:
+        """``{task_name: {state: count}}``: one GROUP BY on a covering index."""
+        tr = task_runs
+        query = (
+            sa.select(tr.c.task_name, tr.c.state, sa.func.count())
+            .where(tr.c.flow_run_id == flow_run_id)
+            .group_by(tr.c.task_name, tr.c.state)
+        )
+        counts: dict[str, dict[StateType, int]] = {}
+        for row in self._read(query):
+            counts.setdefault(row[0], {})[StateType(row[1])] = row[2]
+        return counts
+
+    def list_transitions(
+        self, flow_run_id: str, task_run_id: str | None = None
+    ) -> list[TransitionRow]:
+        """State changes of a flow run (``task_run_id`` None) or a task run, by time."""
+        t = transitions
+        run = t.c.task_run_id.is_(None) if task_run_id is None else t.c.task_run_id == task_run_id
+        query = sa.select(t).where(t.c.flow_run_id == flow_run_id, run)
+        return [transition_row(r) for r in self._read(query.order_by(t.c.timestamp, t.c.seq))]
+
+    def list_logs(
+        self, flow_run_id: str, *, task: str | None = None, limit: int | None = None
+    ) -> list[LogRow]:
+        """Log records of a flow run and its task runs, oldest first."""
+        query = (
+            sa.select(logs, task_runs.c.task_name)
+            .select_from(logs.outerjoin(task_runs, logs.c.task_run_id == task_runs.c.id))
+            .where(logs.c.flow_run_id == flow_run_id)
+        )
+        if task is not None:
+            query = query.where(task_runs.c.task_name == task)
+        query = query.order_by(logs.c.timestamp, logs.c.seq).limit(limit)
+        return [log_row(r) for r in self._read(query)]
+
+    def close(self) -> None:
+        """Close every pooled connection (SQLite folds its WAL file back in)."""
+        self._engine.dispose()
+
+
+def _sqlite_pragmas(engine: sa.Engine) -> None:
+    """Per-connection SQLite settings, and BEGIN IMMEDIATE for write transactions."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself (below)
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn: sa.Connection) -> None:
+        write = conn.get_execution_options().get("daskflow_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _status_update(table: sa.Table) -> sa.Update:
+    """``UPDATE table SET <status columns> WHERE id = :b_id``, for ``executemany``."""
+    values: dict[str, Any] = {name: sa.bindparam(f"b_{name}") for name in STATUS_COLUMNS}
+    return sa.update(table).where(table.c.id == sa.bindparam("b_id")).values(values)
+
+
+def _chunks(items: list[str]) -> Iterable[list[str]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
