@@ -54,3 +54,15 @@ def test_logs_from_tasks_on_every_cluster_reach_observers(cluster, observer):
 def test_get_run_logger_outside_a_run():
     with pytest.raises(NoFlowRunError, match=r"get_run_logger\(\)"):
         get_run_logger()
+
+
+def test_logs_from_a_cluster_reached_by_address(processes_client, observer):
+    address = processes_client.scheduler.address
+
+    @flow(cluster=address)
+    def f() -> int:
+        return noisy(5)
+
+    assert f() == 5
+    (record,) = [log for log in observer.logs if log.message == "processing 5"]
+    assert observer.task_runs[record.task_run_id].task_name == "noisy"

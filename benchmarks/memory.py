@@ -1,0 +1,89 @@
+"""How much memory the driver needs to record a flow of many task runs.
+
+Runs one flow of ``N`` (default 100,000) trivial mapped tasks plus a reduce on
+a ``LocalCluster(n_workers=2, threads_per_worker=1)``, recording into a fresh
+SQLite run store, and samples the driver's resident memory (RSS) every 0.5 s
+with psutil. Prints the RSS before the flow, the peak during it, and after;
+then checks the store holds ``N + 1`` task runs.
+
+Target (issue 3): recording 100,000 task runs keeps the driver's memory growth
+under a few hundred MB.
+
+    python benchmarks/memory.py            # 100,000 task runs (several minutes)
+    python benchmarks/memory.py -n 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import dask
+import psutil
+from distributed import Client, LocalCluster
+
+import daskflow
+from daskflow import flow, task
+
+
+@task
+def inc(x: int) -> int:
+    return x + 1
+
+
+@task
+def total(xs: list[int]) -> int:
+    return sum(xs)
+
+
+@flow(name="bench-memory")
+def many(n: int) -> int:
+    return total(inc.map(range(n)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-n", type=int, default=100_000, help="mapped task runs (default 100,000)")
+    args = parser.parse_args()
+    store = str(Path(tempfile.mkdtemp(prefix="daskflow-mem-")) / "daskflow.db")
+    process = psutil.Process()
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.5):
+            peak[0] = max(peak[0], process.memory_info().rss)
+
+    with (
+        dask.config.set({"daskflow.store": store, "daskflow.progress": False}),
+        LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        flow_on = many.with_options(cluster=client)
+        flow_on(10)  # warm up: the cluster, the store, the imports
+        before = process.memory_info().rss
+        peak[0] = before
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        start = time.perf_counter()
+        result = flow_on(args.n)
+        seconds = time.perf_counter() - start
+        done.set()
+        sampler.join()
+        after = process.memory_info().rss
+    assert result == sum(range(1, args.n + 1))
+    run = daskflow.runs(flow="bench-memory", limit=1, store=store)[0]
+    recorded = sum(sum(counts.values()) for counts in run.task_counts().values())
+    mib = 1024 * 1024
+    print(f"task runs: {args.n + 1:,} in {seconds:.1f} s, recorded: {recorded:,}")
+    print(
+        f"driver RSS: before {before / mib:.0f} MiB, peak {peak[0] / mib:.0f} MiB "
+        f"(+{(peak[0] - before) / mib:.0f}), after {after / mib:.0f} MiB"
+    )
+
+
+if __name__ == "__main__":
+    main()
