@@ -35,7 +35,7 @@ from daskflow.engine.emit import emit, worker_address
 from daskflow.engine.hooks import call_hooks, call_safely
 from daskflow.engine.prints import capture_prints
 from daskflow.engine.run_logs import current_task_run
-from daskflow.engine.timeouts import call_with_timeout
+from daskflow.engine.timeouts import attempt_deadline, call_with_timeout
 from daskflow.errors import TaskRunTimeout, UpstreamFailedError
 from daskflow.states import State, StateType
 
@@ -279,7 +279,11 @@ def _invoke(
 ) -> Any:
     if timeout is None:
         return fn(*args, **kwargs)
-    return call_with_timeout(fn, args, kwargs, timeout, lambda: TaskRunTimeout(name, timeout))
+    token = attempt_deadline.set(time.monotonic() + timeout)  # code that can stop in time reads it
+    try:
+        return call_with_timeout(fn, args, kwargs, timeout, lambda: TaskRunTimeout(name, timeout))
+    finally:
+        attempt_deadline.reset(token)
 
 
 def _absorb_failures(

@@ -5,7 +5,8 @@ Python cannot interrupt a thread, and signals only reach the main thread
 caller stops waiting at the deadline: the run is recorded timed out and the
 flow moves on, while code that blocks keeps running in the background until
 it returns. This is documented behaviour, the same trade-off Dask makes for
-cancelled tasks.
+cancelled tasks. Code that *can* stop in time — a shell task killing its
+process — reads the deadline from :data:`attempt_deadline`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,13 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["call_with_timeout"]
+__all__ = ["attempt_deadline", "call_with_timeout"]
+
+#: ``time.monotonic()`` at which the current attempt times out, or None. Code
+#: that can stop cleanly (a shell command it can kill) reads it.
+attempt_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "daskflow_attempt_deadline", default=None
+)
 
 
 def call_with_timeout(
