@@ -47,8 +47,17 @@ def many(n: int) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", type=int, default=100_000, help="mapped task runs (default 100,000)")
+    parser.add_argument(
+        "--variant",
+        choices=["daskflow", "raw"],
+        default="daskflow",
+        help="daskflow (the flow, recorded) or raw (the same work as client.map + submit)",
+    )
+    parser.add_argument("--store", default="temp", help="'temp' (default), 'none' or a URL")
     args = parser.parse_args()
-    store = str(Path(tempfile.mkdtemp(prefix="daskflow-mem-")) / "daskflow.db")
+    store = args.store
+    if store == "temp":
+        store = str(Path(tempfile.mkdtemp(prefix="daskflow-mem-")) / "daskflow.db")
     process = psutil.Process()
     peak = [0]
     done = threading.Event()
@@ -63,6 +72,12 @@ def main() -> None:
         Client(cluster) as client,
     ):
         flow_on = many.with_options(cluster=client)
+        if args.variant == "raw":
+
+            def flow_on(n: int) -> int:
+                futures = client.map(inc.fn, range(n), pure=False)
+                return client.submit(total.fn, futures, pure=False).result()
+
         flow_on(10)  # warm up: the cluster, the store, the imports
         before = process.memory_info().rss
         peak[0] = before
@@ -75,10 +90,12 @@ def main() -> None:
         sampler.join()
         after = process.memory_info().rss
     assert result == sum(range(1, args.n + 1))
-    run = daskflow.runs(flow="bench-memory", limit=1, store=store)[0]
-    recorded = sum(sum(counts.values()) for counts in run.task_counts().values())
+    recorded = 0
+    if args.variant == "daskflow" and store != "none":
+        run = daskflow.runs(flow="bench-memory", limit=1, store=store)[0]
+        recorded = sum(sum(counts.values()) for counts in run.task_counts().values())
     mib = 1024 * 1024
-    print(f"task runs: {args.n + 1:,} in {seconds:.1f} s, recorded: {recorded:,}")
+    print(f"{args.variant}: {args.n + 1:,} tasks in {seconds:.1f} s, recorded: {recorded:,}")
     print(
         f"driver RSS: before {before / mib:.0f} MiB, peak {peak[0] / mib:.0f} MiB "
         f"(+{(peak[0] - before) / mib:.0f}), after {after / mib:.0f} MiB"
