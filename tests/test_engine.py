@@ -107,9 +107,8 @@ def test_events_reach_observers_in_batches(cluster, observer):
     assert f(200) == 200
     runs = list(observer.task_runs.values())
     assert len(runs) == 200
-    assert all(
-        r.state_types == [StateType.PENDING, StateType.RUNNING, StateType.COMPLETED] for r in runs
-    )
+    expected = [StateType.PENDING, StateType.RUNNING, StateType.COMPLETED]
+    assert [r.state_types for r in runs if r.state_types != expected] == []
     if not isinstance(cluster, str):  # sync runs one task at a time, by design
         assert observer.batches < 200  # many transitions per batch, never one call each
         assert all(

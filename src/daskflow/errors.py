@@ -17,6 +17,7 @@ message once::
     ├── UpstreamFailedError (RuntimeError)      a task did not run: an upstream failed
     ├── CrashedError (RuntimeError)             the infrastructure failed, not the code
     ├── CancelledRunError (RuntimeError)        the run was cancelled
+    ├── ShellCommandError (RuntimeError)        a shell task's command exited non-zero
     ├── RunNotFoundError (LookupError)          no recorded flow run has this id
     ├── NoFlowRunError (RuntimeError)           .submit / .map / get_run_logger outside a flow
     ├── InvalidTransitionError (RuntimeError)   a state change the machine refuses (a bug)
@@ -42,6 +43,7 @@ __all__ = [
     "ParameterValidationError",
     "RunNotFoundError",
     "SerializationError",
+    "ShellCommandError",
     "StoreError",
     "TaskRunTimeout",
     "UpstreamFailedError",
@@ -177,6 +179,24 @@ class CancelledRunError(DaskflowError, RuntimeError):
     def __init__(self, subject: str, reason: str = "cancelled") -> None:
         self.subject = subject
         super().__init__(f"{subject} was cancelled: {reason}")
+
+
+class ShellCommandError(DaskflowError, RuntimeError):
+    """The command of a shell task (:mod:`daskflow.shell`) exited non-zero.
+
+    ``exit_code`` is negative when a signal ended the command (``-9``: SIGKILL);
+    ``stderr_tail`` holds its last lines of standard error.
+    """
+
+    def __init__(self, command: str, exit_code: int, stderr_tail: str) -> None:
+        self.command = command
+        self.exit_code = exit_code
+        self.stderr_tail = stderr_tail
+        how = f"exit code {exit_code}"
+        if exit_code < 0:
+            how += f" (killed by signal {-exit_code})"
+        tail = f"; last lines of stderr:\n{stderr_tail}" if stderr_tail else " (stderr was empty)"
+        super().__init__(f"command {command!r} failed with {how}{tail}")
 
 
 class RunNotFoundError(DaskflowError, LookupError):

@@ -33,7 +33,8 @@ __all__ = ["DistributedBackend", "SyncBackend"]
 
 logger = logging.getLogger("daskflow.engine")
 
-EventHandler = Callable[[str, list[tuple[Any, ...]]], None]
+# route(flow_run_id, events, client): ``client`` is the one that received them
+EventHandler = Callable[[str, list[tuple[Any, ...]], Any], None]
 
 
 class SyncBackend:
@@ -51,7 +52,7 @@ class SyncBackend:
         assert run.spec is not None
         with local_sink(events.append):
             run.value = run_task(run.spec, *upstream)
-        self._on_events(run.spec.flow_run_id, events)
+        self._on_events(run.spec.flow_run_id, events, None)
 
     def describe(self) -> str:
         return "sync (in this thread)"
@@ -69,7 +70,7 @@ class DistributedBackend:
         self.client = client
         router = self._routers.get(client)
         if router is None:
-            router = self._routers[client] = _Router(route)
+            router = self._routers[client] = _Router(route, client)
             client.subscribe_topic(TOPIC, router)
         self._router = router
 
@@ -246,8 +247,11 @@ class _Router:
     number seen from each worker, for :meth:`DistributedBackend.drain_events`.
     """
 
-    def __init__(self, route: EventHandler) -> None:
+    def __init__(self, route: EventHandler, client: Any) -> None:
         self._route = route
+        # every client subscribed to the topic receives every batch: the flow run
+        # takes events only from the client it runs on, so none counts twice
+        self._client = weakref.ref(client)
         self._seen: dict[str, int] = {}
         self._arrived = threading.Condition()
 
@@ -263,7 +267,7 @@ class _Router:
         for item in events:
             by_flow.setdefault(item[0], []).append(tuple(item))
         for flow_run_id, items in by_flow.items():
-            self._route(flow_run_id, items)
+            self._route(flow_run_id, items, self._client())
 
     def wait_for(self, worker: str, seq: int, deadline: float) -> bool:
         """Wait until batch ``seq`` of ``worker`` arrived; False at the deadline."""

@@ -62,10 +62,14 @@ def current_runner() -> FlowRunner | None:
     return _current.get()
 
 
-def route(flow_run_id: str, events: list[tuple[Any, ...]]) -> None:
-    """Hand worker events to their live flow run (events of ended runs are dropped)."""
+def route(flow_run_id: str, events: list[tuple[Any, ...]], client: Any) -> None:
+    """Hand worker events to their live flow run (events of ended runs are dropped).
+
+    Several clients of one scheduler all receive every batch; only the one the
+    flow run submits through delivers to it.
+    """
     runner = _live.get(flow_run_id)
-    if runner is not None:
+    if runner is not None and client is runner.backend.client:
         runner.on_task_events(events)
 
 
