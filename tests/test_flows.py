@@ -153,3 +153,30 @@ def test_return_state_never_raises(cluster):
     state = f(return_state=True)
     assert state.is_failed()
     assert state.error_type == "ValueError"
+
+
+def test_wait_for_orders_runs_without_passing_data(cluster, observer):
+    @flow(cluster=cluster)
+    def f() -> int:
+        first = inc.submit(1)
+        after_ok = total.submit([1, 2], wait_for=[first])  # waits, takes no data from it
+        total.submit([3], wait_for=[boom.submit(0)])  # waits for a failure: never runs
+        return after_ok.result()
+
+    state = f(return_state=True)
+    assert state.is_failed()  # boom failed and nobody looked at it
+    runs = {(r.task_name, r.state.type) for r in observer.task_runs.values()}
+    assert runs == {
+        ("inc", StateType.COMPLETED),
+        ("total", StateType.COMPLETED),
+        ("boom", StateType.FAILED),
+        ("total", StateType.UPSTREAM_FAILED),
+    }
+
+
+def test_validate_parameters_off_passes_values_as_given(cluster):
+    @flow(cluster=cluster, validate_parameters=False)
+    def f(n: int) -> str:
+        return type(n).__name__
+
+    assert f("3") == "str"  # no pydantic coercion
