@@ -127,6 +127,27 @@ class Task(Generic[P, R]):
             raise NoFlowRunError(f"{self.name}.map()", f"outside a flow, call {self.name}(...)")
         return map_task(self, runner, args, kwargs, wait_for)
 
+    def map_partitions(self, ddf: Any, *args: Any, meta: Any = None, **kwargs: Any) -> Any:
+        """One task run per partition of a Dask DataFrame; the results as a Dask DataFrame.
+
+        Each partition is passed as the first argument (computed on the
+        cluster, never pulled here), ``args``/``kwargs`` whole to every run.
+        ``meta`` is inferred like Dask's ``map_partitions`` unless given.
+
+        Examples
+        --------
+        >>> cleaned = clean.map_partitions(raw_ddf, threshold=0.5)  # doctest: +SKIP
+        >>> cleaned.x.sum().compute()  # doctest: +SKIP
+        """
+        from daskflow.api.dataframes import map_partitions
+
+        runner = current_runner()
+        if runner is None:
+            raise NoFlowRunError(
+                f"{self.name}.map_partitions()", "outside a flow, use ddf.map_partitions"
+            )
+        return map_partitions(self, runner, ddf, args, kwargs, meta)
+
     def _create(
         self,
         runner: FlowRunner,

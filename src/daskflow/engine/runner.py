@@ -25,6 +25,7 @@ runs' live state; converted events go to the observers' bus in batches.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import itertools
 import logging
@@ -115,13 +116,16 @@ class FlowRunner:
     def __enter__(self) -> FlowRunner:
         _live[self.flow_run_id] = self
         self._token = _current.set(self)
+        self._context = contextlib.ExitStack()
         # log records of the flow function itself (get_run_logger, prints) come here
-        self._sink = local_sink(lambda event: self.on_task_events([event]))
-        self._sink.__enter__()
+        self._context.enter_context(local_sink(lambda event: self.on_task_events([event])))
+        if self.backend.client is not None:
+            # ``ddf.compute()`` in the flow function runs where the flow's tasks run
+            self._context.enter_context(self.backend.client.as_current())
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._sink.__exit__(None, None, None)
+        self._context.close()
         _current.reset(self._token)
         self._closed = True
         with self._wake:
