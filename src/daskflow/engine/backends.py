@@ -185,7 +185,7 @@ class DistributedBackend:
             raise
 
     def results(self, runs: Sequence[TaskRun]) -> list[Any]:
-        return self.client.gather([r.future for r in runs], errors="skip") if runs else []
+        return self.client.gather([r.future for r in runs]) if runs else []
 
     def cancel(self, runs: Sequence[TaskRun]) -> None:
         futures = [r.future for r in runs if r.future is not None and not r.future.done()]

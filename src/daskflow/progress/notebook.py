@@ -22,7 +22,6 @@ from typing import Any
 
 from daskflow.history.display import STATE_COLORS, format_duration
 from daskflow.progress.tracker import ProgressSnapshot, RunTracker
-from daskflow.states import StateType
 
 __all__ = ["NotebookView", "render_live", "render_summary"]
 
@@ -41,14 +40,12 @@ def _th(value: str, align: str = "right") -> str:
 
 def _headline(snapshot: ProgressSnapshot) -> str:
     """E.g. ``etl: RUNNING 2.4s``: the plain-text form of the title."""
-    state = snapshot.state or StateType.PENDING
-    subflows = f", {snapshot.subflows} subflow run(s)" if snapshot.subflows else ""
+    state, subflows = snapshot.state_type, snapshot.subflows_note
     return f"{snapshot.flow_name}: {state.value} {format_duration(snapshot.duration)}{subflows}"
 
 
 def _title(snapshot: ProgressSnapshot) -> str:
-    state = snapshot.state or StateType.PENDING
-    subflows = f", {snapshot.subflows} subflow run(s)" if snapshot.subflows else ""
+    state, subflows = snapshot.state_type, snapshot.subflows_note
     return (
         f"<b>{html.escape(snapshot.flow_name)}</b> "
         f'<span style="color:{STATE_COLORS[state]}">{state.value}</span> '

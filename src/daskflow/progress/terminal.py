@@ -26,7 +26,6 @@ from rich.text import Text
 
 from daskflow.history.display import STATE_COLORS, format_duration
 from daskflow.progress.tracker import ProgressSnapshot, RunTracker
-from daskflow.states import StateType
 
 __all__ = ["TerminalView", "render_live", "render_summary"]
 
@@ -35,8 +34,7 @@ logger = logging.getLogger("daskflow.progress")
 
 def _headline(snapshot: ProgressSnapshot, separator: str = ": ") -> Text:
     """E.g. ``etl: RUNNING 2.4s``, the state in its colour (as ``daskflow runs`` shows it)."""
-    state = snapshot.state or StateType.PENDING
-    subflows = f", {snapshot.subflows} subflow run(s)" if snapshot.subflows else ""
+    state, subflows = snapshot.state_type, snapshot.subflows_note
     return Text.assemble(
         (snapshot.flow_name, "bold"),
         separator,

@@ -159,6 +159,16 @@ class ProgressSnapshot:
         return max(0.0, (self.ended if self.ended is not None else self.taken) - self.started)
 
     @property
+    def state_type(self) -> StateType:
+        """The state to show: PENDING until the tracker saw one."""
+        return self.state or StateType.PENDING
+
+    @property
+    def subflows_note(self) -> str:
+        """``", 2 subflow run(s)"`` when there are subflows, else empty."""
+        return f", {self.subflows} subflow run(s)" if self.subflows else ""
+
+    @property
     def finished(self) -> bool:
         """True once the flow run reached a final state."""
         return self.state is not None and self.state.is_final
