@@ -28,14 +28,18 @@ def poll_for(predicate: Callable[[], bool], timeout: float = 10.0, interval: flo
 
 @pytest.fixture(scope="session", autouse=True)
 def _store_in_a_temporary_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Tests record runs in a store of their own, never in ~/.daskflow."""
+    """Tests record runs (and store results) in folders of their own, never in ~/.daskflow."""
     import os
 
     import dask
 
     path = str(tmp_path_factory.mktemp("store") / "daskflow.db")
+    results = str(tmp_path_factory.mktemp("results"))
     os.environ["DASKFLOW_STORE"] = path  # for subprocesses (CLI, examples)
-    with dask.config.set({"daskflow.store": path, "daskflow.progress": False}):
+    os.environ["DASKFLOW_RESULTS"] = results
+    with dask.config.set(
+        {"daskflow.store": path, "daskflow.results": results, "daskflow.progress": False}
+    ):
         yield
 
 

@@ -198,6 +198,8 @@ def test_to_pandas_one_row_per_task_run_with_typed_columns():
         "error_type",
         "error_message",
         "tags",
+        "result_location",
+        "result_size",
     ]
     assert len(df) == 21
     assert df["task_name"].value_counts().to_dict() == {"scale": 20, "total": 1}

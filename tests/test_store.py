@@ -473,6 +473,30 @@ def test_a_newer_schema_is_refused_and_left_untouched(sql_url: str) -> None:
     assert str(pickle.loads(pickle.dumps(info.value))) == str(info.value)
 
 
+def test_a_version_1_store_is_upgraded_and_keeps_its_runs(sql_url: str) -> None:
+    store = SQLStore(sql_url)
+    store.write(a_flow_run("b" * 32, time.time(), tasks=2))
+    with store.engine.begin() as conn:  # back to the layout of schema version 1
+        for table, column in [
+            ("flow_runs", "result"),
+            ("task_runs", "result"),
+            ("flow_runs", "resumed_from"),
+            ("flow_runs", "entrypoint"),
+        ]:
+            conn.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN {column}"))
+        conn.execute(sa.text("UPDATE meta SET value = '1' WHERE key = 'schema_version'"))
+    store.close()
+
+    upgraded = SQLStore(sql_url)
+    [row] = upgraded.list_flow_runs()
+    assert row.id == "b" * 32
+    assert row.resumed_from is None
+    assert [t.result for t in upgraded.list_task_runs(row.id)] == [None, None]
+    upgraded.write([change("b" * 32, None, StateType.COMPLETED, time.time() + 1)])
+    assert upgraded.get_flow_run("b" * 32).state is StateType.COMPLETED
+    upgraded.close()
+
+
 def test_a_database_of_something_else_is_refused_and_left_untouched(sql_url: str) -> None:
     engine = sa.create_engine(_to_url(sql_url))
     os.makedirs(os.path.dirname(engine.url.database or "") or ".", exist_ok=True)

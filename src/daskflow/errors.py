@@ -21,7 +21,9 @@ message once::
     ├── RunNotFoundError (LookupError)          no recorded flow run has this id
     ├── NoFlowRunError (RuntimeError)           .submit / .map / get_run_logger outside a flow
     ├── InvalidTransitionError (RuntimeError)   a state change the machine refuses (a bug)
-    └── StoreError (RuntimeError)               the run store is corrupt, newer, or not daskflow's
+    ├── StoreError (RuntimeError)               the run store is corrupt, newer, or not daskflow's
+    ├── ResultStorageError (OSError)            a result cannot be written to or read from storage
+    └── ResumeError (RuntimeError)              a flow run cannot be resumed (wrong flow, not over)
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ __all__ = [
     "NoFlowRunError",
     "NotATaskError",
     "ParameterValidationError",
+    "ResultStorageError",
+    "ResumeError",
     "RunNotFoundError",
     "SerializationError",
     "ShellCommandError",
@@ -244,3 +248,21 @@ class StoreError(DaskflowError, RuntimeError):
         self.store = store
         self.reason = reason
         super().__init__(f"run store {store}: {reason}")
+
+
+class ResultStorageError(DaskflowError, OSError):
+    """A result could not be written to, or read from, result storage."""
+
+    def __init__(self, location: str, reason: str) -> None:
+        self.location = location
+        self.reason = reason
+        super().__init__(f"result storage {location}: {reason}")
+
+
+class ResumeError(DaskflowError, RuntimeError):
+    """A flow run cannot be resumed: it belongs to another flow, or has not ended."""
+
+    def __init__(self, run_id: str, reason: str) -> None:
+        self.run_id = run_id
+        self.reason = reason
+        super().__init__(f"cannot resume flow run {run_id}: {reason}")

@@ -7,7 +7,9 @@ that a bad option is an error at decoration time, not in the middle of a run.
 
 from __future__ import annotations
 
+import datetime
 import numbers
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -122,6 +124,11 @@ class TaskOptions:
     log_prints: bool = False
     task_run_name: str | None = None
     resources: dict[str, float] | None = field(default=None, hash=False)
+    cache_key_fn: Callable[[Any, dict[str, Any]], str | None] | None = None
+    cache_expiration: float | None = None  # seconds
+    refresh_cache: bool = False
+    persist_result: bool | None = None  # None: the flow's choice, else True when caching
+    result_storage: str | None = None  # None: the flow's, else ``daskflow.results``
 
     @classmethod
     def build(cls, **opts: Any) -> TaskOptions:
@@ -151,12 +158,53 @@ class TaskOptions:
         ):
             raise ConfigurationError("resources", resources, "a dict like {'GPU': 1}")
         values["resources"] = dict(resources) if resources else None
+        key_fn = opts.get("cache_key_fn")
+        if key_fn is not None and not callable(key_fn):
+            raise ConfigurationError(
+                "cache_key_fn", key_fn, "a function fn(context, arguments) -> str or None"
+            )
+        values["cache_key_fn"] = key_fn
+        values["cache_expiration"] = _check_expiration(opts.get("cache_expiration"))
+        values["refresh_cache"] = bool(opts.get("refresh_cache") or False)
+        values.update(_result_options(opts))
         return cls(**values)
+
+    @property
+    def caches(self) -> bool:
+        """True when runs of this task look up and store cache entries."""
+        return self.cache_key_fn is not None
 
     def retry_delay(self, retry_number: int) -> float:
         """Seconds to wait before retry ``retry_number`` (0 for the first retry)."""
         delays = self.retry_delay_seconds
         return delays[min(retry_number, len(delays) - 1)]
+
+
+def _check_expiration(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime.timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value <= 0:
+        raise ConfigurationError(
+            "cache_expiration", value, "a datetime.timedelta (or seconds) greater than 0"
+        )
+    return float(value)
+
+
+def _result_options(opts: dict[str, Any]) -> dict[str, Any]:
+    """``persist_result`` and ``result_storage``, which tasks and flows share."""
+    persist = opts.get("persist_result")
+    if persist is not None and not isinstance(persist, bool):
+        raise ConfigurationError("persist_result", persist, "True, False or None")
+    storage = opts.get("result_storage")
+    if storage is not None:
+        if not isinstance(storage, (str, os.PathLike)):
+            raise ConfigurationError(
+                "result_storage", storage, "a folder or an fsspec URL such as 's3://bucket/x'"
+            )
+        storage = os.fspath(storage)
+    return {"persist_result": persist, "result_storage": storage}
 
 
 def _check_tags(value: Any) -> frozenset[str]:
@@ -192,6 +240,8 @@ class FlowOptions:
     on_failure: tuple[Hook, ...] = ()
     flow_run_name: str | None = None
     log_prints: bool = False
+    persist_result: bool | None = None  # the default of its tasks
+    result_storage: str | None = None  # the default of its tasks
 
     @classmethod
     def build(cls, **opts: Any) -> FlowOptions:
@@ -210,6 +260,7 @@ class FlowOptions:
         values["on_failure"] = _check_hooks("on_failure", opts.get("on_failure"))
         values["flow_run_name"] = _check_format("flow_run_name", opts.get("flow_run_name"))
         values["log_prints"] = bool(opts.get("log_prints") or False)
+        values.update(_result_options(opts))
         return cls(**values)
 
     def retry_delay(self, retry_number: int) -> float:

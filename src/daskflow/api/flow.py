@@ -8,6 +8,7 @@ inside a flow is a subflow, a flow run of its own linked to its parent.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
@@ -54,6 +55,51 @@ class Flow(Generic[P, R]):
 
         return run_flow(self, args, kwargs, return_state)
 
+    def resume(self, run_id: str, *, return_state: bool = False) -> Any:
+        """Run a failed or crashed flow run again, reusing its stored task results.
+
+        The flow function runs again with the parameters of flow run
+        ``run_id`` (read from the run store), as a new flow run linked to it
+        (its ``resumed_from``): history is never rewritten. Every task run
+        that completed in the old run with a stored result (``persist_result``,
+        or a cache) ends ``CACHED`` with that result instead of running;
+        the others run. See :mod:`daskflow.engine.resume` for how task runs
+        are matched.
+
+        Parameters
+        ----------
+        run_id
+            The flow run's id, or a unique prefix of it (as the CLI shows).
+        return_state
+            Return the new run's final ``State`` instead of its value.
+
+        Raises
+        ------
+        RunNotFoundError
+            No recorded flow run has this id.
+        ResumeError
+            The run belongs to another flow, is still running, or completed.
+
+        Examples
+        --------
+        >>> etl.resume("3f2a9c81")  # doctest: +SKIP
+        """
+        from daskflow.api.flow_run import plan_resume, run_flow
+
+        parameters, plan = plan_resume(self, run_id)
+        return run_flow(self, (), parameters, return_state, resume=plan)
+
+    @functools.cached_property
+    def entrypoint(self) -> str | None:
+        """Where ``daskflow runs retry`` finds this flow: ``path/to/file.py:name``."""
+        import inspect
+
+        try:
+            path = inspect.getsourcefile(self.fn)
+        except TypeError:
+            return None
+        return f"{os.path.abspath(path)}:{self.fn.__name__}" if path else None
+
     def __repr__(self) -> str:
         return f"<Flow {self.name}>"
 
@@ -75,6 +121,8 @@ def flow(
     on_failure: Sequence[Callable[[Any, Any, Any], object]] | None = None,
     flow_run_name: str | None = None,
     log_prints: bool | None = None,
+    persist_result: bool | None = None,
+    result_storage: str | os.PathLike[str] | None = None,
 ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 def flow(fn: Any = None, /, **options: Any) -> Any:
     """Mark a function as a flow, bare (``@flow``) or with options.
@@ -87,7 +135,9 @@ def flow(fn: Any = None, /, **options: Any) -> Any:
         See SPEC §1: ``name``, ``description``, ``version``, ``retries``,
         ``retry_delay_seconds``, ``timeout_seconds``, ``validate_parameters``,
         ``cluster``, ``on_completion``, ``on_failure``, ``flow_run_name``,
-        ``log_prints``.
+        ``log_prints``, ``persist_result`` and ``result_storage`` (the defaults
+        of the flow's tasks: with ``persist_result=True`` every task result is
+        stored, so :meth:`Flow.resume` can reuse all of them).
 
     Examples
     --------

@@ -34,9 +34,10 @@ from daskflow.api.parameters import bind_parameters
 from daskflow.engine.call import FlowRunInfo
 from daskflow.engine.hooks import call_hooks
 from daskflow.engine.prints import capture_prints
+from daskflow.engine.resume import ResumePlan
 from daskflow.engine.runner import FlowRunner, current_runner, make_backend
 from daskflow.engine.timeouts import call_with_timeout
-from daskflow.errors import FlowRunTimeout, ParameterValidationError
+from daskflow.errors import FlowRunTimeout, ParameterValidationError, ResumeError
 from daskflow.observers.events import FlowRunCreated, StateChanged, bus
 from daskflow.observers.heartbeat import Heartbeat
 from daskflow.states import State, StateType
@@ -59,8 +60,18 @@ def _run_name(flow: Any, parameters: dict[str, Any], flow_run_id: str) -> str:
     return f"{flow.name}-{flow_run_id[:8]}"
 
 
-def run_flow(flow: Any, args: Sequence[Any], kwargs: dict[str, Any], return_state: bool) -> Any:
-    """Run ``flow`` once (with its retries) and return its value or final state."""
+def run_flow(
+    flow: Any,
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    return_state: bool,
+    resume: ResumePlan | None = None,
+) -> Any:
+    """Run ``flow`` once (with its retries) and return its value or final state.
+
+    With ``resume``, task runs reuse the stored results of the flow run it
+    was made from (see :mod:`daskflow.engine.resume`).
+    """
     options = flow.options
     try:
         bound = bind_parameters(flow.name, flow.fn, args, kwargs, options.validate_parameters)
@@ -77,7 +88,31 @@ def run_flow(flow: Any, args: Sequence[Any], kwargs: dict[str, Any], return_stat
     flow_run_id = uuid.uuid4().hex
     run_name = _run_name(flow, parameters, flow_run_id)
     with _observed(flow_run_id, flow.name, top_level=parent is None):
-        return _run(flow, bound, backend, parent, flow_run_id, run_name, return_state)
+        return _run(flow, bound, backend, parent, flow_run_id, run_name, return_state, resume)
+
+
+def plan_resume(flow: Any, run_id: str) -> tuple[dict[str, Any], ResumePlan]:
+    """The parameters of flow run ``run_id`` and the results its task runs stored.
+
+    Raises
+    ------
+    RunNotFoundError
+        No recorded flow run has this id.
+    ResumeError
+        It is a run of another flow, has not ended, or completed.
+    """
+    from daskflow.history import get_run
+
+    bus.flush()  # a run that just ended in this process is in the store
+    old = get_run(run_id)
+    if old.flow_name != flow.name:
+        raise ResumeError(old.id, f"it is a run of flow {old.flow_name!r}, not {flow.name!r}")
+    state = old.state.type
+    if not state.is_final:
+        raise ResumeError(old.id, f"it has not ended (it is {state.value})")
+    if state.is_completed:
+        raise ResumeError(old.id, "it completed; call the flow to run it again")
+    return dict(old.parameters), ResumePlan(old.id, old.read_task_runs())
 
 
 def _run(
@@ -88,6 +123,7 @@ def _run(
     flow_run_id: str,
     run_name: str,
     return_state: bool,
+    resume: ResumePlan | None,
 ) -> Any:
     options = flow.options
     parameters = dict(bound.arguments)
@@ -101,6 +137,8 @@ def _run(
                 parent.flow_run_id if parent else None,
                 time.time(),
                 options.version,
+                resume.flow_run_id if resume is not None else None,
+                flow.entrypoint,
             ),
             StateChanged(flow_run_id, None, State(StateType.PENDING)),
         ]
@@ -108,7 +146,7 @@ def _run(
     attempt = 0
     while True:
         attempt += 1
-        state = _attempt(flow, bound, backend, flow_run_id, attempt)
+        state = _attempt(flow, bound, backend, flow_run_id, attempt, resume)
         if state.is_failed() and state.type is not StateType.CRASHED and attempt <= options.retries:
             delay = options.retry_delay(attempt - 1)
             _publish(
@@ -177,9 +215,14 @@ def _heartbeat(store: Any) -> Heartbeat:
     return heartbeat
 
 
-def _attempt(flow: Any, bound: Any, backend: Any, flow_run_id: str, attempt: int) -> State:
+def _attempt(
+    flow: Any, bound: Any, backend: Any, flow_run_id: str, attempt: int, resume: ResumePlan | None
+) -> State:
     options = flow.options
     runner = FlowRunner(flow_run_id, backend)
+    runner.persist_result = options.persist_result
+    runner.result_storage = options.result_storage
+    runner.resume = resume
     timeout = options.timeout_seconds
     if timeout is not None:
         runner.deadline = time.time() + timeout

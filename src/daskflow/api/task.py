@@ -9,7 +9,9 @@ plain function. The mapping machinery (static and dynamic widths) lives in
 
 from __future__ import annotations
 
+import datetime
 import functools
+import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -221,6 +223,11 @@ def task(
     log_prints: bool | None = None,
     task_run_name: str | None = None,
     resources: dict[str, float] | None = None,
+    cache_key_fn: Callable[[Any, dict[str, Any]], str | None] | None = None,
+    cache_expiration: datetime.timedelta | float | None = None,
+    refresh_cache: bool | None = None,
+    persist_result: bool | None = None,
+    result_storage: str | os.PathLike[str] | None = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 def task(fn: Any = None, /, **options: Any) -> Any:
     """Mark a function as a task, bare (``@task``) or with options.
@@ -233,7 +240,9 @@ def task(fn: Any = None, /, **options: Any) -> Any:
         See SPEC §1: ``name``, ``retries``, ``retry_delay_seconds``,
         ``retry_jitter_factor``, ``retry_on``, ``retry_condition_fn``,
         ``timeout_seconds``, ``tags``, ``on_completion``, ``on_failure``,
-        ``log_prints``, ``task_run_name``, ``resources``.
+        ``log_prints``, ``task_run_name``, ``resources``, ``cache_key_fn``,
+        ``cache_expiration``, ``refresh_cache``, ``persist_result``,
+        ``result_storage``.
 
     Examples
     --------

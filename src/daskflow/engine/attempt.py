@@ -30,7 +30,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from daskflow.engine.caching import prepare, store
 from daskflow.engine.call import CallSpec, TaskRunInfo
+from daskflow.engine.collections import describe_collection, persist_collection
 from daskflow.engine.emit import emit, worker_address
 from daskflow.engine.hooks import call_hooks, call_safely
 from daskflow.engine.prints import capture_prints
@@ -103,7 +105,13 @@ class _Attempts:
         self.spec = spec
         self.worker = worker_address()
 
-    def event(self, state: State, attempt: int, size: int | None = None) -> None:
+    def event(
+        self,
+        state: State,
+        attempt: int,
+        size: int | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         spec = self.spec
         emit(
             (
@@ -118,7 +126,9 @@ class _Attempts:
                 state.error_message,
                 state.traceback,
                 size,
-            )
+                details,
+            ),
+            final=state.type.is_final,
         )
 
 
@@ -190,10 +200,11 @@ def _finish(
     args: Sequence[Any],
     kwargs: dict[str, Any],
     value: Any = None,
+    details: dict[str, Any] | None = None,
 ) -> Any:
     """Emit the final state, call the hooks, return the Dask result."""
     failed = state.type.is_failed
-    log.event(state, attempt, size=None if failed else _size_of(value))
+    log.event(state, attempt, None if failed else _size_of(value), details)
     options = spec.task.options
     hooks = options.on_failure if failed else options.on_completion
     if hooks:
@@ -234,12 +245,26 @@ def run_task(spec: CallSpec, *upstream_values: Any) -> Any:
     args, kwargs = spec.bind(upstream)
     token = current_task_run.set((spec.flow_run_id, spec.task_run_id, task.name))
     try:
-        return _attempts(spec, log, args, kwargs)
+        if spec.results is None:
+            return _attempts(spec, log, args, kwargs, None)
+        found = prepare(spec, args, kwargs, lambda: _info(spec, 0, args, kwargs))
+        if not found.hit:
+            return _attempts(spec, log, args, kwargs, found.key)
+        if found.silent:
+            return found.value
+        cached = State(StateType.CACHED, message=found.message)
+        return _finish(spec, log, cached, 0, args, kwargs, found.value, found.details)
     finally:
         current_task_run.reset(token)
 
 
-def _attempts(spec: CallSpec, log: _Attempts, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+def _attempts(
+    spec: CallSpec,
+    log: _Attempts,
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    cache_key: str | None,
+) -> Any:
     """Attempt after attempt until success, a final failure or no retries left."""
     task = spec.task
     options = task.options
@@ -271,7 +296,11 @@ def _attempts(spec: CallSpec, log: _Attempts, args: Sequence[Any], kwargs: dict[
             log.event(retrying, attempt)
             _sleep(delay)
             continue
-        return _finish(spec, log, State(StateType.COMPLETED), attempt, args, kwargs, value)
+        value = persist_collection(value)
+        details = store(spec, cache_key, value) if spec.results is not None else None
+        details = describe_collection(value, details)
+        completed = State(StateType.COMPLETED)
+        return _finish(spec, log, completed, attempt, args, kwargs, value, details)
 
 
 def _invoke(

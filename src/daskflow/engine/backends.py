@@ -70,8 +70,14 @@ class DistributedBackend:
         self.client = client
         router = self._routers.get(client)
         if router is None:
+            # imports distributed's plugin module: only once a cluster is in use
+            from daskflow.engine.worker_loss import LOSS_TOPIC, watch_worker_loss
+
             router = self._routers[client] = _Router(route, client)
             client.subscribe_topic(TOPIC, router)
+            client.subscribe_topic(LOSS_TOPIC, router.on_worker_loss)
+            if not watch_worker_loss(client):
+                router.workers_lost = None
         self._router = router
 
     def describe(self) -> str:
@@ -200,6 +206,10 @@ class DistributedBackend:
                     run.local_state = self.final_state(run)
                 run.future = None
 
+    def workers_lost(self) -> int | None:
+        """How many workers left the cluster since this client connected; None: unknown."""
+        return self._router.workers_lost
+
     def drain_events(self, timeout: float = 5.0) -> None:
         """Collect every event the workers still hold or have on the way.
 
@@ -223,10 +233,15 @@ class DistributedBackend:
         """How many elements a completed run's value has, computed where it lives."""
         return int(self.client.submit(length_of, run.future, pure=False).result())
 
-    def worker_deaths(self, runs: Sequence[TaskRun]) -> dict[Any, int]:
-        """How often a worker died under each run (``suspicious`` on the scheduler)."""
+    def worker_deaths(self, runs: Sequence[TaskRun], since: int | None = None) -> dict[Any, int]:
+        """How often a worker died under each run (``suspicious`` on the scheduler).
+
+        Asks the scheduler only when a worker left after the count ``since``
+        (see :meth:`workers_lost`): a flow run on a healthy cluster pays nothing.
+        """
         keys = {r.key for r in runs if r.future is not None}
-        if not keys:
+        lost = self.workers_lost()
+        if not keys or (lost is not None and since is not None and lost <= since):
             return {}
         try:
             counts = self.client.run_on_scheduler(
@@ -245,6 +260,7 @@ class _Router:
 
     Routes each worker batch to its flow runs and remembers the last batch
     number seen from each worker, for :meth:`DistributedBackend.drain_events`.
+    It also counts the workers that left (see :mod:`daskflow.engine.worker_loss`).
     """
 
     def __init__(self, route: EventHandler, client: Any) -> None:
@@ -254,6 +270,7 @@ class _Router:
         self._client = weakref.ref(client)
         self._seen: dict[str, int] = {}
         self._arrived = threading.Condition()
+        self.workers_lost: int | None = 0
 
     def __call__(self, event: tuple[float, dict[str, Any]]) -> None:
         _, message = event
@@ -261,6 +278,10 @@ class _Router:
         with self._arrived:
             self._seen[message["worker"]] = message["seq"]
             self._arrived.notify_all()
+
+    def on_worker_loss(self, event: tuple[float, Any]) -> None:
+        if self.workers_lost is not None:
+            self.workers_lost += 1
 
     def deliver(self, events: list[Any]) -> None:
         by_flow: dict[str, list[tuple[Any, ...]]] = {}

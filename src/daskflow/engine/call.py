@@ -111,6 +111,12 @@ class CallSpec:
     fail_with
         An exception that fails this run at once without calling the task
         (used when a dynamic map could not expand).
+    results
+        A :class:`~daskflow.engine.caching.ResultPolicy` when results are
+        stored, cached or reused; None otherwise (nothing to do).
+    reuse
+        For a resumed run: ``{"task_run_id": ..., "record": ...}`` of the
+        earlier run's stored result.
     """
 
     task: Any
@@ -122,6 +128,8 @@ class CallSpec:
     kwargs: dict[str, Any]
     nested: frozenset[int | str] = frozenset()
     fail_with: BaseException | None = None
+    results: Any = None
+    reuse: dict[str, Any] | None = None
 
     def bind(self, upstream: Sequence[Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """The real ``(args, kwargs)`` once the upstream values are known."""
@@ -173,6 +181,7 @@ class TaskRunInfo:
     tags: frozenset[str]
     attempt: int
     parameters: dict[str, Any]
+    task: Any = None  # the Task itself (``task.fn``, ``task.name``): cache key functions use it
 
     @classmethod
     def of(
@@ -195,6 +204,7 @@ class TaskRunInfo:
             task.options.tags,
             attempt,
             parameters or {},
+            task,
         )
 
 

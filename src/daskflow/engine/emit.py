@@ -8,21 +8,27 @@ goes depends on where the wrapper runs:
   one numbered ``Worker.log_event(TOPIC, batch)``: a busy worker sends one
   message for many transitions, and the worker's event loop wakes once per
   interval, not once per task (per-task wake-ups cost CPU-bound tasks a few
-  per cent on a small machine). When a flow run ends, the client collects
-  what is still queued with :func:`drain_worker_events` and waits for the
-  batches already on their way, so observers see every transition.
+  per cent on a small machine). A worker that falls idle as a run ends (no
+  other task executing or ready) sends at once instead: the last runs of a
+  flow reach the client with their results, so a short flow run does not
+  wait an interval. When a flow run ends without every final state in hand,
+  the client collects what is still queued with :func:`drain_worker_events`
+  and waits for the batches already on their way, so observers see every
+  transition.
 - **In-process without a worker** (``cluster="sync"``) a sink installed with
   :func:`local_sink` receives each event directly.
 
 An event is a plain tuple (msgpack-able, cheap):
 ``(flow_run_id, task_run_id, state_type, timestamp, attempt, worker,
-message, error_type, error_message, traceback, size)``.
+message, error_type, error_message, traceback, size, details)`` (``details``:
+a dict, e.g. where the result was stored, or None).
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -30,6 +36,11 @@ from typing import Any
 __all__ = ["TOPIC", "drain_worker_events", "emit", "local_sink"]
 
 TOPIC = "daskflow-events"
+
+#: Seconds between two early sends of an idle worker: a worker that runs many
+#: short tasks one after another is idle between each two, and must not send
+#: a message per task.
+IDLE_SEND_GAP = 0.025
 
 EventTuple = tuple[Any, ...]
 Sink = Callable[[EventTuple], None]
@@ -77,18 +88,33 @@ class _WorkerBuffer:
         self._timer_armed = False
         self._interval = config.get_seconds("events.flush-interval")
         self.sent = 0  # batches sent so far
+        self._last_send = 0.0
 
-    def add(self, event: EventTuple) -> None:
+    def add(self, event: EventTuple, final: bool = False) -> None:
         self._queue.append(event)
-        if not self._timer_armed:  # one loop wake-up per interval, not per event
+        if final and self._idle() and time.monotonic() - self._last_send >= IDLE_SEND_GAP:
+            self._last_send = time.monotonic()  # at most one early send per gap
+            self._worker.loop.add_callback(self._send)
+        elif not self._timer_armed:  # one loop wake-up per interval, not per event
             self._timer_armed = True
             self._worker.loop.add_callback(self._arm)
+
+    def _idle(self) -> bool:
+        """Nothing else to run here: the calling task is the only one executing."""
+        try:
+            state = self._worker.state
+            return state.executing_count <= 1 and not state.ready
+        except AttributeError:  # a worker without the state machine we know
+            return False
 
     def _arm(self) -> None:
         self._worker.loop.call_later(self._interval, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer_armed = False
+        self._send()
+
+    def _send(self) -> None:
         batch = self.take()
         if batch:
             self.sent += 1
@@ -117,8 +143,12 @@ def drain_worker_events(dask_worker: Any) -> dict[str, Any]:
     return {"seq": buffer.sent, "events": buffer.take()}
 
 
-def emit(event: EventTuple) -> None:
-    """Send one transition towards the client (see the module docstring)."""
+def emit(event: EventTuple, final: bool = False) -> None:
+    """Send one transition towards the client (see the module docstring).
+
+    ``final`` marks a run's last event: it may leave at once when the worker
+    has nothing else to do.
+    """
     sink = _sink.get()
     if sink is not None:
         sink(event)
@@ -129,4 +159,4 @@ def emit(event: EventTuple) -> None:
     buffer = getattr(worker, "_daskflow_events", None)
     if buffer is None:
         buffer = worker._daskflow_events = _WorkerBuffer(worker)
-    buffer.add(event)
+    buffer.add(event, final)

@@ -39,10 +39,12 @@ from typing import Any
 from daskflow import config
 from daskflow.engine.attempt import TaskFailure
 from daskflow.engine.backends import DistributedBackend, SyncBackend
+from daskflow.engine.caching import ResultPolicy, policy_for
 from daskflow.engine.call import TaskRunInfo
 from daskflow.engine.cluster import SYNC, resolve_client
 from daskflow.engine.emit import local_sink
 from daskflow.engine.hooks import call_hooks
+from daskflow.engine.resume import Identities, Identity, ResumePlan
 from daskflow.engine.run_logs import LOG
 from daskflow.engine.runs import TaskRun
 from daskflow.observers.events import LogEmitted, StateChanged, TaskRunCreated, bus
@@ -83,7 +85,7 @@ def make_backend(cluster: Any) -> SyncBackend | DistributedBackend:
 
 
 def _state_from_event(event: tuple[Any, ...]) -> State:
-    _, _, type_value, timestamp, _, _, message, error_type, error_message, traceback, _ = event
+    _, _, type_value, timestamp, _, _, message, error_type, error_message, traceback = event[:10]
     return State(
         StateType(type_value), timestamp, message or "", error_type, error_message, traceback
     )
@@ -111,6 +113,17 @@ class FlowRunner:
         self.deadline: float | None = None
         self._id_prefix = uuid.uuid4().hex[:24]
         self._id_counter = itertools.count()
+        # results: the flow's defaults for its tasks, and what a resumed run reuses
+        self.persist_result: bool | None = None
+        self.result_storage: str | None = None
+        self.resume: ResumePlan | None = None
+        self._identities = Identities()
+        self._identity: dict[str, Identity] = {}
+        self._policies: dict[Any, ResultPolicy | None] = {}
+        # workers lost before this flow run started are none of its business
+        self._workers_lost = (
+            backend.workers_lost() if isinstance(backend, DistributedBackend) else None
+        )
 
     # -- lifecycle -------------------------------------------------------------
     def __enter__(self) -> FlowRunner:
@@ -145,6 +158,8 @@ class FlowRunner:
         """Register a new run; it is submitted with the next batch."""
         self.runs.append(run)
         self.by_id[run.id] = run
+        if self.resume is not None:  # identities in creation order, like the old run's
+            self._identity[run.id] = self._identities.next(run.task.name, run.run_name)
         if run.deferred is not None:
             self.hold()
             if bus.active:
@@ -152,7 +167,34 @@ class FlowRunner:
             return
         self._enqueue(run, kick)
 
+    def _results_of(self, run: TaskRun) -> None:
+        """Give the run's call its result policy, and what a resumed run reuses."""
+        task = run.task
+        try:
+            policy = self._policies[task]
+        except KeyError:
+            options = task.options
+            policy = None
+            if options.persist_result or options.caches or self.persist_result:
+                policy = policy_for(options, self.persist_result, self.result_storage)
+                policy = policy if policy.persist else None
+            self._policies[task] = policy
+        spec = run.spec
+        assert spec is not None
+        if self.resume is not None and run.id in self._identity:
+            spec.reuse = self.resume.take(self._identity.pop(run.id))
+            if spec.reuse is not None and policy is None:  # reuse only, store nothing
+                policy = ResultPolicy(storage=self._storage_of(task), persist=False)
+        spec.results = policy
+
+    def _storage_of(self, task: Any) -> str:
+        from daskflow.results.storage import default_storage_url
+
+        return task.options.result_storage or self.result_storage or default_storage_url()
+
     def _enqueue(self, run: TaskRun, kick: bool) -> None:
+        if run.spec is not None and run.spec.fail_with is None:
+            self._results_of(run)
         if self.backend.eager:
             if bus.active:
                 bus.publish(self._created_events([run]))
@@ -400,7 +442,12 @@ class FlowRunner:
             if publish:
                 changes.append(
                     StateChanged(
-                        self.flow_run_id, run.id, _state_from_event(event), event[4], event[5]
+                        self.flow_run_id,
+                        run.id,
+                        _state_from_event(event),
+                        event[4],
+                        event[5],
+                        event[11] or {},
                     )
                 )
         if changes:
@@ -430,10 +477,10 @@ class FlowRunner:
         backend = self.backend
         deaths: dict[Any, int] = {}
         if isinstance(backend, DistributedBackend):
-            if bus.active:
+            if bus.active and any(r.final_event is None for r in self.runs):
                 backend.drain_events()  # every transition, before the flow run ends
             backend.fetch_failures(self.runs)
-            deaths = backend.worker_deaths(self.runs)
+            deaths = backend.worker_deaths(self.runs, since=self._workers_lost)
         failed = []
         missing = []
         reported = {id(r) for r in self.runs if r.final_event is not None or r.local_state}

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from operator import attrgetter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from daskflow.errors import RunNotFoundError
 from daskflow.history.display import flow_run_card, format_duration, safe_url
@@ -59,11 +59,32 @@ class TaskRun:
     error_type: str | None
     error_message: str | None
     traceback: str | None
+    result: dict[str, Any] | None = None
 
     @property
     def duration(self) -> timedelta | None:
         """``end_time - start_time``, or None until the run ended."""
         return _duration(self.start_time, self.end_time)
+
+    @property
+    def result_location(self) -> str | None:
+        """Where the run's result is stored (a path or URL), or None: not stored."""
+        return (self.result or {}).get("location")
+
+    @property
+    def result_size(self) -> int | None:
+        """Bytes of the stored result, or None."""
+        return (self.result or {}).get("size")
+
+    @property
+    def cache_key(self) -> str | None:
+        """The cache key the result was stored or found under, or None."""
+        return (self.result or {}).get("cache_key")
+
+    @property
+    def collection(self) -> dict[str, Any] | None:
+        """For a task that returned a Dask collection: type, partitions, dtypes."""
+        return (self.result or {}).get("collection")
 
     @classmethod
     def _from_row(cls, row: TaskRunRow) -> TaskRun:
@@ -92,6 +113,7 @@ class TaskRun:
             row.error_type,
             row.error_message,
             row.traceback,
+            row.result,
         )
 
 
@@ -170,6 +192,10 @@ class FlowRun:
         The parent flow run's id for a subflow, else None.
     version
         The flow's ``version`` option.
+    resumed_from
+        For a run made by ``Flow.resume``: the id of the run it resumed.
+    entrypoint
+        ``path/to/file.py:name`` of the flow function (what ``runs retry`` loads).
     """
 
     def __init__(self, row: FlowRunRow, store: RunStore) -> None:
@@ -181,6 +207,8 @@ class FlowRun:
         self.parameters = row.parameters
         self.parent_id = row.parent_flow_run_id
         self.version = row.version
+        self.resumed_from = row.resumed_from
+        self.entrypoint = row.entrypoint
         self.created = datetime.fromtimestamp(row.created, UTC)
         self.start_time = _when(row.start_time)
         self.end_time = _when(row.end_time)
@@ -276,7 +304,8 @@ class FlowRun:
         Columns: ``id``, ``name``, ``task_name``, ``map_index`` (Int64),
         ``state`` (categorical over every state type), ``attempts``,
         ``worker``, ``start_time``/``end_time`` (UTC datetimes), ``duration``
-        (timedelta), ``error_type``, ``error_message``, ``tags`` (tuples).
+        (timedelta), ``error_type``, ``error_message``, ``tags`` (tuples),
+        ``result_location`` and ``result_size`` (Int64) of stored results.
         Built column by column from the store's rows, without making a
         :class:`TaskRun` per row. Tracebacks stay in :attr:`task_runs`.
 
@@ -313,6 +342,12 @@ class FlowRun:
                 "error_type": pd.Series(column["error_type"], dtype=object),
                 "error_message": pd.Series(column["error_message"], dtype=object),
                 "tags": pd.Series(column["tags"], dtype=object),
+                "result_location": pd.Series(
+                    [(r.result or {}).get("location") for r in rows], dtype=object
+                ),
+                "result_size": pd.array(
+                    [(r.result or {}).get("size") for r in rows], dtype="Int64"
+                ),
             }
         )
         frame.attrs["flow_run_id"] = self.id

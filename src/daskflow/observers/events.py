@@ -49,6 +49,8 @@ class FlowRunCreated:
     parent_flow_run_id: str | None
     timestamp: float
     version: str | None = None
+    resumed_from: str | None = None  # the flow run this one resumes (see Flow.resume)
+    entrypoint: str | None = None  # "file.py:attribute" of the flow, for `daskflow runs retry`
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,6 +64,9 @@ class FlowRunRow:
     error_type: str | None = None
     error_message: str | None = None
     traceback: str | None = None
+    result: dict[str, Any] | None = None
+    resumed_from: str | None = None
+    entrypoint: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +88,7 @@ class TaskRunRow:
     error_type: str | None = None
     error_message: str | None = None
     traceback: str | None = None
+    result: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

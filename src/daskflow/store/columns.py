@@ -20,6 +20,7 @@ from .base import FlowRunRow, LogRow, TaskRunRow, TransitionRow
 from .fold import STATUS_COLUMNS, RunStatus, jsonable
 
 __all__ = [
+    "decode_result",
     "flow_row",
     "flow_values",
     "log_row",
@@ -50,6 +51,8 @@ def flow_values(event: FlowRunCreated, status: RunStatus) -> dict[str, Any]:
         "version": event.version,
         "created": event.timestamp,
         "heartbeat": None,
+        "resumed_from": event.resumed_from,
+        "entrypoint": event.entrypoint,
         **status_values(status),
     }
 
@@ -121,6 +124,9 @@ def flow_row(r: Any) -> FlowRunRow:
         error_type=r.error_type,
         error_message=r.error_message,
         traceback=r.traceback,
+        result=decode_result(r.result),
+        resumed_from=r.resumed_from,
+        entrypoint=r.entrypoint,
     )
 
 
@@ -142,7 +148,13 @@ def task_row(r: Any) -> TaskRunRow:
         error_type=r.error_type,
         error_message=r.error_message,
         traceback=r.traceback,
+        result=decode_result(r.result),
     )
+
+
+def decode_result(text: str | None) -> dict[str, Any] | None:
+    """The ``result`` column (JSON) as a dict; None when the run stored no result."""
+    return json.loads(text) if text else None
 
 
 def transition_row(r: Any) -> TransitionRow:

@@ -70,6 +70,7 @@ class RunStatus:
     error_type: str | None = None
     error_message: str | None = None
     traceback: str | None = None
+    result: str | None = None  # JSON: where the run's result is stored (see results.storage)
 
 
 #: The state message of runs marked CRASHED because their flow process went silent.
@@ -114,6 +115,7 @@ def fold(status: RunStatus, changes: Sequence[StateChanged]) -> RunStatus:
         status.worker,
     )
     error = (status.error_type, status.error_message, status.traceback)
+    result = status.result
     for change in sorted(changes, key=_timestamp) if len(changes) > 1 else changes:
         new = change.state
         when = new.timestamp
@@ -127,13 +129,16 @@ def fold(status: RunStatus, changes: Sequence[StateChanged]) -> RunStatus:
         state, state_time, message = new.type, when, new.message
         if state.is_final:
             end = when
+            stored = change.details.get("result") if change.details else None
+            if stored is not None:
+                result = json.dumps(jsonable(stored))
         if change.worker is not None:
             worker = change.worker
         if new.error_type is not None:
             error = (new.error_type, new.error_message, new.traceback)
         elif state.is_completed:
             error = (None, None, None)
-    return RunStatus(state, state_time, message, start, end, attempts, worker, *error)
+    return RunStatus(state, state_time, message, start, end, attempts, worker, *error, result)
 
 
 def _timestamp(change: StateChanged) -> float:

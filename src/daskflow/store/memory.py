@@ -18,6 +18,7 @@ from daskflow.observers.events import Event
 from daskflow.states import StateType
 
 from .base import HEARTBEAT_TIMEOUT, FlowRunRow, LogRow, TaskRunRow, TransitionRow
+from .columns import decode_result
 from .fold import CRASH_MESSAGE, STATUS_COLUMNS, RunStatus, fold, jsonable, plan, transition_of
 
 __all__ = ["MemoryStore"]
@@ -32,6 +33,7 @@ class _Run:
 
     def current(self) -> Any:
         values = {n: getattr(self.status, n) for n in STATUS_COLUMNS if hasattr(self.row, n)}
+        values["result"] = decode_result(self.status.result)
         return replace(self.row, **values)
 
 
@@ -84,6 +86,8 @@ class MemoryStore:
                     start_time=None,
                     end_time=None,
                     version=e.version,
+                    resumed_from=e.resumed_from,
+                    entrypoint=e.entrypoint,
                 )
                 self._flows[e.flow_run_id] = _Run(row)
             for t in batch.task_runs.values():

@@ -2,14 +2,16 @@
 
 Five tables (SQLAlchemy Core, no ORM)::
 
-    meta         key, value                   ("schema_version", "1")
-    flow_runs    id, names, parameters (JSON), created, status columns, heartbeat
+    meta         key, value                   ("schema_version", "2")
+    flow_runs    id, names, parameters (JSON), created, status columns, heartbeat,
+                 resumed_from, entrypoint
     task_runs    seq, id, flow_run_id, names, tags (JSON), created, status columns
     transitions  seq, flow_run_id, task_run_id, state, timestamp, ... details (JSON)
     logs         seq, flow_run_id, task_run_id, timestamp, level, logger, message
 
 The "status columns" of both run tables are those of
-:class:`daskflow.store.fold.RunStatus`. ``seq`` columns are autoincrement keys
+:class:`daskflow.store.fold.RunStatus` (``result`` is the stored result's
+record as JSON: location, format, size, cache key). ``seq`` columns are autoincrement keys
 that keep insertion order (task runs are listed in creation order). The
 indexes serve the queries of the CLI and the dashboard at 1,000 flow runs and
 1,000,000 task runs: task runs of a flow run in order, counted per
@@ -19,7 +21,10 @@ transitions of a run, logs of a flow run in time order.
 :func:`inspect_schema` tells an empty database (to be created) from a
 daskflow store and from anything else, reading only: a database that is not
 daskflow's, or was written by a newer daskflow, raises
-:class:`~daskflow.errors.StoreError` before a single byte is written.
+:class:`~daskflow.errors.StoreError` before a single byte is written. A store
+of an older schema is upgraded in place by :func:`upgrade_schema` (version 1
+lacked the ``result``, ``resumed_from`` and ``entrypoint`` columns: they are
+added, empty).
 """
 
 from __future__ import annotations
@@ -41,10 +46,11 @@ __all__ = [
     "metadata",
     "task_runs",
     "transitions",
+    "upgrade_schema",
 ]
 
 #: Version of the tables below; stored in ``meta``. Bump it (and migrate) on change.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = sa.MetaData()
 _Seq = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite: an alias of rowid
@@ -64,6 +70,7 @@ def _status_columns() -> list[sa.Column[object]]:
         sa.Column("error_type", sa.String(255)),
         sa.Column("error_message", sa.Text),
         sa.Column("traceback", sa.Text),
+        sa.Column("result", sa.Text),
     ]
 
 
@@ -85,6 +92,8 @@ flow_runs = sa.Table(
     sa.Column("version", sa.String(255)),
     sa.Column("created", _Time, nullable=False),
     sa.Column("heartbeat", _Time),
+    sa.Column("resumed_from", _Id),
+    sa.Column("entrypoint", sa.Text),  # "path/to/file.py:flow_name": what `runs retry` loads
     *_status_columns(),
     sa.Index("ix_flow_runs_created", "created"),
     sa.Index("ix_flow_runs_flow_name", "flow_name", "created"),
@@ -142,8 +151,8 @@ logs = sa.Table(
 _TABLES = frozenset(metadata.tables)
 
 
-def inspect_schema(conn: sa.Connection, where: str) -> Literal["empty", "current"]:
-    """Say whether the database is empty or a daskflow store of this version.
+def inspect_schema(conn: sa.Connection, where: str) -> Literal["empty", "current", "older"]:
+    """Say whether the database is empty, a daskflow store of this version, or an older one.
 
     Reads only. ``where`` names the store in error messages.
 
@@ -186,10 +195,39 @@ def inspect_schema(conn: sa.Connection, where: str) -> Literal["empty", "current
             f"up to {SCHEMA_VERSION}): upgrade daskflow to read it",
         )
     missing = _TABLES - names
-    if missing or version < SCHEMA_VERSION:
-        what = f"tables missing: {', '.join(sorted(missing))}" if missing else "an older schema"
-        raise StoreError(where, f"corrupt or unknown layout ({what})")
-    return "current"
+    if missing:
+        raise StoreError(
+            where, f"corrupt or unknown layout (tables missing: {', '.join(sorted(missing))})"
+        )
+    if version < 1:
+        raise StoreError(where, f"corrupt or unknown layout (schema version {version})")
+    return "current" if version == SCHEMA_VERSION else "older"
+
+
+#: Columns each schema version added: ``(table, column)``, created empty on upgrade.
+_ADDED: dict[int, tuple[tuple[sa.Table, str], ...]] = {
+    2: (
+        (flow_runs, "result"),
+        (task_runs, "result"),
+        (flow_runs, "resumed_from"),
+        (flow_runs, "entrypoint"),
+    ),
+}
+
+
+def upgrade_schema(conn: sa.Connection) -> None:
+    """Bring an older store up to :data:`SCHEMA_VERSION` (in the caller's transaction)."""
+    version = int(
+        conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).scalar_one()
+    )
+    for step in range(version + 1, SCHEMA_VERSION + 1):
+        for table, name in _ADDED.get(step, ()):
+            column = table.c[name]
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {name} {kind}"))
+    conn.execute(
+        sa.update(meta).where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION))
+    )
 
 
 def create_schema(conn: sa.Connection) -> None:

@@ -66,6 +66,7 @@ from .schema import (
     logs,
     task_runs,
     transitions,
+    upgrade_schema,
 )
 
 __all__ = ["SQLStore", "to_url"]
@@ -172,12 +173,15 @@ class SQLStore:
             raise StoreError(self.where, f"{what} ({error_reason(exc)})") from exc
         if self._sqlite:  # only now that the file is known to be ours (or empty)
             self._use_wal()
-        if found == "empty":
+        if found != "current":
             with self._write() as conn:
                 if conn.dialect.name == "postgresql":
                     conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('daskflow'))"))
-                if inspect_schema(conn, self.where) == "empty":  # nobody else made it
+                again = inspect_schema(conn, self.where)  # another process may have done it
+                if again == "empty":
                     create_schema(conn)
+                elif again == "older":
+                    upgrade_schema(conn)
 
     def _use_wal(self) -> None:
         """Switch the SQLite file to WAL mode (once: the mode is kept in the file).

@@ -1,0 +1,192 @@
+"""Results around an attempt: reuse one before running, store one after.
+
+A task run whose task persists results, caches, or is being resumed carries
+a :class:`ResultPolicy` on its :class:`~daskflow.engine.call.CallSpec`
+(other runs carry None and pay nothing). The attempt wrapper, where the run
+executes, asks :func:`prepare` before the first attempt:
+
+1. a resumed run whose earlier result was stored (``spec.reuse``) loads it
+   and ends ``CACHED``;
+2. a run whose own result is already stored ran before on a worker that
+   died: Dask is recomputing it to replace the lost value, so the stored
+   value is loaded and returned *silently* (the run already ended, once);
+3. a caching run computes its key with ``cache_key_fn(context, arguments)``
+   (a key function that raises disables caching for that run with a
+   warning) and, unless ``refresh_cache``, a live cache entry ends the run
+   ``CACHED`` with the stored value, which flows downstream.
+
+After a COMPLETED attempt :func:`store` writes the value (when the policy
+persists) under the run's id and, with a key, as the cache entry. A value
+that cannot be stored is logged as a warning; the run still completes with
+its value. Everything happens on the worker: a remote worker reads and
+writes result storage directly, and the events carry the record to the run
+store (``details["result"]``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from daskflow.results.storage import StoredResult, storage_for
+
+__all__ = ["Prepared", "ResultPolicy", "policy_for", "prepare", "store"]
+
+logger = logging.getLogger("daskflow.results")
+
+
+@dataclass(frozen=True, slots=True)
+class ResultPolicy:
+    """What to do with the results of one task's runs (resolved on the client).
+
+    Attributes
+    ----------
+    storage
+        The result storage URL.
+    persist
+        Store each completed result.
+    cache_key_fn, expiration, refresh
+        The task's caching options (``expiration`` in seconds).
+    """
+
+    storage: str
+    persist: bool
+    cache_key_fn: Callable[[Any, dict[str, Any]], str | None] | None = None
+    expiration: float | None = None
+    refresh: bool = False
+
+
+def policy_for(options: Any, flow_persist: bool | None, flow_storage: str | None) -> ResultPolicy:
+    """The policy of a task with ``options`` in a flow with these defaults."""
+    from daskflow.results.storage import default_storage_url
+
+    persist = options.persist_result
+    if persist is None:
+        persist = flow_persist if flow_persist is not None else options.caches
+    return ResultPolicy(
+        storage=options.result_storage or flow_storage or default_storage_url(),
+        persist=bool(persist),
+        cache_key_fn=options.cache_key_fn if persist else None,
+        expiration=options.cache_expiration,
+        refresh=options.refresh_cache,
+    )
+
+
+@dataclass(slots=True)
+class Prepared:
+    """What :func:`prepare` found: a value to reuse, or the cache key to store under."""
+
+    key: str | None = None
+    hit: bool = False
+    silent: bool = False  # a recomputation after a lost worker: no new events
+    value: Any = None
+    details: dict[str, Any] | None = None
+    message: str = ""
+
+
+def prepare(
+    spec: Any, args: Sequence[Any], kwargs: dict[str, Any], info: Callable[[], Any]
+) -> Prepared:
+    """Look for a value to reuse before running (see the module docstring).
+
+    ``info()`` builds the context handed to ``cache_key_fn`` (only when needed).
+    """
+    policy: ResultPolicy = spec.results
+    storage = storage_for(policy.storage)
+    reuse = spec.reuse
+    if reuse is not None:
+        record = StoredResult.from_dict(reuse["record"])
+        value = _read(storage, record)
+        if value is not _MISSING:
+            return Prepared(
+                key=record.cache_key,
+                hit=True,
+                value=value,
+                details={"result": asdict(record), "reused_from": reuse["task_run_id"]},
+                message=f"result reused from task run {reuse['task_run_id']}",
+            )
+    if policy.persist:
+        own = storage.find(spec.task_run_id)
+        if own is not None:
+            value = _read(storage, own)
+            if value is not _MISSING:
+                return Prepared(hit=True, silent=True, value=value)
+    key = _cache_key(spec, policy, args, kwargs, info)
+    if key is not None and not policy.refresh:
+        entry = storage.lookup(key)
+        if entry is not None:
+            value = _read(storage, entry)
+            if value is not _MISSING:
+                return Prepared(
+                    key=key,
+                    hit=True,
+                    value=value,
+                    details={"result": asdict(entry)},
+                    message="cache hit",
+                )
+    return Prepared(key=key)
+
+
+def store(spec: Any, key: str | None, value: Any) -> dict[str, Any] | None:
+    """Store a completed run's value; the event details naming it, or None."""
+    policy: ResultPolicy = spec.results
+    if not policy.persist:
+        return None
+    if _is_collection(value):
+        _warn(spec, "a Dask collection stays on the cluster: it is not written to storage")
+        return None
+    try:
+        record = storage_for(policy.storage).write(
+            spec.task_run_id, value, cache_key=key, expiration=policy.expiration
+        )
+    except Exception as exc:  # a value cloudpickle cannot write, a full disk, ...
+        _warn(spec, f"its result could not be stored ({type(exc).__name__}: {exc})")
+        return None
+    return {"result": asdict(record)}
+
+
+_MISSING = object()
+
+
+def _read(storage: Any, record: StoredResult) -> Any:
+    try:
+        return storage.read(record)
+    except Exception as exc:
+        logger.warning("daskflow: stored result %s unreadable (%s)", record.location, exc)
+        return _MISSING
+
+
+def _cache_key(
+    spec: Any,
+    policy: ResultPolicy,
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    info: Callable[[], Any],
+) -> str | None:
+    if policy.cache_key_fn is None:
+        return None
+    context = info()
+    try:
+        key = policy.cache_key_fn(context, context.parameters)
+    except Exception as exc:
+        _warn(spec, f"caching is off for this run: cache_key_fn raised {type(exc).__name__}: {exc}")
+        return None
+    if key is not None and not isinstance(key, str):
+        _warn(spec, f"caching is off for this run: cache_key_fn returned {type(key).__name__}")
+        return None
+    return key
+
+
+def _is_collection(value: Any) -> bool:
+    return hasattr(value, "__dask_graph__") and callable(value.__dask_graph__)
+
+
+def _warn(spec: Any, what: str) -> None:
+    from daskflow.api.logger import get_run_logger
+
+    try:
+        get_run_logger().warning("task run %s: %s", spec.run_name, what)
+    except Exception:
+        logger.warning("daskflow: task run %s: %s", spec.run_name, what)
