@@ -76,7 +76,12 @@ def test_version_and_help_everywhere(tmp_path):
     version = daskflow("--version", store=None, cwd=tmp_path)
     assert version.returncode == 0
     assert version.stdout.strip() == f"daskflow {__version__}"
-    for command in ([], ["run"], ["runs"], ["runs", "list"], ["runs", "show"], ["runs", "logs"]):
+    for command in (
+        [],
+        ["run"],
+        ["runs"],
+        *(["runs", c] for c in ("list", "show", "logs", "retry")),
+    ):
         shown = daskflow(*command, "--help", store=None, cwd=tmp_path)
         assert shown.returncode == 0, shown.stderr
         assert "Usage: daskflow" in shown.stdout
@@ -219,7 +224,7 @@ def test_an_unknown_flow_exits_2_and_lists_the_flows_in_the_file(tmp_path):
 
     unnamed = daskflow("run", str(FLOWS), store=tmp_path / "s.db", cwd=tmp_path)
     assert unnamed.returncode == 2
-    assert "holds 4 flows" in unnamed.stderr
+    assert "holds 5 flows" in unnamed.stderr
 
 
 def test_an_unknown_file_exits_2_and_says_where_it_looked(tmp_path):

@@ -23,7 +23,7 @@ message once::
     ├── InvalidTransitionError (RuntimeError)   a state change the machine refuses (a bug)
     ├── StoreError (RuntimeError)               the run store is corrupt, newer, or not daskflow's
     ├── ResultStorageError (OSError)            a result cannot be written to or read from storage
-    └── ResumeError (RuntimeError)              a flow run cannot be resumed (wrong flow, not over)
+    └── ResumeError (ValueError)                a flow run cannot be resumed (wrong flow, not over)
 """
 
 from __future__ import annotations
@@ -259,7 +259,7 @@ class ResultStorageError(DaskflowError, OSError):
         super().__init__(f"result storage {location}: {reason}")
 
 
-class ResumeError(DaskflowError, RuntimeError):
+class ResumeError(DaskflowError, ValueError):
     """A flow run cannot be resumed: it belongs to another flow, or has not ended."""
 
     def __init__(self, run_id: str, reason: str) -> None:

@@ -62,4 +62,33 @@ def noisy(n: int = 3) -> int:
     return total(chatty.map(range(n)))
 
 
+@task
+def step(folder: str, name: str, value: int) -> int:
+    """Counts its runs in FOLDER/NAME (visible across processes), returns VALUE."""
+    import pathlib
+
+    marker = pathlib.Path(folder) / name
+    with marker.open("a") as f:
+        f.write("x")
+    return value
+
+
+@task
+def gate(folder: str, x: int) -> int:
+    """Fails while FOLDER/closed exists."""
+    import pathlib
+
+    if (pathlib.Path(folder) / "closed").exists():
+        raise RuntimeError("the gate is closed")
+    return x * 10
+
+
+@flow(persist_result=True)
+def resumable(folder: str) -> int:
+    """Two stored steps, then a gate that fails until its marker file is removed."""
+    a = step(folder, "a", 1)
+    b = step(folder, "b", 2)
+    return gate(folder, a + b)
+
+
 not_a_flow = "just a string"

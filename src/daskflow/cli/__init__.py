@@ -4,6 +4,7 @@
     daskflow [--store URL] runs list [--flow NAME] [--state S] [--limit N] [--json]
     daskflow [--store URL] runs show ID [--limit N] [--json]
     daskflow [--store URL] runs logs ID [--task NAME] [--limit N] [--json]
+    daskflow [--store URL] runs retry ID [--flow-file FILE.py] [--cluster SPEC] [--json]
 
 Built with click; one module per command family (:mod:`.run`, :mod:`.runs`)
 and one for what they print (:mod:`.output`: rich tables for people, ``--json``

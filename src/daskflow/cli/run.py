@@ -211,6 +211,15 @@ def run_command(target: str, params: tuple[str, ...], cluster: str | None, as_js
     flow = load_flow(target)
     if cluster:
         flow = flow.with_options(cluster=cluster)
+    run_and_report(flow, lambda: flow(**parameters, return_state=True), as_json)
+
+
+def run_and_report(flow: Flow[Any, Any], start: Callable[[], State], as_json: bool) -> None:
+    """Run a flow with ``start()``: announce its id, show its logs, report how it ended.
+
+    Exits 1 when the run did not complete; a parameter refused before the
+    run began is a usage error (exit 2).
+    """
 
     def announce(event: FlowRunCreated) -> None:
         click.echo(f"Flow run {event.run_name!r} started: id {event.flow_run_id}", err=as_json)
@@ -219,7 +228,7 @@ def run_command(target: str, params: tuple[str, ...], cluster: str | None, as_js
     _show_live_logs()
     bus.register(watcher)
     try:
-        state: State = flow(**parameters, return_state=True)
+        state = start()
     finally:
         bus.unregister(watcher)
     started = watcher.event

@@ -1,4 +1,4 @@
-"""``daskflow runs list | show | logs``: the run history in a terminal.
+"""``daskflow runs list | show | logs | retry``: the run history in a terminal.
 
 Reads go through :mod:`daskflow.history` and never load a whole big run:
 ``show`` asks the store for per-task-name counts (one grouped query) and at
@@ -42,7 +42,7 @@ def _store(ctx: click.Context) -> str | None:
 
 @click.group("runs")
 def runs_group() -> None:
-    """Look at recorded flow runs: list them, show one, read its logs."""
+    """Look at recorded flow runs: list them, show one, read its logs, retry one."""
 
 
 @runs_group.command("list")
@@ -194,6 +194,51 @@ def _task_runs_table(task_runs: list[history.TaskRun], total: int) -> Table:
             *error,
         )
     return table
+
+
+@runs_group.command("retry")
+@click.argument("run_id", metavar="ID")
+@click.option(
+    "--flow-file",
+    "flow_file",
+    metavar="FILE.py",
+    help="The file that defines the flow (default: the one recorded with the run).",
+)
+@click.option(
+    "--cluster",
+    metavar="SPEC",
+    help='Where to run: "sync", "local" or a scheduler address (default: the flow\'s own).',
+)
+@json_option
+@click.pass_context
+def retry_command(
+    ctx: click.Context, run_id: str, flow_file: str | None, cluster: str | None, as_json: bool
+) -> None:
+    """Resume failed flow run ID: run its flow again with the same parameters.
+
+    Task runs that completed with a stored result (persist_result, or a
+    cache) are not run again: they end CACHED with that result. The new run
+    is a flow run of its own, linked to ID (its "resumed from"). Exit code 0
+    when it completes, 1 when it fails, 2 for an unknown ID or a run that
+    cannot be resumed (it completed, or is still running).
+
+    \b
+    Examples:
+      daskflow runs retry 3f2a9c81
+      daskflow runs retry 3f2a9c81 --flow-file pipelines/etl.py --cluster sync
+    """
+    from daskflow.cli.run import load_flow, run_and_report
+
+    old = history.get_run(run_id, store=_store(ctx))
+    path = flow_file or (old.entrypoint.rsplit(":", 1)[0] if old.entrypoint else None)
+    if path is None:
+        raise click.UsageError(
+            f"flow run {old.id} did not record the file of its flow: give --flow-file FILE.py"
+        )
+    flow = load_flow(f"{path}:{old.flow_name}")
+    if cluster:
+        flow = flow.with_options(cluster=cluster)
+    run_and_report(flow, lambda: flow.resume(old.id, return_state=True), as_json)
 
 
 @runs_group.command("logs")
