@@ -261,3 +261,22 @@ def test_a_returned_dask_collection_is_persisted_and_described(cluster):
     assert built.collection["npartitions"] == 4
     assert built.collection["dtypes"] == {"x": "int64", "y": "float64"}
     assert built.collection["type"] == "dask.DataFrame"
+
+
+@task(cache_key_fn=task_input_hash)
+def double_part(part: pd.DataFrame, folder: str) -> pd.DataFrame:
+    count_attempt(folder, "double_part")
+    return part.assign(x=part["x"] * 2)
+
+
+def test_map_partitions_runs_hit_the_cache_per_partition(threads_client, tmp_path):
+    @flow(name="cached-partitions", cluster=threads_client, result_storage=str(tmp_path / "r"))
+    def f(folder: str) -> int:
+        ddf = dd.from_pandas(pd.DataFrame({"x": range(40)}), npartitions=4)
+        doubled = double_part.map_partitions(ddf, folder, meta=ddf._meta)  # no inference call
+        return int(doubled["x"].sum().compute())
+
+    assert f(str(tmp_path)) == f(str(tmp_path)) == 2 * sum(range(40))
+    assert attempts(tmp_path, "double_part") == 4
+    states = {r.state.type for r in latest(f).task_runs}
+    assert states == {StateType.CACHED}
