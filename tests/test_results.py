@@ -280,3 +280,29 @@ def test_map_partitions_runs_hit_the_cache_per_partition(threads_client, tmp_pat
     assert attempts(tmp_path, "double_part") == 4
     states = {r.state.type for r in latest(f).task_runs}
     assert states == {StateType.CACHED}
+
+
+def test_a_notebook_task_keeps_its_source_when_sent_to_a_worker():
+    """Workers cannot read the source of a notebook cell: it travels with the task."""
+    import linecache
+
+    import cloudpickle
+
+    code = "def cell_task(x):\n    return x + 1\n"
+    filename = "/tmp/ipykernel_0/cell-1.py"  # how IPython names a cell; the file never exists
+    linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+    namespace: dict = {}
+    exec(compile(code, filename, "exec"), namespace)
+    cell_task = task(cache_key_fn=task_input_hash)(namespace["cell_task"])
+
+    class Context:
+        def __init__(self, task: object) -> None:
+            self.task = task
+
+    here = task_input_hash(Context(cell_task), {"x": 1})
+    assert cell_task.source == code
+    shipped = cloudpickle.dumps(cell_task)
+    del linecache.cache[filename]  # as on a worker process
+    on_worker = cloudpickle.loads(shipped)
+    assert on_worker.source == code
+    assert task_input_hash(Context(on_worker), {"x": 1}) == here

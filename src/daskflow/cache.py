@@ -11,7 +11,6 @@ caching off for that one run, with a warning in the run's logs.
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 __all__ = ["task_input_hash"]
@@ -45,14 +44,14 @@ def task_input_hash(context: Any, arguments: dict[str, Any]) -> str:
 
     task = context.task
     with dask.config.set({"tokenize.ensure-deterministic": True}):
-        return f"{task.name}-{tokenize(_code_of(task.fn), arguments)}"
+        return f"{task.name}-{tokenize(_code_of(task), arguments)}"
 
 
-def _code_of(fn: Any) -> Any:
-    """The function's source text; its Dask token where the source is unavailable."""
-    try:
-        return inspect.getsource(fn)
-    except (OSError, TypeError):  # defined in a REPL, built-in, a callable object
-        from dask.base import tokenize
+def _code_of(task: Any) -> Any:
+    """The task's source text; its function's Dask token where there is no source."""
+    source = getattr(task, "source", None)
+    if source is not None:
+        return source
+    from dask.base import tokenize
 
-        return tokenize(fn)
+    return tokenize(task.fn)  # a built-in, a callable object: stable within a process

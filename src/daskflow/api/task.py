@@ -81,7 +81,25 @@ class Task(Generic[P, R]):
             return self.__qualname__
         if isinstance(origin, Task) and origin.fn is self.fn:
             return (_copy_with_options, (origin, self.options))
-        return (Task, (self.fn, self.options))
+        # by value (a notebook, a local function): the source read here travels along,
+        # since a worker cannot read the source of code typed into a notebook cell
+        return (_rebuild, (self.fn, self.options, self.__dict__.get("source")))
+
+    @functools.cached_property
+    def source(self) -> str | None:
+        """The function's source text, or None where Python cannot find it.
+
+        Read where the task was defined and kept when the task is sent to a
+        worker by value, so cache keys built from it
+        (:func:`daskflow.cache.task_input_hash`) agree between the notebook or
+        script that defined the task and the workers that run it.
+        """
+        import inspect
+
+        try:
+            return inspect.getsource(self.fn)
+        except (OSError, TypeError):
+            return None
 
     # -- calling ---------------------------------------------------------------
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -203,6 +221,13 @@ def _module_attribute(fn: Any) -> Any:
 
 def _copy_with_options(origin: Task[Any, Any], options: TaskOptions) -> Task[Any, Any]:
     return Task(origin.fn, options)
+
+
+def _rebuild(fn: Any, options: TaskOptions, source: str | None) -> Task[Any, Any]:
+    rebuilt = Task(fn, options)
+    if source is not None:
+        rebuilt.__dict__["source"] = source
+    return rebuilt
 
 
 @overload

@@ -178,6 +178,8 @@ class FlowRunner:
             if options.persist_result or options.caches or self.persist_result:
                 policy = policy_for(options, self.persist_result, self.result_storage)
                 policy = policy if policy.persist else None
+                if policy is not None and policy.cache_key_fn is not None:
+                    _ = task.source  # read here: a task sent by value carries it to workers
             self._policies[task] = policy
         spec = run.spec
         assert spec is not None
