@@ -47,8 +47,13 @@ def dump(value: Any, fs: Any, path: str, fmt: str) -> int:
     import pyarrow.parquet as pq
 
     table = value if fmt == "parquet-arrow" else pa.Table.from_pandas(value)
-    with fs.open(path, "wb") as f:
-        pq.write_table(table, f)
+    if _is_local(fs):
+        # pyarrow's own file: through a Python file object every page becomes a
+        # bytes copy, which costs a third more on a 1 GB frame on a Dask worker
+        pq.write_table(table, path)
+    else:
+        with fs.open(path, "wb") as f:
+            pq.write_table(table, f)
     return int(fs.size(path))
 
 
@@ -61,6 +66,14 @@ def load(fs: Any, path: str, fmt: str) -> Any:
             return cloudpickle.loads(f.read())
     import pyarrow.parquet as pq
 
-    with fs.open(path, "rb") as f:
-        table = pq.read_table(f)
+    if _is_local(fs):
+        table = pq.read_table(path)
+    else:
+        with fs.open(path, "rb") as f:
+            table = pq.read_table(f)
     return table if fmt == "parquet-arrow" else table.to_pandas()
+
+
+def _is_local(fs: Any) -> bool:
+    protocol = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+    return "file" in protocol or "local" in protocol
