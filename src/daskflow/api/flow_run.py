@@ -177,6 +177,7 @@ def _run(
         parameters,
         parent.flow_run_id if parent else None,
         attempt,
+        backend.panel_url(flow_run_id),
     )
     hooks = options.on_failure if state.is_failed() else options.on_completion
     call_hooks(hooks, flow, info, state)
@@ -220,6 +221,8 @@ def _attempt(
 ) -> State:
     options = flow.options
     runner = FlowRunner(flow_run_id, backend)
+    runner.flow_name = flow.name
+    runner.panel_url = backend.panel_url(flow_run_id)
     runner.persist_result = options.persist_result
     runner.result_storage = options.result_storage
     runner.resume = resume
@@ -229,7 +232,10 @@ def _attempt(
     with runner:
         _publish([StateChanged(flow_run_id, None, State(StateType.RUNNING), attempt)])
         get_run_logger().info(
-            "flow run %s started (attempt %d) on %s", flow_run_id, attempt, backend.describe()
+            "flow run %s started (attempt %d) on %s",
+            flow_run_id,
+            attempt,
+            backend.describe(flow_run_id),
         )
         try:
             if timeout is None:

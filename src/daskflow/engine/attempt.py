@@ -145,6 +145,8 @@ def _info(spec: CallSpec, attempt: int, args: Sequence[Any], kwargs: dict[str, A
         spec.map_index,
         attempt,
         parameters,
+        spec.flow_name,
+        spec.panel_url,
     )
 
 

@@ -54,8 +54,12 @@ class SyncBackend:
             run.value = run_task(run.spec, *upstream)
         self._on_events(run.spec.flow_run_id, events, None)
 
-    def describe(self) -> str:
+    def describe(self, flow_run_id: str | None = None) -> str:
         return "sync (in this thread)"
+
+    def panel_url(self, flow_run_id: str) -> str | None:
+        """The run's page in the panel: only where configured (``daskflow.dashboard.url``)."""
+        return _configured_panel_url(flow_run_id)
 
 
 class DistributedBackend:
@@ -78,11 +82,25 @@ class DistributedBackend:
             client.subscribe_topic(LOSS_TOPIC, router.on_worker_loss)
             if not watch_worker_loss(client):
                 router.workers_lost = None
+            router.panel = _mount_panel(client)
         self._router = router
 
-    def describe(self) -> str:
+    def panel_url(self, flow_run_id: str) -> str | None:
+        """The run's page in the panel on this cluster's dashboard, else the configured one."""
+        if self._router.panel:
+            from daskflow.panel.plugin import panel_link
+
+            return panel_link(self.client, flow_run_id)
+        return _configured_panel_url(flow_run_id)
+
+    def describe(self, flow_run_id: str | None = None) -> str:
         client = self.client
-        return f"the Dask cluster at {client.scheduler.address} (dashboard {client.dashboard_link})"
+        where = f"the Dask cluster at {client.scheduler.address} (dashboard {client.dashboard_link}"
+        if self._router.panel:
+            from daskflow.panel.plugin import panel_link
+
+            return f"{where}, daskflow panel {panel_link(client, flow_run_id)})"
+        return f"{where}; see this run with `daskflow dashboard`)"
 
     # -- submission --------------------------------------------------------------
     def submit(self, batch: Sequence[TaskRun]) -> None:
@@ -271,6 +289,7 @@ class _Router:
         self._seen: dict[str, int] = {}
         self._arrived = threading.Condition()
         self.workers_lost: int | None = 0
+        self.panel = False  # the daskflow panel is served on this client's dashboard
 
     def __call__(self, event: tuple[float, dict[str, Any]]) -> None:
         _, message = event
@@ -313,6 +332,26 @@ class _Lazy:
                 "ended; return it from the flow to keep it"
             )
         return self.run.future.result()
+
+
+def _configured_panel_url(flow_run_id: str) -> str | None:
+    from daskflow.notify import panel_url
+
+    return panel_url(flow_run_id)
+
+
+def _mount_panel(client: Any) -> bool:
+    """Serve the panel at /daskflow on the client's dashboard when possible."""
+    from daskflow.store.observer import configured_url
+
+    url = configured_url()
+    if url.lower() in ("none", "", "memory"):
+        return False  # nothing the scheduler's page could read
+    try:
+        from daskflow.panel.plugin import mount_panel
+    except ImportError:  # bokeh missing: the Dask dashboard is off anyway
+        return False
+    return mount_panel(client, url)
 
 
 def _as_expression(graph: dict[Any, Any]) -> Any:

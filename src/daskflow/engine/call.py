@@ -117,6 +117,9 @@ class CallSpec:
     reuse
         For a resumed run: ``{"task_run_id": ..., "record": ...}`` of the
         earlier run's stored result.
+    flow_name, panel_url
+        The flow's name and the run's page in the daskflow panel, for hooks
+        (alerts name them); set when the run is submitted.
     """
 
     task: Any
@@ -130,6 +133,8 @@ class CallSpec:
     fail_with: BaseException | None = None
     results: Any = None
     reuse: dict[str, Any] | None = None
+    flow_name: str | None = None
+    panel_url: str | None = None
 
     def bind(self, upstream: Sequence[Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """The real ``(args, kwargs)`` once the upstream values are known."""
@@ -182,6 +187,8 @@ class TaskRunInfo:
     attempt: int
     parameters: dict[str, Any]
     task: Any = None  # the Task itself (``task.fn``, ``task.name``): cache key functions use it
+    flow_name: str | None = None
+    panel_url: str | None = None  # the flow run's page in the daskflow panel, if served
 
     @classmethod
     def of(
@@ -193,6 +200,8 @@ class TaskRunInfo:
         map_index: int | None,
         attempt: int,
         parameters: dict[str, Any] | None = None,
+        flow_name: str | None = None,
+        panel_url: str | None = None,
     ) -> TaskRunInfo:
         """The view of a run of ``task`` (its name and tags come from the task)."""
         return cls(
@@ -205,6 +214,8 @@ class TaskRunInfo:
             attempt,
             parameters or {},
             task,
+            flow_name,
+            panel_url,
         )
 
 
@@ -218,3 +229,4 @@ class FlowRunInfo:
     parameters: dict[str, Any]
     parent_flow_run_id: str | None
     attempt: int
+    panel_url: str | None = None  # the run's page in the daskflow panel, if served

@@ -114,6 +114,8 @@ class FlowRunner:
         self._id_prefix = uuid.uuid4().hex[:24]
         self._id_counter = itertools.count()
         # results: the flow's defaults for its tasks, and what a resumed run reuses
+        self.flow_name: str | None = None
+        self.panel_url: str | None = None
         self.persist_result: bool | None = None
         self.result_storage: str | None = None
         self.resume: ResumePlan | None = None
@@ -195,8 +197,13 @@ class FlowRunner:
         return task.options.result_storage or self.result_storage or default_storage_url()
 
     def _enqueue(self, run: TaskRun, kick: bool) -> None:
-        if run.spec is not None and run.spec.fail_with is None:
-            self._results_of(run)
+        spec = run.spec
+        if spec is not None:
+            options = run.task.options
+            if options.on_failure or options.on_completion:  # what hooks (alerts) name
+                spec.flow_name, spec.panel_url = self.flow_name, self.panel_url
+            if spec.fail_with is None:
+                self._results_of(run)
         if self.backend.eager:
             if bus.active:
                 bus.publish(self._created_events([run]))
@@ -532,7 +539,14 @@ class FlowRunner:
 
     def _info(self, run: TaskRun) -> TaskRunInfo:
         return TaskRunInfo.of(
-            run.task, run.id, run.run_name, self.flow_run_id, run.map_index, run.attempt
+            run.task,
+            run.id,
+            run.run_name,
+            self.flow_run_id,
+            run.map_index,
+            run.attempt,
+            flow_name=self.flow_name,
+            panel_url=self.panel_url,
         )
 
     def cancel_all(self) -> None:
