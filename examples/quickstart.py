@@ -11,11 +11,14 @@ import pandas as pd
 
 from daskflow import flow, task, unmapped
 
+_timed_out: set[str] = set()  # days whose first call failed (retries run in the same worker)
+
 
 @task(retries=3, retry_delay_seconds=[0.1, 0.2, 0.4])
 def extract(day: str) -> pd.DataFrame:
-    """Pretend to download one day of sales; fails now and then like a real API."""
-    if random.random() < 0.2:
+    """Pretend to download one day of sales; a first call fails now and then, like a real API."""
+    if day not in _timed_out and random.random() < 0.3:
+        _timed_out.add(day)
         raise ConnectionError(f"sales API timed out for {day}")
     rng = random.Random(day)
     return pd.DataFrame({"day": day, "amount": [rng.uniform(1, 100) for _ in range(1_000)]})
