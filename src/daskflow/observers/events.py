@@ -7,7 +7,10 @@ later) subclass :class:`Observer` and receive lists of events through
 ``on_events``. They never see a call per transition on the hot path: the
 engine publishes whole batches (one per graph submission on the client, one
 per worker message), and one dispatcher thread delivers them, so an observer
-that writes to a database never holds up the flow or Dask's event loop.
+that writes to a database never holds up the flow or Dask's event loop. The
+dispatcher waits :data:`DISPATCH_DELAY` after the first batch for others to
+join it (a store then writes one transaction for many worker messages),
+except when :meth:`EventBus.flush` asks for everything at once.
 
 With no observer registered, :meth:`EventBus.active` is False and the engine
 does not even build the events.
@@ -109,6 +112,11 @@ class Observer:
         """The observer was unregistered."""
 
 
+#: Seconds the dispatcher waits after the first queued batch for more to join it:
+#: each delivery is a store transaction, and a busy flow sends many small batches.
+DISPATCH_DELAY = 0.05
+
+
 class EventBus:
     """Queues event batches and delivers them to observers on one thread."""
 
@@ -120,6 +128,7 @@ class EventBus:
         self._thread: threading.Thread | None = None
         self._pending = 0
         self._idle = threading.Condition()
+        self._urgent = 0  # threads waiting in flush(): deliver at once
 
     @property
     def active(self) -> bool:
@@ -152,9 +161,16 @@ class EventBus:
             self._wake.notify()
 
     def flush(self, timeout: float = 30.0) -> bool:
-        """Wait until every queued batch was delivered; False on timeout."""
-        with self._idle:
-            return self._idle.wait_for(lambda: self._pending == 0, timeout)
+        """Deliver every queued batch now and wait until it was; False on timeout."""
+        with self._wake:
+            self._urgent += 1
+            self._wake.notify()
+        try:
+            with self._idle:
+                return self._idle.wait_for(lambda: self._pending == 0, timeout)
+        finally:
+            with self._wake:
+                self._urgent -= 1
 
     def _start(self) -> None:
         with self._wake:
@@ -168,6 +184,9 @@ class EventBus:
         while True:
             with self._wake:
                 self._wake.wait_for(lambda: bool(self._queue))
+                # let more batches join this one (one store transaction for many worker
+                # batches), unless someone waits in flush()
+                self._wake.wait_for(lambda: self._urgent > 0, DISPATCH_DELAY)
             while self._queue:
                 # everything queued goes as one batch: one transaction for a store
                 batch: list[Event] = []
