@@ -80,6 +80,7 @@ def test_version_and_help_everywhere(tmp_path):
         [],
         ["run"],
         ["runs"],
+        ["dashboard"],
         *(["runs", c] for c in ("list", "show", "logs", "retry")),
     ):
         shown = daskflow(*command, "--help", store=None, cwd=tmp_path)

@@ -5,6 +5,7 @@
     daskflow [--store URL] runs show ID [--limit N] [--json]
     daskflow [--store URL] runs logs ID [--task NAME] [--limit N] [--json]
     daskflow [--store URL] runs retry ID [--flow-file FILE.py] [--cluster SPEC] [--json]
+    daskflow [--store URL] dashboard [--port P] [--host H]
 
 Built with click; one module per command family (:mod:`.run`, :mod:`.runs`)
 and one for what they print (:mod:`.output`: rich tables for people, ``--json``
@@ -27,6 +28,7 @@ from typing import Any
 import click
 
 from daskflow._version import __version__
+from daskflow.cli.dashboard import dashboard_command
 from daskflow.cli.run import run_command
 from daskflow.cli.runs import runs_group
 from daskflow.errors import DaskflowError
@@ -74,6 +76,7 @@ def cli() -> None:
 
 cli.add_command(run_command)
 cli.add_command(runs_group)
+cli.add_command(dashboard_command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -146,9 +146,17 @@ class RunStore(Protocol):
         """One flow run by id, or by a unique id prefix (as the CLI shows them)."""
 
     def list_task_runs(
-        self, flow_run_id: str, *, task: str | None = None, limit: int | None = None
+        self,
+        flow_run_id: str,
+        *,
+        task: str | None = None,
+        limit: int | None = None,
+        states: Sequence[StateType] | None = None,
     ) -> list[TaskRunRow]:
-        """Task runs of a flow run in creation order, optionally of one task name."""
+        """Task runs of a flow run in creation order, optionally of one task name or states."""
+
+    def span_task_runs(self, flow_run_id: str) -> dict[str, tuple[int, float | None, float | None]]:
+        """``{task_name: (count, first start, last end)}`` (the panel's timeline of big runs)."""
 
     def count_task_runs(self, flow_run_id: str) -> dict[str, dict[StateType, int]]:
         """``{task_name: {state: count}}`` for a flow run (fast at 1,000,000 runs)."""

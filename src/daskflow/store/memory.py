@@ -208,13 +208,36 @@ class MemoryStore:
             return run.current() if run is not None else None
 
     def list_task_runs(
-        self, flow_run_id: str, *, task: str | None = None, limit: int | None = None
+        self,
+        flow_run_id: str,
+        *,
+        task: str | None = None,
+        limit: int | None = None,
+        states: Sequence[StateType] | None = None,
     ) -> list[TaskRunRow]:
-        """Task runs of a flow run in creation order, optionally of one task name."""
+        """Task runs of a flow run in creation order, optionally of one task name or states."""
+        wanted = None if states is None else {StateType(s) for s in states}
         with self._lock:
             runs = [self._tasks[i] for i in self._tasks_of.get(flow_run_id, ())]
-            rows = [r.current() for r in runs if task is None or r.row.task_name == task]
+            rows = [
+                r.current()
+                for r in runs
+                if (task is None or r.row.task_name == task)
+                and (wanted is None or r.status.state in wanted)
+            ]
         return rows[:limit]
+
+    def span_task_runs(self, flow_run_id: str) -> dict[str, tuple[int, float | None, float | None]]:
+        """``{task_name: (count, first start, last end)}`` for a flow run."""
+        spans: dict[str, tuple[int, float | None, float | None]] = {}
+        for row in self.list_task_runs(flow_run_id):
+            count, start, end = spans.get(row.task_name, (0, None, None))
+            if row.start_time is not None:
+                start = row.start_time if start is None else min(start, row.start_time)
+            if row.end_time is not None:
+                end = row.end_time if end is None else max(end, row.end_time)
+            spans[row.task_name] = (count + 1, start, end)
+        return spans
 
     def count_task_runs(self, flow_run_id: str) -> dict[str, dict[StateType, int]]:
         """``{task_name: {state: count}}`` for a flow run."""

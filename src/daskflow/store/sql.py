@@ -378,13 +378,35 @@ class SQLStore:
         return flow_row(rows[0]) if len(rows) == 1 else None
 
     def list_task_runs(
-        self, flow_run_id: str, *, task: str | None = None, limit: int | None = None
+        self,
+        flow_run_id: str,
+        *,
+        task: str | None = None,
+        limit: int | None = None,
+        states: Sequence[StateType] | None = None,
     ) -> list[TaskRunRow]:
-        """Task runs of a flow run in creation order, optionally of one task name."""
+        """Task runs of a flow run in creation order, optionally of one task name or states."""
         query = sa.select(task_runs).where(task_runs.c.flow_run_id == flow_run_id)
         if task is not None:
             query = query.where(task_runs.c.task_name == task)
+        if states is not None:
+            query = query.where(task_runs.c.state.in_([StateType(s).value for s in states]))
         return [task_row(r) for r in self._read(query.order_by(task_runs.c.seq).limit(limit))]
+
+    def span_task_runs(self, flow_run_id: str) -> dict[str, tuple[int, float | None, float | None]]:
+        """``{task_name: (count, first start, last end)}``: one GROUP BY, for big runs."""
+        tr = task_runs
+        query = (
+            sa.select(
+                tr.c.task_name,
+                sa.func.count(),
+                sa.func.min(tr.c.start_time),
+                sa.func.max(tr.c.end_time),
+            )
+            .where(tr.c.flow_run_id == flow_run_id)
+            .group_by(tr.c.task_name)
+        )
+        return {row[0]: (row[1], row[2], row[3]) for row in self._read(query)}
 
     def count_task_runs(self, flow_run_id: str) -> dict[str, dict[StateType, int]]:
         """``{task_name: {state: count}}``: one GROUP BY on a covering index."""

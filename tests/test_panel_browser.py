@@ -1,0 +1,111 @@
+"""The panel in a real browser: ``daskflow dashboard`` driven by headless Chromium.
+
+``.ci/run`` installs Debian's ``chromium`` and ``chromium-driver``; on a
+machine without them the test is skipped, except under CI where it fails.
+The page is a Bokeh app: its tables are DOM elements, so the test reads the
+run, its progress and its failure as text, and keeps a screenshot under the
+test's temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli import FLOWS, daskflow
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+
+@pytest.fixture
+def browser():
+    if not (CHROMIUM and CHROMEDRIVER):
+        if os.environ.get("CI"):
+            pytest.fail("Chromium and ChromeDriver are missing (.ci/run installs them)")
+        pytest.skip("Chromium and ChromeDriver are not installed")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1600,1200"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def wait_for_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def page_text(driver, expected: list[str], timeout: float = 30.0) -> str:
+    """The page's text once it shows every string of ``expected`` (or at the deadline)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = driver.find_element("tag name", "body").text
+        if all(e in text for e in expected) or time.monotonic() > deadline:
+            return text
+        time.sleep(0.3)
+
+
+def test_the_panel_shows_runs_progress_and_failures(browser, tmp_path):
+    store = tmp_path / "runs.db"
+    ok = daskflow("run", f"{FLOWS}:hello", "--cluster", "sync", store=store, cwd=tmp_path)
+    failed = daskflow(
+        "run", f"{FLOWS}:fails", "-p", "reason=panel test", "--cluster", "sync",
+        store=store, cwd=tmp_path,
+    )  # fmt: skip
+    assert ok.returncode == 0
+    assert failed.returncode == 1
+    from daskflow.panel.serve import free_port
+
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "daskflow.cli",
+            "--store",
+            str(store),
+            "dashboard",
+            "--port",
+            str(port),
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/daskflow"
+        wait_for_http(url)
+        browser.get(url)
+        text = page_text(browser, ["hello", "fails", "FAILED", "exploded: panel test"])
+        browser.save_screenshot(str(tmp_path / "panel.png"))
+        assert "hello" in text  # the runs table lists both runs
+        assert "fails" in text
+        assert "FAILED" in text
+        assert "COMPLETED" in text
+        assert "exploded: panel test" in text  # the failure, with its message
+        assert "explode" in text  # the failed task's name (failures and progress)
+        assert Path(tmp_path / "panel.png").stat().st_size > 10_000
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
