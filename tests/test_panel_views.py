@@ -191,3 +191,17 @@ def test_the_panel_is_a_page_of_the_dask_dashboard(store):
             assert "Bokeh" in response.read().decode()
         with urllib.request.urlopen(f"{base}/status", timeout=30) as response:
             assert 'href="daskflow"' in response.read().decode()  # in the navigation bar
+
+
+def test_the_timeline_draws_each_attempt_of_a_retried_run(store, tmp_path):
+    from tests.resources.tasks import fails_twice
+
+    @flow(name="panel-retries", cluster="sync")
+    def retried(folder: str) -> str:
+        return fails_twice(folder)
+
+    assert retried(str(tmp_path)) == "ok"
+    views = views_of(PanelModel(store))
+    timeline = views["timeline"].source.data
+    assert timeline["name"] == [f"fails_twice (attempt {i})" for i in (1, 2, 3)]
+    assert timeline["state"] == ["RETRYING", "RETRYING", "COMPLETED"]

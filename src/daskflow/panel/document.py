@@ -49,7 +49,8 @@ def make_document(
         model.select(found.id if found is not None else None)
     model.refresh()
     alerts, runs, progress = AlertsView(model), RunsView(model), ProgressView(model)
-    timeline, failures, resources = TimelineView(model), FailuresView(model), ResourcesView(model)
+    timeline, failures = TimelineView(model), FailuresView(model)
+    resources = ResourcesView(model, x_range=timeline.figure.x_range)
     views: list[Any] = [alerts, runs, progress, timeline, failures, resources]
 
     def update() -> None:

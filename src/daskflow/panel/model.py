@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from daskflow.states import StateType
-from daskflow.store.base import FlowRunRow, LogRow, RunStore, TaskRunRow
+from daskflow.store.base import FlowRunRow, LogRow, RunStore, TaskRunRow, TransitionRow
 
 __all__ = ["FAILED_STATES", "TIMELINE_LIMIT", "PanelModel"]
 
@@ -25,6 +25,8 @@ __all__ = ["FAILED_STATES", "TIMELINE_LIMIT", "PanelModel"]
 TIMELINE_LIMIT = 2_000
 #: Flow runs listed, failed task runs and log records shown.
 RECENT_RUNS, FAILURES_SHOWN, LOGS_SHOWN = 50, 200, 200
+#: Retried task runs whose attempts the timeline draws one by one.
+ATTEMPTS_SHOWN = 100
 FAILED_STATES = (StateType.FAILED, StateType.TIMED_OUT, StateType.CRASHED)
 
 
@@ -59,6 +61,7 @@ class PanelModel:
         self.counts: dict[str, dict[StateType, int]] = {}
         self.task_runs: list[TaskRunRow] = []
         self.spans: dict[str, tuple[int, float | None, float | None]] = {}
+        self.attempts: dict[str, list[TransitionRow]] = {}  # transitions of retried runs
         self.failures: list[TaskRunRow] = []
         self.logs: list[LogRow] = []
         self.alerts: list[FlowRunRow] = []
@@ -111,8 +114,10 @@ class PanelModel:
         self.counts = self.run_counts.get(run_id) or store.count_task_runs(run_id)
         if self.total <= TIMELINE_LIMIT:
             self.task_runs, self.spans = store.list_task_runs(run_id), {}
+            retried = [r for r in self.task_runs if r.attempts > 1][:ATTEMPTS_SHOWN]
+            self.attempts = {r.id: store.list_transitions(run_id, r.id) for r in retried}
         else:
-            self.task_runs, self.spans = [], store.span_task_runs(run_id)
+            self.task_runs, self.spans, self.attempts = [], store.span_task_runs(run_id), {}
         self.failures = store.list_task_runs(run_id, states=FAILED_STATES, limit=FAILURES_SHOWN)
         self.logs = store.list_logs(run_id, limit=LOGS_SHOWN)
 

@@ -233,7 +233,17 @@ class TimelineView:
                 self._bar(data, task, start, end or now, f"{task} ({count:,} runs)", state)
         else:
             for run in self.model.task_runs:
-                if run.start_time is not None:
+                history = self.model.attempts.get(run.id)
+                if history:  # one bar per attempt, ended by the state it led to
+                    for i, began in enumerate(history):
+                        if began.state is not StateType.RUNNING:
+                            continue
+                        ended = history[i + 1] if i + 1 < len(history) else None
+                        end = now if ended is None else ended.timestamp
+                        state = began.state if ended is None else ended.state
+                        label = f"{run.name} (attempt {began.attempt})"
+                        self._bar(data, run.task_name, began.timestamp, end, label, state)
+                elif run.start_time is not None:
                     end = run.end_time or now
                     self._bar(data, run.task_name, run.start_time, end, run.name, run.state)
         lanes = sorted(set(data["lane"]))
@@ -336,13 +346,14 @@ def _escape(text: str) -> str:
 class ResourcesView:
     """Worker CPU and memory over time, from the scheduler while a cluster is attached."""
 
-    def __init__(self, model: PanelModel, keep: int = 1_200) -> None:
+    def __init__(self, model: PanelModel, keep: int = 1_200, x_range: Any = None) -> None:
         self.model = model
         self.keep = keep
         self.source = ColumnDataSource({"time": [], "cpu": [], "memory": []})
+        shared = {} if x_range is None else {"x_range": x_range}  # the timeline's time axis
         self.cpu = figure(
             x_axis_type="datetime", height=160, title="Worker CPU (%)", toolbar_location=None,
-            sizing_mode="stretch_width",
+            sizing_mode="stretch_width", **shared,
         )  # fmt: skip
         self.cpu.line("time", "cpu", source=self.source, color="#1f77b4")
         self.memory = figure(
