@@ -106,6 +106,11 @@ def test_the_panel_shows_runs_progress_and_failures(browser, tmp_path):
         assert "exploded: panel test" in text  # the failure, with its message
         assert "explode" in text  # the failed task's name (failures and progress)
         assert Path(tmp_path / "panel.png").stat().st_size > 10_000
+
+        # live: a run recorded while the page is open appears without a reload
+        later = daskflow("run", f"{FLOWS}:noisy", "--cluster", "sync", store=store, cwd=tmp_path)
+        assert later.returncode == 0
+        assert "noisy" in page_text(browser, ["noisy"])
     finally:
         server.terminate()
         server.wait(timeout=30)
