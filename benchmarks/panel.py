@@ -65,14 +65,7 @@ def main() -> None:
     tasks = 10_000 if args.quick else args.tasks
 
     from daskflow.panel.model import PanelModel
-    from daskflow.panel.views import (
-        AlertsView,
-        FailuresView,
-        ProgressView,
-        ResourcesView,
-        RunsView,
-        TimelineView,
-    )
+    from daskflow.panel.views import VIEWS
     from daskflow.store.sql import SQLStore
 
     with tempfile.TemporaryDirectory() as folder:
@@ -82,17 +75,7 @@ def main() -> None:
         print(f"store filled: {tasks:,} task runs in {time.perf_counter() - began:.1f} s")
         model = PanelModel(store)
         model.select(big)
-        views = [
-            cls(model)
-            for cls in (
-                AlertsView,
-                RunsView,
-                ProgressView,
-                TimelineView,
-                FailuresView,
-                ResourcesView,
-            )
-        ]
+        views = [view(model) for view in VIEWS]
         timings = []
         for _ in range(args.repeats):
             start = time.perf_counter()

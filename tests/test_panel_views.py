@@ -13,14 +13,7 @@ import pytest
 
 from daskflow import flow, task
 from daskflow.panel.model import TIMELINE_LIMIT, PanelModel
-from daskflow.panel.views import (
-    AlertsView,
-    FailuresView,
-    ProgressView,
-    ResourcesView,
-    RunsView,
-    TimelineView,
-)
+from daskflow.panel.views import VIEWS
 from daskflow.states import StateType
 from daskflow.store.sql import SQLStore
 from tests.test_store import a_flow_run
@@ -60,14 +53,8 @@ def run_flows() -> None:
 
 
 def views_of(model: PanelModel) -> dict[str, object]:
-    views = {
-        "runs": RunsView(model),
-        "progress": ProgressView(model),
-        "timeline": TimelineView(model),
-        "failures": FailuresView(model),
-        "resources": ResourcesView(model),
-        "alerts": AlertsView(model),
-    }
+    names = ("alerts", "runs", "progress", "timeline", "failures", "resources")
+    views = {name: view(model) for name, view in zip(names, VIEWS, strict=True)}
     model.refresh()
     for view in views.values():
         view.update()

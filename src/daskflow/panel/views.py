@@ -22,6 +22,7 @@ from daskflow.panel.model import PanelModel
 from daskflow.states import StateType
 
 __all__ = [
+    "VIEWS",
     "AlertsView",
     "FailuresView",
     "ProgressView",
@@ -407,3 +408,7 @@ class AlertsView:
             )
         if self.root.text != text:
             self.root.text = text
+
+
+#: Every view, in the order the page shows them.
+VIEWS = (AlertsView, RunsView, ProgressView, TimelineView, FailuresView, ResourcesView)
