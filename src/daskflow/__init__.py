@@ -13,6 +13,7 @@ from daskflow.api.flow import Flow, flow
 from daskflow.api.futures import MappedFuture, TaskFuture, wait
 from daskflow.api.logger import get_run_logger
 from daskflow.api.task import Task, task
+from daskflow.engine.limits import concurrency_limit
 from daskflow.errors import (
     ClusterConnectionError,
     DaskflowError,
@@ -42,6 +43,7 @@ __all__ = [
     "TaskFuture",
     "__version__",
     "allow_failure",
+    "concurrency_limit",
     "exponential_backoff",
     "flow",
     "get_run",

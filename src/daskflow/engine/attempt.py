@@ -35,6 +35,7 @@ from daskflow.engine.call import CallSpec, TaskRunInfo
 from daskflow.engine.collections import describe_collection, persist_collection
 from daskflow.engine.emit import emit, worker_address
 from daskflow.engine.hooks import call_hooks, call_safely
+from daskflow.engine.limits import held
 from daskflow.engine.prints import capture_prints
 from daskflow.engine.run_logs import current_task_run
 from daskflow.engine.timeouts import attempt_deadline, call_with_timeout
@@ -276,11 +277,12 @@ def _attempts(
         attempt += 1
         log.event(State(StateType.RUNNING), attempt)
         try:
-            if options.log_prints:
-                with capture_prints(flow_run_id=spec.flow_run_id, task_run_id=spec.task_run_id):
+            with held(spec.limits):
+                if options.log_prints:
+                    with capture_prints(flow_run_id=spec.flow_run_id, task_run_id=spec.task_run_id):
+                        value = _invoke(fn, args, kwargs, spec.run_name, options.timeout_seconds)
+                else:
                     value = _invoke(fn, args, kwargs, spec.run_name, options.timeout_seconds)
-            else:
-                value = _invoke(fn, args, kwargs, spec.run_name, options.timeout_seconds)
         except Exception as exc:
             final = StateType.TIMED_OUT if isinstance(exc, TaskRunTimeout) else StateType.FAILED
             failed = State.from_exception(final, exc)

@@ -120,6 +120,9 @@ class CallSpec:
     flow_name, panel_url
         The flow's name and the run's page in the daskflow panel, for hooks
         (alerts name them); set when the run is submitted.
+    limits
+        ``(tag, n)`` concurrency limits the run takes a slot of, in order
+        (see :mod:`daskflow.engine.limits`).
     """
 
     task: Any
@@ -135,6 +138,7 @@ class CallSpec:
     reuse: dict[str, Any] | None = None
     flow_name: str | None = None
     panel_url: str | None = None
+    limits: tuple[tuple[str, int], ...] = ()
 
     def bind(self, upstream: Sequence[Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """The real ``(args, kwargs)`` once the upstream values are known."""

@@ -44,6 +44,7 @@ from daskflow.engine.call import TaskRunInfo
 from daskflow.engine.cluster import SYNC, resolve_client
 from daskflow.engine.emit import local_sink
 from daskflow.engine.hooks import call_hooks
+from daskflow.engine.limits import limits_for
 from daskflow.engine.resume import Identities, Identity, ResumePlan
 from daskflow.engine.run_logs import LOG
 from daskflow.engine.runs import TaskRun
@@ -122,6 +123,7 @@ class FlowRunner:
         self._identities = Identities()
         self._identity: dict[str, Identity] = {}
         self._policies: dict[Any, ResultPolicy | None] = {}
+        self._limits: dict[Any, tuple[tuple[str, int], ...]] = {}
         # workers lost before this flow run started are none of its business
         self._workers_lost = (
             backend.workers_lost() if isinstance(backend, DistributedBackend) else None
@@ -202,6 +204,11 @@ class FlowRunner:
             options = run.task.options
             if options.on_failure or options.on_completion:  # what hooks (alerts) name
                 spec.flow_name, spec.panel_url = self.flow_name, self.panel_url
+            if options.tags:
+                limits = self._limits.get(run.task)
+                if limits is None:
+                    limits = self._limits[run.task] = limits_for(options.tags)
+                spec.limits = limits
             if spec.fail_with is None:
                 self._results_of(run)
         if self.backend.eager:
