@@ -1,15 +1,26 @@
-"""Time one refresh of the daskflow panel with a 100,000-task-run flow run in the store.
+"""Time the daskflow panel's refresh with a flow run of 100,000 task runs in the store.
 
 A SQLite store in a temporary folder receives, as the engine would write
-them, one flow run of ``--tasks`` task runs (100,000) across 4 task names,
-plus 49 small flow runs. Then the panel's model and every view are built
-(:mod:`daskflow.panel`), and one *refresh* — ``model.refresh()`` (the store
-queries) followed by ``update()`` of every view — is timed ``--repeats``
-times with the big run selected. The page refreshes every 500 ms: the target
-is a median under 200 ms. Run it as::
+them, one live flow run of ``--tasks`` task runs (100,000) across 4 task
+names, started about two minutes ago (mostly COMPLETED, one in 5,000
+FAILED, the last 1% still RUNNING), plus 49 small finished flow runs. The
+panel's model and every view (:mod:`daskflow.panel`) then show the big run.
+One *refresh* is what the page does every 500 ms: ``model.refresh()`` (the
+store queries) then ``update()`` of every view. Two figures:
+
+- **full refresh**: every query the panel makes (a page just opened: the
+  recent runs, counts per task name, the histogram of the timeline, the
+  failures, the logs), on a fresh model each repeat. Target: median under
+  200 ms, so the page keeps up with its 500 ms refresh.
+- **live refresh**: the same model refreshed every 500 ms (the benchmark
+  sleeps between refreshes), where a live big run is re-binned at most a
+  tenth of the time and unchanged failures are not read again: the cost a
+  page open on a running flow adds to the process serving it.
+
+Run it as::
 
     python benchmarks/panel.py
-    python benchmarks/panel.py --quick        # 10,000 task runs
+    python benchmarks/panel.py --quick        # 10,000 task runs, 5 repeats
 """
 
 from __future__ import annotations
@@ -19,76 +30,108 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 TARGET_MS = 200.0
+PERIOD_S = 0.5
 
 
-def fill(store: object, tasks: int) -> str:
+def fill(store: Any, tasks: int) -> str:
+    """Write 49 small runs and one live run of ``tasks`` task runs; return its id."""
     from daskflow.observers.events import FlowRunCreated, StateChanged, TaskRunCreated
     from daskflow.states import State, StateType
 
-    t = time.time() - 3600
+    now = time.time()
+    t = now - 3600
     for n in range(49):  # small runs for the runs table
         fid = f"{n:032x}"
-        store.write(  # type: ignore[attr-defined]
+        store.write(
             [
                 FlowRunCreated(fid, "small", f"small-{n}", {"n": n}, None, t + n),
-                StateChanged(fid, None, State(StateType.COMPLETED, t + n + 1)),
+                StateChanged(fid, None, State(StateType.RUNNING, t + n), 1),
+                StateChanged(fid, None, State(StateType.COMPLETED, t + n + 1), 1),
             ]
         )
-    big = "b" * 32
-    events: list[object] = [FlowRunCreated(big, "big", "big-run", {}, None, t + 100)]
+    big, began = "b" * 32, now - 120
+    events: list[Any] = [
+        FlowRunCreated(big, "big", "big-run", {}, None, began),
+        StateChanged(big, None, State(StateType.RUNNING, began), 1),
+    ]
     names = ("extract", "transform", "validate", "load")
+    step = 110 / tasks
     for i in range(tasks):
         tid = f"{big[:16]}{i:016x}"
         task = names[i % len(names)]
-        start = t + 100 + i * 0.001
-        state = StateType.FAILED if i % 5_000 == 0 else StateType.COMPLETED
+        start = began + 1 + i * step
         events += [
             TaskRunCreated(tid, big, task, f"{task}-{i}", i, frozenset(), (task, i), start),
             StateChanged(big, tid, State(StateType.RUNNING, start), 1, "w1"),
-            StateChanged(big, tid, State(state, start + 0.5, error_type="ValueError"), 1, "w1"),
         ]
+        if i < tasks * 0.99:  # the last 1% still run
+            kind = StateType.FAILED if i % 5_000 == 0 else StateType.COMPLETED
+            error = "ValueError" if kind is StateType.FAILED else None
+            events.append(
+                StateChanged(big, tid, State(kind, start + 0.5, error_type=error), 1, "w1")
+            )
         if len(events) >= 30_000:
-            store.write(events)  # type: ignore[attr-defined]
+            store.write(events)
             events = []
-    store.write(events)  # type: ignore[attr-defined]
+    store.write(events)
     return big
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="10,000 task runs")
+    parser.add_argument("--quick", action="store_true", help="10,000 task runs, 5 repeats")
     parser.add_argument("--tasks", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args()
     tasks = 10_000 if args.quick else args.tasks
+    repeats = 5 if args.quick else args.repeats
 
     from daskflow.panel.model import PanelModel
     from daskflow.panel.views import VIEWS
     from daskflow.store.sql import SQLStore
+
+    def refresh(model: PanelModel, views: list[Any]) -> float:
+        start = time.perf_counter()
+        model.refresh()
+        for view in views:
+            view.update()
+        return (time.perf_counter() - start) * 1000
 
     with tempfile.TemporaryDirectory() as folder:
         store = SQLStore(str(Path(folder) / "runs.db"))
         began = time.perf_counter()
         big = fill(store, tasks)
         print(f"store filled: {tasks:,} task runs in {time.perf_counter() - began:.1f} s")
+        full = []
+        for _ in range(repeats):  # a fresh model: every query
+            model = PanelModel(store)
+            model.select(big)
+            full.append(refresh(model, [view(model) for view in VIEWS]))
+        assert model.histogram is not None
+        assert model.total == tasks
         model = PanelModel(store)
         model.select(big)
         views = [view(model) for view in VIEWS]
-        timings = []
-        for _ in range(args.repeats):
-            start = time.perf_counter()
-            model.refresh()
-            for view in views:
-                view.update()
-            timings.append((time.perf_counter() - start) * 1000)
+        live = []
+        for _ in range(repeats):
+            live.append(refresh(model, views))
+            time.sleep(max(PERIOD_S - live[-1] / 1000, 0.0))
         store.close()
-    median = statistics.median(timings)
+    median = statistics.median(full)
     verdict = "ok" if median < TARGET_MS else "MISS"
-    print(f"refresh + update of every view, {tasks:,} task runs selected, {args.repeats} repeats:")
-    print(f"  median {median:.1f} ms, min {min(timings):.1f} ms, max {max(timings):.1f} ms")
-    print(f"  target < {TARGET_MS:.0f} ms: {verdict}")
+    print(f"one refresh (model.refresh + update of every view), {tasks:,} task runs selected:")
+    print(
+        f"  full refresh, {repeats} repeats: median {median:.1f} ms, "
+        f"min {min(full):.1f} ms, max {max(full):.1f} ms (target < {TARGET_MS:.0f} ms: {verdict})"
+    )
+    print(
+        f"  live refresh every {PERIOD_S * 1000:.0f} ms, {repeats} refreshes: "
+        f"median {statistics.median(live):.1f} ms, mean {statistics.mean(live):.1f} ms, "
+        f"max {max(live):.1f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -1,10 +1,22 @@
-"""One panel page: the model, its views, and the refresh that keeps them live."""
+"""One panel page: the model, its views, and the refresh that keeps them live.
+
+Every ``refresh_ms`` the page reads the store in a thread (so that a slow
+query never holds up the event loop of the Dask scheduler that may serve the
+page), then, back on the loop and under the document's lock, reads the
+scheduler's workers and updates every view. Bokeh runs one refresh at a
+time, and a user's clicks wait for the refresh in progress. The page only
+reads: no widget runs code or changes a run.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 __all__ = ["make_document"]
+
+logger = logging.getLogger("daskflow.panel")
 
 
 def make_document(
@@ -17,15 +29,27 @@ def make_document(
     doc
         The ``bokeh.document.Document`` of one browser session.
     store_url
-        The run store to read; None: the configured one.
+        The run store to read (``daskflow.store.open_store``); None: the
+        configured one.
     scheduler
         The ``distributed.Scheduler`` when served on its dashboard (worker
         CPU and memory), else None.
     refresh_ms
         How often the page reads the store and updates its views.
 
-    A ``?run=ID`` query argument selects that flow run (ids or unique
-    prefixes, as the CLI shows them).
+    Notes
+    -----
+    A ``?run=ID`` query argument selects that flow run (an id or a unique
+    prefix of 6 characters or more, as the CLI shows them); without it the
+    page follows the newest run.
+
+    Examples
+    --------
+    >>> from bokeh.document import Document
+    >>> doc = Document()
+    >>> make_document(doc, store_url="memory")
+    >>> doc.title
+    'daskflow'
     """
     from bokeh.layouts import column, row
     from bokeh.models.widgets import Div
@@ -42,24 +66,33 @@ def make_document(
     from daskflow.store import open_store
 
     store = open_store(store_url)
+    doc.on_session_destroyed(lambda context: store.close())  # one store per browser tab
     model = PanelModel(store, scheduler)
     wanted = _run_argument(doc)
     if wanted:
-        found = store.get_flow_run(wanted)
-        model.select(found.id if found is not None else None)
+        model.select(wanted)
     model.refresh()
     alerts, runs, progress = AlertsView(model), RunsView(model), ProgressView(model)
     timeline, failures = TimelineView(model), FailuresView(model)
     resources = ResourcesView(model, x_range=timeline.figure.x_range)
     views: list[Any] = [alerts, runs, progress, timeline, failures, resources]
+    for view in views:
+        view.update()
+    failing: list[str] = []  # the last error, logged once rather than every refresh
 
-    def update() -> None:
-        model.refresh()
+    async def refresh() -> None:
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, model.refresh_store)
+        except Exception as exc:
+            if failing != [repr(exc)]:
+                logger.warning("daskflow panel: reading the run store failed", exc_info=True)
+                failing[:] = [repr(exc)]
+            return
+        failing.clear()
+        model.refresh_resources()
         for view in views:
             view.update()
 
-    for view in views:
-        view.update()
     doc.title = "daskflow"
     doc.add_root(
         column(
@@ -72,13 +105,15 @@ def make_document(
             sizing_mode="stretch_width",
         )
     )
-    doc.add_periodic_callback(update, refresh_ms)
+    doc.add_periodic_callback(refresh, refresh_ms)
 
 
 def _run_argument(doc: Any) -> str | None:
+    """The ``run`` query argument of the page's URL, if served with one."""
     try:
         arguments = doc.session_context.request.arguments
-    except AttributeError:
+    except AttributeError:  # no session (a test's bare Document)
         return None
     values = arguments.get("run") or []
-    return values[0].decode() if values else None
+    value = values[0] if values else None
+    return value.decode() if isinstance(value, bytes) else value

@@ -4,30 +4,115 @@ The engine writes each flow run's events to the run store in batches (within
 about 100 ms of a state change), so polling the store is how live runs
 appear, in this process, on a remote cluster, or in another process
 altogether (``daskflow dashboard``). :meth:`PanelModel.refresh` runs every
-half second; each refresh is a handful of bounded queries, whatever the size
-of the runs: recent flow runs, per-task-name counts of the selected run (one
-GROUP BY), a bounded read of its task runs (or, past :data:`TIMELINE_LIMIT`,
-one span per task name), its failed task runs and its first log records.
+half second, so each refresh is a handful of bounded queries whatever the
+size of the runs:
+
+- the recent flow runs (one ``list_flow_runs``; a second one, filtered in
+  SQL, while the user filters by flow or state) and their task counts;
+- for the *selected* flow run: its counts per task name and state (one
+  GROUP BY on a covering index), then either its task runs (up to
+  :data:`TIMELINE_LIMIT`, drawn one bar each) or, for a bigger run, a
+  histogram of them per task name and time bin (``bin_task_runs``), its
+  failed task runs and its first log records.
+
+What cannot change is not read again: a flow run that ended more than
+:data:`SETTLED_AFTER` seconds ago is read once; failed task runs are read
+when their number changes; a live big run is re-binned at most a tenth of
+the time (the GROUP BY costs about 0.1 s at 100,000 task runs). The store
+part (:meth:`PanelModel.refresh_store`) may run in a thread, so that a slow
+query never holds up the event loop of the scheduler the page is served
+from; the scheduler part (:meth:`PanelModel.refresh_resources`) runs on it.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from daskflow.states import StateType
-from daskflow.store.base import FlowRunRow, LogRow, RunStore, TaskRunRow, TransitionRow
+from daskflow.store.base import (
+    FlowRunRow,
+    LogRow,
+    RunStore,
+    TaskRunBin,
+    TaskRunRow,
+    TransitionRow,
+)
 
-__all__ = ["FAILED_STATES", "TIMELINE_LIMIT", "PanelModel"]
+__all__ = [
+    "ALERT_STATES",
+    "FAILED_STATES",
+    "TIMELINE_LIMIT",
+    "Histogram",
+    "PanelModel",
+    "Resources",
+]
 
-#: Past this many task runs the timeline shows one bar per task name, not per run.
+#: Past this many task runs the timeline shows counts per task name and time bin.
 TIMELINE_LIMIT = 2_000
+#: Cells (task names x time bins) of the aggregated timeline, and its bins per task name.
+TIMELINE_CELLS, MIN_BINS, MAX_BINS = 4_000, 20, 200
 #: Flow runs listed, failed task runs and log records shown.
 RECENT_RUNS, FAILURES_SHOWN, LOGS_SHOWN = 50, 200, 200
 #: Retried task runs whose attempts the timeline draws one by one.
 ATTEMPTS_SHOWN = 100
+#: Seconds after its end when a flow run's task runs no longer change (events in flight).
+SETTLED_AFTER = 5.0
+#: Share of the time a live big run's histogram query may take.
+HISTOGRAM_SHARE = 0.1
 FAILED_STATES = (StateType.FAILED, StateType.TIMED_OUT, StateType.CRASHED)
+#: Flow-run states the alerts banner names, and how many alerts it keeps.
+ALERT_STATES = (StateType.FAILED, StateType.CRASHED, StateType.TIMED_OUT)
+ALERTS_KEPT = 100
+
+Counts = dict[str, dict[StateType, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class Histogram:
+    """The aggregated timeline of a big flow run: task runs per task name and time bin.
+
+    Bin ``i`` spans ``[start + i * width, start + (i + 1) * width)`` seconds
+    since the epoch; ``rows`` come from :meth:`RunStore.bin_task_runs`.
+    """
+
+    start: float
+    width: float
+    bins: int
+    rows: tuple[TaskRunBin, ...]
+
+    def edges(self, index: int) -> tuple[float, float]:
+        """Where bin ``index`` starts and ends (seconds since the epoch)."""
+        left = self.start + index * self.width
+        return left, left + self.width
+
+    def spans(self) -> dict[str, tuple[int, float | None, float | None]]:
+        """``{task_name: (task runs, first start, end of the last start's bin)}``.
+
+        Times are to a bin's width (not read per run: that would cost the
+        GROUP BY a sixth more); None while none of them has started.
+        """
+        spans: dict[str, tuple[int, float | None, float | None]] = {}
+        for row in self.rows:
+            count, first, last = spans.get(row.task_name, (0, None, None))
+            if row.bin is not None:
+                left, right = self.edges(row.bin)
+                first = left if first is None else min(first, left)
+                last = right if last is None else max(last, right)
+            spans[row.task_name] = (count + row.count, first, last)
+        return spans
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    """One sample of the cluster: mean worker CPU (%) and total worker memory (bytes)."""
+
+    time: float
+    workers: int
+    cpu: float
+    memory: float
 
 
 class PanelModel:
@@ -36,12 +121,44 @@ class PanelModel:
     Parameters
     ----------
     store
-        The run store to read.
+        The run store to read (only read: the panel never changes a run).
     scheduler
         A ``distributed.Scheduler`` in this process (the panel served on the
         Dask dashboard), for worker CPU and memory; None otherwise.
     clock
         Seconds since the epoch (tests pass their own).
+
+    Attributes
+    ----------
+    selected : str or None
+        The flow run the detail views show: the newest one (``follow``) until
+        :meth:`select` picks one.
+    flow_filter, state_filter
+        What the runs table lists (None: everything).
+    flow_runs : list of FlowRunRow
+        Recent flow runs, newest first, filtered.
+    run : FlowRunRow or None
+        The selected flow run.
+    counts : dict
+        ``{task_name: {state: count}}`` of the selected run.
+    task_runs, attempts, histogram
+        Its timeline: task runs (and the transitions of retried ones) up to
+        :data:`TIMELINE_LIMIT`, else a :class:`Histogram`.
+    failures, logs
+        Its failed task runs and log records.
+    alerts : list of FlowRunRow
+        Flow runs that failed, crashed or timed out since the model was made
+        (the page opened), newest first.
+    resources : Resources or None
+        The latest sample of the attached scheduler's workers.
+
+    Examples
+    --------
+    >>> from daskflow.store import MemoryStore
+    >>> model = PanelModel(MemoryStore())
+    >>> model.refresh()
+    >>> model.flow_runs, model.selected
+    ([], None)
     """
 
     def __init__(
@@ -52,83 +169,184 @@ class PanelModel:
         self.clock = clock
         self.opened = clock()
         self.selected: str | None = None
-        self.follow = True  # select the newest run until the user picks one
+        self.follow = True
         self.flow_filter: str | None = None
         self.state_filter: StateType | None = None
         self.flow_runs: list[FlowRunRow] = []
         self.flow_names: list[str] = []
-        self.run_counts: dict[str, dict[str, dict[StateType, int]]] = {}
-        self.counts: dict[str, dict[StateType, int]] = {}
+        self.run_counts: dict[str, Counts] = {}
+        self.run: FlowRunRow | None = None
+        self.counts: Counts = {}
         self.task_runs: list[TaskRunRow] = []
-        self.spans: dict[str, tuple[int, float | None, float | None]] = {}
-        self.attempts: dict[str, list[TransitionRow]] = {}  # transitions of retried runs
+        self.attempts: dict[str, list[TransitionRow]] = {}
+        self.histogram: Histogram | None = None
         self.failures: list[TaskRunRow] = []
         self.logs: list[LogRow] = []
         self.alerts: list[FlowRunRow] = []
-        self.resources: dict[str, float] | None = None
+        self.resources: Resources | None = None
+        self._names: set[str] = set()
+        self._alerts: dict[str, FlowRunRow] = {}
+        self._counted: dict[str, tuple[Counts, float]] = {}  # run id: (counts, read at)
+        self._reset_detail(None)
 
     def select(self, flow_run_id: str | None) -> None:
-        """Show this flow run in the detail views (None: follow the newest)."""
-        self.selected = flow_run_id
+        """Show this flow run (an id or unique prefix) in the detail views; None: the newest."""
         self.follow = flow_run_id is None
-
-    @property
-    def selected_run(self) -> FlowRunRow | None:
-        return next((r for r in self.flow_runs if r.id == self.selected), None)
+        self.selected = flow_run_id
 
     @property
     def total(self) -> int:
         """Task runs of the selected flow run."""
         return sum(sum(by_state.values()) for by_state in self.counts.values())
 
+    @property
+    def spans(self) -> dict[str, tuple[int, float | None, float | None]]:
+        """Per task name of a big run: ``(task runs, first start, last end)``; else empty."""
+        return {} if self.histogram is None else self.histogram.spans()
+
     def refresh(self) -> None:
-        """Read what changed since the last refresh (a few bounded queries)."""
-        store = self.store
+        """Read what changed since the last refresh: the store, then the scheduler."""
+        self.refresh_store()
+        self.refresh_resources()
+
+    def refresh_store(self) -> None:
+        """The store's part of :meth:`refresh` (a few bounded queries; thread-safe to offload)."""
+        store, now = self.store, self.clock()
         every = store.list_flow_runs(limit=RECENT_RUNS)
-        self.flow_names = sorted({r.flow_name for r in every})
-        self.flow_runs = [
-            r
-            for r in every
-            if (self.flow_filter is None or r.flow_name == self.flow_filter)
-            and (self.state_filter is None or r.state is self.state_filter)
-        ]
-        self.alerts = [
-            r
-            for r in every
-            if r.state in (StateType.FAILED, StateType.CRASHED, StateType.TIMED_OUT)
-            and (r.end_time or r.created) >= self.opened
-        ]
-        for run in self.flow_runs:  # ended runs are counted once, running ones each time
-            if run.id not in self.run_counts or not run.state.is_final:
-                self.run_counts[run.id] = store.count_task_runs(run.id)
-        if self.follow and self.flow_runs:
-            self.selected = self.flow_runs[0].id
-        self._refresh_selected()
-        self.resources = self._read_resources()
+        filtered = self.flow_filter is not None or self.state_filter is not None
+        shown = (
+            store.list_flow_runs(flow=self.flow_filter, state=self.state_filter, limit=RECENT_RUNS)
+            if filtered
+            else every
+        )
+        self._names.update(r.flow_name for r in (*every, *shown))
+        self.flow_names = sorted(self._names)
+        for run in every:
+            if run.state in ALERT_STATES and (run.end_time or run.created) >= self.opened:
+                self._alerts[run.id] = run
+        self.alerts = sorted(self._alerts.values(), key=_ended, reverse=True)[:ALERTS_KEPT]
+        self._alerts = {run.id: run for run in self.alerts}
+        self.run_counts = {run.id: self._count(run, now) for run in shown}
+        self._counted = {k: v for k, v in self._counted.items() if k in self.run_counts}
+        self.flow_runs = shown
+        if self.follow:
+            self.selected = shown[0].id if shown else None
+        self.run = self._find(self.selected, every, shown)
+        if self.run is not None:
+            self.selected = self.run.id  # a prefix from the URL becomes the id
+        self._refresh_selected(now)
 
-    def _refresh_selected(self) -> None:
-        store, run_id = self.store, self.selected
-        if run_id is None:
-            self.counts, self.task_runs, self.spans, self.failures, self.logs = {}, [], {}, [], []
-            return
-        self.counts = self.run_counts.get(run_id) or store.count_task_runs(run_id)
-        if self.total <= TIMELINE_LIMIT:
-            self.task_runs, self.spans = store.list_task_runs(run_id), {}
-            retried = [r for r in self.task_runs if r.attempts > 1][:ATTEMPTS_SHOWN]
-            self.attempts = {r.id: store.list_transitions(run_id, r.id) for r in retried}
-        else:
-            self.task_runs, self.spans, self.attempts = [], store.span_task_runs(run_id), {}
-        self.failures = store.list_task_runs(run_id, states=FAILED_STATES, limit=FAILURES_SHOWN)
-        self.logs = store.list_logs(run_id, limit=LOGS_SHOWN)
+    def refresh_resources(self) -> None:
+        """Mean worker CPU and total worker memory now, if a scheduler is attached.
 
-    def _read_resources(self) -> dict[str, float] | None:
-        """Total worker CPU (%) and memory (bytes) now, from the scheduler if attached."""
+        Runs on the scheduler's event loop: ``scheduler.workers`` is not safe
+        to read from another thread.
+        """
         scheduler = self.scheduler
         if scheduler is None:
-            return None
+            self.resources = None
+            return
+        workers = list(scheduler.workers.values())
         cpu = memory = 0.0
-        for worker in list(scheduler.workers.values()):
+        for worker in workers:
             metrics = worker.metrics or {}
             cpu += float(metrics.get("cpu", 0.0) or 0.0)
             memory += float(metrics.get("memory", 0.0) or 0.0)
-        return {"time": self.clock(), "cpu": cpu, "memory": memory}
+        self.resources = Resources(self.clock(), len(workers), cpu / (len(workers) or 1), memory)
+
+    # -- the selected flow run ------------------------------------------------------
+    def _count(self, run: FlowRunRow, now: float) -> Counts:
+        """Task counts of a listed run; a settled run's counts are read once."""
+        known = self._counted.get(run.id)
+        if (
+            known is not None
+            and run.end_time is not None
+            and known[1] > run.end_time + SETTLED_AFTER
+        ):
+            return known[0]
+        counts = self.store.count_task_runs(run.id)
+        self._counted[run.id] = (counts, now)
+        return counts
+
+    def _find(self, flow_run_id: str | None, *listed: list[FlowRunRow]) -> FlowRunRow | None:
+        if flow_run_id is None:
+            return None
+        for runs in listed:
+            for run in runs:
+                if run.id == flow_run_id:
+                    return run
+        return self.store.get_flow_run(flow_run_id)  # an older run, or an id prefix
+
+    def _reset_detail(self, flow_run_id: str | None) -> None:
+        self._detail_of = flow_run_id
+        self._settled = False
+        self._failed: int | None = None
+        self._histogram_due = 0.0
+        self._transitions: dict[str, tuple[tuple[int, StateType], list[TransitionRow]]] = {}
+        self.counts, self.task_runs, self.attempts = {}, [], {}
+        self.histogram, self.failures, self.logs = None, [], []
+
+    def _refresh_selected(self, now: float) -> None:
+        run, store = self.run, self.store
+        if run is None:
+            self._reset_detail(None)
+            return
+        if run.id != self._detail_of:
+            self._reset_detail(run.id)
+        if self._settled:  # everything but the logs was read after the run ended
+            self.logs = store.list_logs(run.id, limit=LOGS_SHOWN)
+            return
+        settled = run.end_time is not None and now > run.end_time + SETTLED_AFTER
+        listed = self.run_counts.get(run.id)
+        self.counts = listed if listed is not None else store.count_task_runs(run.id)
+        if self.total <= TIMELINE_LIMIT:
+            self.histogram = None
+            self.task_runs = store.list_task_runs(run.id, limit=TIMELINE_LIMIT)
+            self.attempts = self._read_attempts(run.id)
+        else:
+            self.task_runs, self.attempts = [], {}
+            if self.histogram is None or settled or time.monotonic() >= self._histogram_due:
+                began = time.perf_counter()
+                self.histogram = self._read_histogram(run, now)
+                cost = time.perf_counter() - began
+                self._histogram_due = time.monotonic() + cost * (1 / HISTOGRAM_SHARE - 1)
+        failed = sum(
+            n
+            for by_state in self.counts.values()
+            for s, n in by_state.items()
+            if s in FAILED_STATES
+        )
+        if failed != self._failed or settled:  # failed task runs are final: read when more
+            self.failures = (
+                store.list_task_runs(run.id, states=FAILED_STATES, limit=FAILURES_SHOWN)
+                if failed
+                else []
+            )
+            self._failed = failed
+        self.logs = store.list_logs(run.id, limit=LOGS_SHOWN)
+        self._settled = settled
+
+    def _read_attempts(self, flow_run_id: str) -> dict[str, list[TransitionRow]]:
+        """Transitions of retried task runs, re-read only when their attempts or state change."""
+        attempts = {}
+        for row in [r for r in self.task_runs if r.attempts > 1][:ATTEMPTS_SHOWN]:
+            key = (row.attempts, row.state)
+            known = self._transitions.get(row.id)
+            if known is None or known[0] != key:
+                known = (key, self.store.list_transitions(flow_run_id, row.id))
+                self._transitions[row.id] = known
+            attempts[row.id] = known[1]
+        return attempts
+
+    def _read_histogram(self, run: FlowRunRow, now: float) -> Histogram:
+        """Bins over the flow run's life (to now while it runs), fewer when many task names."""
+        start = run.start_time if run.start_time is not None else run.created
+        end = run.end_time if run.end_time is not None else max(now, start)
+        bins = max(MIN_BINS, min(MAX_BINS, TIMELINE_CELLS // max(len(self.counts), 1)))
+        width = max(end - start, 1e-3) / bins
+        rows = self.store.bin_task_runs(run.id, start=start, width=width, bins=bins)
+        return Histogram(start, width, bins, tuple(rows))
+
+
+def _ended(run: FlowRunRow) -> float:
+    return run.end_time if run.end_time is not None else run.created

@@ -8,6 +8,7 @@ lock guards everything: writes and reads are short.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Sequence
@@ -17,7 +18,15 @@ from typing import Any
 from daskflow.observers.events import Event
 from daskflow.states import StateType
 
-from .base import HEARTBEAT_TIMEOUT, FlowRunRow, LogRow, TaskRunRow, TransitionRow
+from .base import (
+    HEARTBEAT_TIMEOUT,
+    FlowRunRow,
+    LogRow,
+    TaskRunBin,
+    TaskRunRow,
+    TransitionRow,
+    merge_bins,
+)
 from .columns import decode_result
 from .fold import CRASH_MESSAGE, STATUS_COLUMNS, RunStatus, fold, jsonable, plan, transition_of
 
@@ -238,6 +247,21 @@ class MemoryStore:
                 end = row.end_time if end is None else max(end, row.end_time)
             spans[row.task_name] = (count + 1, start, end)
         return spans
+
+    def bin_task_runs(
+        self, flow_run_id: str, *, start: float, width: float, bins: int
+    ) -> list[TaskRunBin]:
+        """Task runs counted by task name, state and start-time bin (see the SQL store)."""
+        if width <= 0 or bins < 1:
+            raise ValueError(f"bin_task_runs needs width > 0 and bins >= 1, not {width}, {bins}")
+        groups = []
+        with self._lock:
+            for task_run_id in self._tasks_of.get(flow_run_id, ()):
+                run = self._tasks[task_run_id]
+                began = run.status.start_time
+                raw = None if began is None else math.floor((began - start) / width)
+                groups.append((run.row.task_name, run.status.state, raw, 1))
+        return merge_bins(groups, bins)
 
     def count_task_runs(self, flow_run_id: str) -> dict[str, dict[StateType, int]]:
         """``{task_name: {state: count}}`` for a flow run."""

@@ -1,0 +1,82 @@
+"""What the panel's views share: state colours, progress buckets, small helpers."""
+
+from __future__ import annotations
+
+import datetime
+import html
+from typing import Any
+
+from bokeh.models import ColumnDataSource
+
+from daskflow.states import StateType
+
+__all__ = [
+    "COLORS",
+    "FAILED",
+    "PROGRESS",
+    "PROGRESS_COLORS",
+    "bucket",
+    "duration",
+    "escape",
+    "millis",
+    "set_data",
+    "when",
+]
+
+#: A colour per state, the same in every view.
+COLORS = {
+    StateType.COMPLETED: "#2ca02c",
+    StateType.CACHED: "#98df8a",
+    StateType.FAILED: "#d62728",
+    StateType.TIMED_OUT: "#ff7f0e",
+    StateType.CRASHED: "#8c564b",
+    StateType.UPSTREAM_FAILED: "#f7b6d2",
+    StateType.CANCELLED: "#7f7f7f",
+    StateType.RUNNING: "#1f77b4",
+    StateType.RETRYING: "#9467bd",
+    StateType.PENDING: "#c7c7c7",
+    StateType.SCHEDULED: "#dbdb8d",
+}
+#: The buckets a progress bar shows, and their colours.
+PROGRESS = ("completed", "cached", "failed", "running", "pending")
+PROGRESS_COLORS = ("#2ca02c", "#98df8a", "#d62728", "#1f77b4", "#c7c7c7")
+#: States counted as failed in progress bars and the runs table.
+FAILED = (StateType.FAILED, StateType.TIMED_OUT, StateType.CRASHED, StateType.UPSTREAM_FAILED)
+_BUCKETS = {
+    StateType.COMPLETED: "completed",
+    StateType.CACHED: "cached",
+    StateType.RUNNING: "running",
+    StateType.RETRYING: "running",
+    **dict.fromkeys(FAILED, "failed"),
+}
+
+
+def bucket(state: StateType) -> str:
+    """The progress bucket of a state (SCHEDULED, PENDING and CANCELLED: pending)."""
+    return _BUCKETS.get(state, "pending")
+
+
+def set_data(source: ColumnDataSource, data: dict[str, list[Any]]) -> None:
+    """Replace ``source.data`` only if it changed: an idle page sends nothing to the browser."""
+    if dict(source.data) != data:
+        source.data = data
+
+
+def when(seconds: float | None) -> datetime.datetime | None:
+    """A store timestamp as an aware UTC datetime (what DataTable formatters take)."""
+    return None if seconds is None else datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+
+
+def millis(seconds: float) -> float:
+    """A store timestamp on Bokeh's datetime axes (milliseconds since the epoch)."""
+    return seconds * 1000.0
+
+
+def duration(start: float | None, end: float | None) -> str:
+    """``"1.25 s"``, or empty while the run has not ended."""
+    return "" if start is None or end is None else f"{end - start:.2f} s"
+
+
+def escape(text: str) -> str:
+    """Text for a Div's HTML (names, messages and tracebacks are user data)."""
+    return html.escape(text, quote=False)
