@@ -190,9 +190,6 @@ class RunStore(Protocol):
     ) -> list[TaskRunRow]:
         """Task runs of a flow run in creation order, optionally of one task name or states."""
 
-    def span_task_runs(self, flow_run_id: str) -> dict[str, tuple[int, float | None, float | None]]:
-        """``{task_name: (count, first start, last end)}`` of a flow run's task runs."""
-
     def bin_task_runs(
         self, flow_run_id: str, *, start: float, width: float, bins: int
     ) -> list[TaskRunBin]:

@@ -236,18 +236,6 @@ class MemoryStore:
             ]
         return rows[:limit]
 
-    def span_task_runs(self, flow_run_id: str) -> dict[str, tuple[int, float | None, float | None]]:
-        """``{task_name: (count, first start, last end)}`` for a flow run."""
-        spans: dict[str, tuple[int, float | None, float | None]] = {}
-        for row in self.list_task_runs(flow_run_id):
-            count, start, end = spans.get(row.task_name, (0, None, None))
-            if row.start_time is not None:
-                start = row.start_time if start is None else min(start, row.start_time)
-            if row.end_time is not None:
-                end = row.end_time if end is None else max(end, row.end_time)
-            spans[row.task_name] = (count + 1, start, end)
-        return spans
-
     def bin_task_runs(
         self, flow_run_id: str, *, start: float, width: float, bins: int
     ) -> list[TaskRunBin]:

@@ -401,21 +401,6 @@ class SQLStore:
             query = query.where(task_runs.c.state.in_([StateType(s).value for s in states]))
         return [task_row(r) for r in self._read(query.order_by(task_runs.c.seq).limit(limit))]
 
-    def span_task_runs(self, flow_run_id: str) -> dict[str, tuple[int, float | None, float | None]]:
-        """``{task_name: (count, first start, last end)}``: one GROUP BY, for big runs."""
-        tr = task_runs
-        query = (
-            sa.select(
-                tr.c.task_name,
-                sa.func.count(),
-                sa.func.min(tr.c.start_time),
-                sa.func.max(tr.c.end_time),
-            )
-            .where(tr.c.flow_run_id == flow_run_id)
-            .group_by(tr.c.task_name)
-        )
-        return {row[0]: (row[1], row[2], row[3]) for row in self._read(query)}
-
     def bin_task_runs(
         self, flow_run_id: str, *, start: float, width: float, bins: int
     ) -> list[TaskRunBin]:
