@@ -81,7 +81,8 @@ def test_version_and_help_everywhere(tmp_path):
         ["run"],
         ["runs"],
         ["dashboard"],
-        *(["runs", c] for c in ("list", "show", "logs", "retry")),
+        ["serve"],
+        *(["runs", c] for c in ("list", "show", "logs", "retry", "cancel")),
     ):
         shown = daskflow(*command, "--help", store=None, cwd=tmp_path)
         assert shown.returncode == 0, shown.stderr

@@ -311,6 +311,63 @@ def test_heartbeat_and_crashed_runs(store: RunStore) -> None:
     assert (crash.state, crash.attempt, crash.worker) == (S.CRASHED, 1, "w1")
 
 
+def test_a_scheduled_run_left_by_a_dead_serve_process_is_crashed(store: RunStore) -> None:
+    old = time.time() - 10 * HEARTBEAT_TIMEOUT
+    store.write(
+        [
+            flow_created("s" * 32, old, scheduled_time=old + 60),
+            change("s" * 32, None, S.SCHEDULED, old),
+        ]
+    )
+    assert store.mark_crashed() == ["s" * 32]  # type: ignore[attr-defined]
+    assert store.get_flow_run("s" * 32).state is S.CRASHED  # type: ignore[union-attr]
+
+
+def test_scheduled_runs_keep_their_slot_and_the_last_served_slot_is_found(
+    store: RunStore,
+) -> None:
+    t = time.time()
+    store.write(
+        [
+            *a_flow_run("a" * 32, t),  # not scheduled
+            flow_created("b" * 32, t, scheduled_time=t - 60),
+            change("b" * 32, None, S.SCHEDULED, t),
+            change("b" * 32, None, S.RUNNING, t + 1),
+            flow_created("c" * 32, t, scheduled_time=t + 60),  # not started yet
+            change("c" * 32, None, S.SCHEDULED, t),
+            flow_created("d" * 32, t, name="other", scheduled_time=t - 1),
+            change("d" * 32, None, S.RUNNING, t + 1),
+        ]
+    )
+    row = store.get_flow_run("c" * 32)
+    assert row is not None
+    assert (row.state, row.scheduled_time) == (S.SCHEDULED, t + 60)
+    assert [r.id for r in store.list_flow_runs(state=S.SCHEDULED)] == ["c" * 32]
+    assert store.last_scheduled_time("etl") == t - 60  # started runs only, this flow only
+    assert store.last_scheduled_time("nothing") is None
+
+
+def test_cancellation_requests_are_recorded_once_and_only_for_runs_not_over(
+    store: RunStore,
+) -> None:
+    t = time.time()
+    running, done = "r" * 32, "f" * 32
+    store.write([*a_flow_run(running, t), *a_flow_run(done, t), change(done, None, S.FAILED, t)])
+    assert store.cancel_requests([running, done]) == []
+
+    first = store.request_cancel(running[:8], t + 1)
+    assert first is not None
+    assert (first.id, first.cancel_requested, first.state) == (running, t + 1, S.RUNNING)
+    again = store.request_cancel(running, t + 2)
+    assert again is not None
+    assert again.cancel_requested == t + 1  # the first request's time is kept
+    ended = store.request_cancel(done, t + 3)
+    assert ended is not None
+    assert (ended.state, ended.cancel_requested) == (S.FAILED, None)
+    assert store.request_cancel("0" * 32, t) is None
+    assert store.cancel_requests([running, done, "0" * 32]) == [running]
+
+
 def test_threads_write_at_once(store: RunStore) -> None:
     t = time.time()
 
@@ -473,27 +530,31 @@ def test_a_newer_schema_is_refused_and_left_untouched(sql_url: str) -> None:
     assert str(pickle.loads(pickle.dumps(info.value))) == str(info.value)
 
 
-def test_a_version_1_store_is_upgraded_and_keeps_its_runs(sql_url: str) -> None:
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_older_store_is_upgraded_and_keeps_its_runs(sql_url: str, version: int) -> None:
+    from daskflow.store.schema import _ADDED, SCHEMA_VERSION
+
     store = SQLStore(sql_url)
     store.write(a_flow_run("b" * 32, time.time(), tasks=2))
-    with store.engine.begin() as conn:  # back to the layout of schema version 1
-        for table, column in [
-            ("flow_runs", "result"),
-            ("task_runs", "result"),
-            ("flow_runs", "resumed_from"),
-            ("flow_runs", "entrypoint"),
-        ]:
-            conn.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN {column}"))
-        conn.execute(sa.text("UPDATE meta SET value = '1' WHERE key = 'schema_version'"))
+    with store.engine.begin() as conn:  # back to the layout of that schema version
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            for table, column in _ADDED[step]:
+                conn.execute(sa.text(f"ALTER TABLE {table.name} DROP COLUMN {column}"))
+        conn.execute(sa.text(f"UPDATE meta SET value = '{version}' WHERE key = 'schema_version'"))
     store.close()
 
     upgraded = SQLStore(sql_url)
     [row] = upgraded.list_flow_runs()
     assert row.id == "b" * 32
-    assert row.resumed_from is None
-    assert [t.result for t in upgraded.list_task_runs(row.id)] == [None, None]
+    assert (row.scheduled_time, row.cancel_requested) == (None, None)
+    if version == 1:
+        assert row.resumed_from is None
+        assert [t.result for t in upgraded.list_task_runs(row.id)] == [None, None]
     upgraded.write([change("b" * 32, None, StateType.COMPLETED, time.time() + 1)])
     assert upgraded.get_flow_run("b" * 32).state is StateType.COMPLETED
+    with upgraded.engine.connect() as conn:
+        stored = conn.execute(sa.text("SELECT value FROM meta WHERE key = 'schema_version'"))
+        assert stored.scalar_one() == str(SCHEMA_VERSION)
     upgraded.close()
 
 

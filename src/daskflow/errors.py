@@ -23,7 +23,9 @@ message once::
     ├── InvalidTransitionError (RuntimeError)   a state change the machine refuses (a bug)
     ├── StoreError (RuntimeError)               the run store is corrupt, newer, or not daskflow's
     ├── ResultStorageError (OSError)            a result cannot be written to or read from storage
-    └── ResumeError (ValueError)                a flow run cannot be resumed (wrong flow, not over)
+    ├── ResumeError (ValueError)                a flow run cannot be resumed (wrong flow, not over)
+    ├── CancelError (ValueError)                a flow run cannot be cancelled (it has ended)
+    └── ScheduleError (ValueError)              a bad cron string, interval or timezone for serve
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from collections.abc import Iterable
 from typing import Any
 
 __all__ = [
+    "CancelError",
     "CancelledRunError",
     "ClusterConnectionError",
     "ConfigurationError",
@@ -46,6 +49,7 @@ __all__ = [
     "ResultStorageError",
     "ResumeError",
     "RunNotFoundError",
+    "ScheduleError",
     "SerializationError",
     "ShellCommandError",
     "StoreError",
@@ -266,3 +270,26 @@ class ResumeError(DaskflowError, ValueError):
         self.run_id = run_id
         self.reason = reason
         super().__init__(f"cannot resume flow run {run_id}: {reason}")
+
+
+class ScheduleError(DaskflowError, ValueError):
+    """A schedule for ``serve`` is invalid: a bad cron string, interval or timezone.
+
+    Raised before the serve process starts anything.
+    """
+
+    def __init__(self, what: str, value: object, reason: str) -> None:
+        self.what = what
+        self.value = value
+        self.reason = reason
+        shown = "" if value is None else f" {value!r}"
+        super().__init__(f"invalid {what}{shown}: {reason}")
+
+
+class CancelError(DaskflowError, ValueError):
+    """A flow run cannot be cancelled: it has already ended."""
+
+    def __init__(self, run_id: str, reason: str) -> None:
+        self.run_id = run_id
+        self.reason = reason
+        super().__init__(f"cannot cancel flow run {run_id}: {reason}")

@@ -238,6 +238,7 @@ class FlowOptions:
     cluster: Any = None
     on_completion: tuple[Hook, ...] = ()
     on_failure: tuple[Hook, ...] = ()
+    on_cancellation: tuple[Hook, ...] = ()
     flow_run_name: str | None = None
     log_prints: bool = False
     persist_result: bool | None = None  # the default of its tasks
@@ -258,6 +259,7 @@ class FlowOptions:
         values["cluster"] = opts.get("cluster")
         values["on_completion"] = _check_hooks("on_completion", opts.get("on_completion"))
         values["on_failure"] = _check_hooks("on_failure", opts.get("on_failure"))
+        values["on_cancellation"] = _check_hooks("on_cancellation", opts.get("on_cancellation"))
         values["flow_run_name"] = _check_format("flow_run_name", opts.get("flow_run_name"))
         values["log_prints"] = bool(opts.get("log_prints") or False)
         values.update(_result_options(opts))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from daskflow.errors import NotATaskError
@@ -89,6 +90,64 @@ class Flow(Generic[P, R]):
         parameters, plan = plan_resume(self, run_id)
         return run_flow(self, (), parameters, return_state, resume=plan)
 
+    def serve(
+        self,
+        *,
+        cron: str | None = None,
+        interval: timedelta | float | str | None = None,
+        parameters: dict[str, Any] | None = None,
+        timezone: str | None = None,
+        catch_up: bool = False,
+        limit: int | None = 1,
+    ) -> None:
+        """Start runs of this flow on a schedule, in this process, until Ctrl-C or SIGTERM.
+
+        No server to run: the process records each run SCHEDULED as soon as
+        its slot is known, starts it at the slot on the flow's cluster, keeps
+        serving when a run fails, and on Ctrl-C/SIGTERM cancels what still
+        runs (recorded CANCELLED). See :mod:`daskflow.serving.serve` for the
+        policies: missed slots (skipped, or one catch-up run), overlapping
+        runs (at most ``limit`` at a time), cancellation, stopping.
+
+        Parameters
+        ----------
+        cron
+            A cron expression, e.g. ``"0 * * * *"`` (hourly), read in ``timezone``.
+        interval
+            Or an interval: a ``timedelta``, seconds, or text like ``"5m"``.
+        parameters
+            The parameters of every run (checked before serving starts).
+        timezone
+            An IANA timezone name for ``cron`` (default UTC); DST-aware.
+        catch_up
+            Start one run at once for slots missed while no serve process ran.
+        limit
+            At most this many runs of the flow at a time (None: no limit).
+
+        Raises
+        ------
+        ScheduleError
+            A bad cron string, interval or timezone, before anything starts.
+        ParameterValidationError
+            A parameter does not fit the flow's signature.
+
+        Examples
+        --------
+        >>> etl.serve(cron="0 6 * * *", timezone="Europe/Berlin",
+        ...           parameters={"source": "s3://bucket/raw"})  # doctest: +SKIP
+        """
+        from daskflow.serving.serve import serve
+
+        serve(
+            self,
+            cron=cron,
+            interval=interval,
+            parameters=parameters,
+            timezone=timezone,
+            catch_up=catch_up,
+            limit=limit,
+        )
+
     @functools.cached_property
     def entrypoint(self) -> str | None:
         """Where ``daskflow runs retry`` finds this flow: ``path/to/file.py:name``."""
@@ -119,6 +178,7 @@ def flow(
     cluster: Any = None,
     on_completion: Sequence[Callable[[Any, Any, Any], object]] | None = None,
     on_failure: Sequence[Callable[[Any, Any, Any], object]] | None = None,
+    on_cancellation: Sequence[Callable[[Any, Any, Any], object]] | None = None,
     flow_run_name: str | None = None,
     log_prints: bool | None = None,
     persist_result: bool | None = None,
@@ -134,7 +194,9 @@ def flow(fn: Any = None, /, **options: Any) -> Any:
     **options
         See SPEC §1: ``name``, ``description``, ``version``, ``retries``,
         ``retry_delay_seconds``, ``timeout_seconds``, ``validate_parameters``,
-        ``cluster``, ``on_completion``, ``on_failure``, ``flow_run_name``,
+        ``cluster``, ``on_completion``, ``on_failure``, ``on_cancellation``
+        (hooks called with the final state; ``on_cancellation`` when the run
+        ends ``CANCELLED``, as in Prefect), ``flow_run_name``,
         ``log_prints``, ``persist_result`` and ``result_storage`` (the defaults
         of the flow's tasks: with ``persist_result=True`` every task result is
         stored, so :meth:`Flow.resume` can reuse all of them).

@@ -11,13 +11,16 @@ Steps, in order:
    (on a helper thread when ``timeout_seconds`` is set), resolve futures in
    its return value, wait for every task run, and decide the state:
 
+   - CANCELLED when the run was cancelled (:mod:`daskflow.engine.cancellation`),
+     whatever the function did meanwhile;
    - FAILED when the function raised, or a task run failed that the function
      never looked at (``.result()``, ``.state``, ``.wait()``, ``allow_failure``);
    - TIMED_OUT at the deadline (waiting runs are cancelled);
    - COMPLETED otherwise, with the return value;
 
-4. call the hooks with the final state and return the value (or the state
-   with ``return_state=True``).
+4. call the hooks with the final state (``on_failure``, ``on_cancellation`` or
+   ``on_completion``) and return the value (or the state with
+   ``return_state=True``).
 """
 
 from __future__ import annotations
@@ -32,17 +35,23 @@ from daskflow.api.futures import resolve_futures
 from daskflow.api.logger import get_run_logger
 from daskflow.api.parameters import bind_parameters
 from daskflow.engine.call import FlowRunInfo
+from daskflow.engine.cancellation import CancelToken, cancel_flow_run, close_token, open_token
 from daskflow.engine.hooks import call_hooks
 from daskflow.engine.prints import capture_prints
 from daskflow.engine.resume import ResumePlan
 from daskflow.engine.runner import FlowRunner, current_runner, make_backend
 from daskflow.engine.timeouts import call_with_timeout
-from daskflow.errors import FlowRunTimeout, ParameterValidationError, ResumeError
+from daskflow.errors import (
+    CancelledRunError,
+    FlowRunTimeout,
+    ParameterValidationError,
+    ResumeError,
+)
 from daskflow.observers.events import FlowRunCreated, StateChanged, bus
-from daskflow.observers.heartbeat import Heartbeat
+from daskflow.observers.watch import RunWatch
 from daskflow.states import State, StateType
 
-__all__ = ["run_flow"]
+__all__ = ["plan_resume", "run_flow", "run_name"]
 
 
 def _publish(events: list[Any]) -> None:
@@ -50,7 +59,8 @@ def _publish(events: list[Any]) -> None:
         bus.publish(events)
 
 
-def _run_name(flow: Any, parameters: dict[str, Any], flow_run_id: str) -> str:
+def run_name(flow: Any, parameters: dict[str, Any], flow_run_id: str) -> str:
+    """The display name of a flow run: ``flow_run_name`` filled in, or ``flow-1a2b3c4d``."""
     template = flow.options.flow_run_name
     if template:
         try:
@@ -66,11 +76,13 @@ def run_flow(
     kwargs: dict[str, Any],
     return_state: bool,
     resume: ResumePlan | None = None,
+    scheduled: str | None = None,
 ) -> Any:
     """Run ``flow`` once (with its retries) and return its value or final state.
 
     With ``resume``, task runs reuse the stored results of the flow run it
-    was made from (see :mod:`daskflow.engine.resume`).
+    was made from (see :mod:`daskflow.engine.resume`). ``scheduled`` is the
+    id of a flow run ``serve`` already recorded (SCHEDULED) for this call.
     """
     options = flow.options
     try:
@@ -85,10 +97,25 @@ def run_flow(
         backend = parent.backend
     else:
         backend = make_backend(options.cluster)
-    flow_run_id = uuid.uuid4().hex
-    run_name = _run_name(flow, parameters, flow_run_id)
-    with _observed(flow_run_id, flow.name, top_level=parent is None):
-        return _run(flow, bound, backend, parent, flow_run_id, run_name, return_state, resume)
+    flow_run_id = scheduled or uuid.uuid4().hex
+    name = run_name(flow, parameters, flow_run_id)
+    token = open_token(flow_run_id, parent.flow_run_id if parent is not None else None)
+    try:
+        with _observed(flow_run_id, flow.name, top_level=parent is None):
+            return _run(
+                flow,
+                bound,
+                backend,
+                parent,
+                flow_run_id,
+                name,
+                return_state,
+                resume,
+                token,
+                recorded=scheduled is not None,
+            )
+    finally:
+        close_token(flow_run_id)
 
 
 def plan_resume(flow: Any, run_id: str) -> tuple[dict[str, Any], ResumePlan]:
@@ -124,11 +151,15 @@ def _run(
     run_name: str,
     return_state: bool,
     resume: ResumePlan | None,
+    token: CancelToken,
+    recorded: bool = False,
 ) -> Any:
     options = flow.options
     parameters = dict(bound.arguments)
-    _publish(
-        [
+    # a run serve recorded as SCHEDULED exists already
+    events: list[Any] = []
+    if not recorded:
+        events.append(
             FlowRunCreated(
                 flow_run_id,
                 flow.name,
@@ -139,15 +170,19 @@ def _run(
                 options.version,
                 resume.flow_run_id if resume is not None else None,
                 flow.entrypoint,
-            ),
-            StateChanged(flow_run_id, None, State(StateType.PENDING)),
-        ]
-    )
+            )
+        )
+    _publish([*events, StateChanged(flow_run_id, None, State(StateType.PENDING))])
     attempt = 0
     while True:
         attempt += 1
-        state = _attempt(flow, bound, backend, flow_run_id, attempt, resume)
-        if state.is_failed() and state.type is not StateType.CRASHED and attempt <= options.retries:
+        state = _attempt(flow, bound, backend, flow_run_id, attempt, resume, token)
+        if (
+            state.is_failed()
+            and state.type is not StateType.CRASHED
+            and attempt <= options.retries
+            and not token.cancelled
+        ):
             delay = options.retry_delay(attempt - 1)
             _publish(
                 [
@@ -166,7 +201,9 @@ def _run(
                     )
                 ]
             )
-            time.sleep(delay)
+            if token.wait(delay):  # cancelled while waiting to retry
+                state = _cancelled(token)
+                break
             continue
         break
     _publish([StateChanged(flow_run_id, None, state, attempt)])
@@ -179,7 +216,12 @@ def _run(
         attempt,
         backend.panel_url(flow_run_id),
     )
-    hooks = options.on_failure if state.is_failed() else options.on_completion
+    if state.is_failed():
+        hooks = options.on_failure
+    elif state.type is StateType.CANCELLED:
+        hooks = options.on_cancellation
+    else:
+        hooks = options.on_completion
     call_hooks(hooks, flow, info, state)
     bus.flush()
     if return_state:
@@ -189,35 +231,45 @@ def _run(
 
 @contextlib.contextmanager
 def _observed(flow_run_id: str, flow_name: str, top_level: bool) -> Iterator[None]:
-    """Record the run in the store, with heartbeats; show progress for a top-level run."""
+    """Record the run in the store, watched; show progress for a top-level run."""
     from daskflow.store import default_observer
 
     observer = default_observer()
-    heartbeat = _heartbeat(observer.store) if observer is not None else None
+    watch = run_watch(observer.store) if observer is not None else None
     with contextlib.ExitStack() as stack:
         if top_level:
             from daskflow.progress import display_for
 
             stack.enter_context(display_for(flow_run_id, flow_name))
-        if heartbeat is not None:
-            heartbeat.register(flow_run_id)
-            stack.callback(heartbeat.unregister, flow_run_id)
+        if watch is not None:
+            watch.register(flow_run_id)
+            stack.callback(watch.unregister, flow_run_id)
         yield
 
 
-_heartbeats: dict[str, Heartbeat] = {}
+_watches: dict[str, RunWatch] = {}
 
 
-def _heartbeat(store: Any) -> Heartbeat:
-    """One heartbeat thread per store for the life of the process."""
-    heartbeat = _heartbeats.get(store.url)
-    if heartbeat is None:
-        heartbeat = _heartbeats[store.url] = Heartbeat(store.heartbeat)
-    return heartbeat
+def run_watch(store: Any) -> RunWatch:
+    """One watch (heartbeats, cancellation requests) per store for the life of the process."""
+    from daskflow import config
+
+    watch = _watches.get(store.url)
+    if watch is None:
+        watch = _watches[store.url] = RunWatch(
+            store, cancel_flow_run, poll_interval=config.get_seconds("cancel-poll-interval")
+        )
+    return watch
 
 
 def _attempt(
-    flow: Any, bound: Any, backend: Any, flow_run_id: str, attempt: int, resume: ResumePlan | None
+    flow: Any,
+    bound: Any,
+    backend: Any,
+    flow_run_id: str,
+    attempt: int,
+    resume: ResumePlan | None,
+    token: CancelToken,
 ) -> State:
     options = flow.options
     runner = FlowRunner(flow_run_id, backend)
@@ -226,9 +278,9 @@ def _attempt(
     runner.persist_result = options.persist_result
     runner.result_storage = options.result_storage
     runner.resume = resume
-    timeout = options.timeout_seconds
-    if timeout is not None:
-        runner.deadline = time.time() + timeout
+    runner.token = token
+    if options.timeout_seconds is not None:
+        runner.deadline = time.time() + options.timeout_seconds
     with runner:
         _publish([StateChanged(flow_run_id, None, State(StateType.RUNNING), attempt)])
         get_run_logger().info(
@@ -237,42 +289,59 @@ def _attempt(
             attempt,
             backend.describe(flow_run_id),
         )
+        undo = token.on_cancel(runner.cancel_all)
         try:
-            if timeout is None:
-                value = _call(flow, bound, flow_run_id)
-            else:
-                value = call_with_timeout(
-                    _call,
-                    (flow, bound, flow_run_id),
-                    {},
-                    timeout,
-                    lambda: FlowRunTimeout(flow.name, timeout),
-                )
-            if not runner.settle():
-                raise FlowRunTimeout(flow.name, timeout or 0.0)
-            failed = runner.conclude()
-            unhandled = [s for r, s in failed if not r.handled]
-            if unhandled:
-                first = unhandled[0]
-                return State(
-                    StateType.FAILED,
-                    message=f"{len(unhandled)} task run(s) failed; first: {first.message}",
-                    error_type=first.error_type,
-                    error_message=first.error_message,
-                    traceback=first.traceback,
-                    data=first.exception(),
-                )
-            return State(StateType.COMPLETED, data=value)
-        except FlowRunTimeout as exc:
-            runner.cancel_all()
-            runner.conclude()
-            return State.from_exception(StateType.TIMED_OUT, exc)
-        except Exception as exc:
-            runner.cancel_all()
-            runner.conclude()
-            return State.from_exception(StateType.FAILED, exc)
+            state = _outcome(flow, bound, runner)
         finally:
+            undo()
             runner.release_futures()
+        return _cancelled(token) if token.cancelled else state
+
+
+def _outcome(flow: Any, bound: Any, runner: FlowRunner) -> State:
+    """Call the flow function, wait for its task runs, and say how the attempt ended."""
+    timeout = flow.options.timeout_seconds
+    try:
+        if timeout is None:
+            value = _call(flow, bound, runner.flow_run_id)
+        else:
+            value = call_with_timeout(
+                _call,
+                (flow, bound, runner.flow_run_id),
+                {},
+                timeout,
+                lambda: FlowRunTimeout(flow.name, timeout),
+                stop=runner.token,
+            )
+        if not runner.settle():
+            raise FlowRunTimeout(flow.name, timeout or 0.0)
+        failed = runner.conclude()
+        unhandled = [s for r, s in failed if not r.handled]
+        if unhandled:
+            first = unhandled[0]
+            return State(
+                StateType.FAILED,
+                message=f"{len(unhandled)} task run(s) failed; first: {first.message}",
+                error_type=first.error_type,
+                error_message=first.error_message,
+                traceback=first.traceback,
+                data=first.exception(),
+            )
+        return State(StateType.COMPLETED, data=value)
+    except FlowRunTimeout as exc:
+        runner.cancel_all()
+        runner.conclude()
+        return State.from_exception(StateType.TIMED_OUT, exc)
+    except Exception as exc:
+        runner.cancel_all()
+        runner.conclude()
+        return State.from_exception(StateType.FAILED, exc)
+
+
+def _cancelled(token: CancelToken) -> State:
+    reason = token.reason or "cancellation was requested"
+    error = CancelledRunError(f"flow run {token.flow_run_id}", reason)
+    return State(StateType.CANCELLED, message=str(error), data=error)
 
 
 def _call(flow: Any, bound: Any, flow_run_id: str) -> Any:

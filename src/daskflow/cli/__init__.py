@@ -5,6 +5,8 @@
     daskflow [--store URL] runs show ID [--limit N] [--json]
     daskflow [--store URL] runs logs ID [--task NAME] [--limit N] [--json]
     daskflow [--store URL] runs retry ID [--flow-file FILE.py] [--cluster SPEC] [--json]
+    daskflow [--store URL] runs cancel ID [--wait SECONDS] [--json]
+    daskflow [--store URL] serve FILE.py[:FLOW] (--cron EXPR | --interval D) [-p KEY=VALUE ...]
     daskflow [--store URL] dashboard [--port P] [--host H]
 
 Built with click; one module per command family (:mod:`.run`, :mod:`.runs`)
@@ -31,6 +33,7 @@ from daskflow._version import __version__
 from daskflow.cli.dashboard import dashboard_command
 from daskflow.cli.run import run_command
 from daskflow.cli.runs import runs_group
+from daskflow.cli.serve import serve_command
 from daskflow.errors import DaskflowError
 
 __all__ = ["cli", "main"]
@@ -77,6 +80,7 @@ def cli() -> None:
 cli.add_command(run_command)
 cli.add_command(runs_group)
 cli.add_command(dashboard_command)
+cli.add_command(serve_command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

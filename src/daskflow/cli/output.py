@@ -99,6 +99,8 @@ def flow_run_dict(run: FlowRun) -> dict[str, Any]:
         "duration": _seconds(run.duration),
         "parent_id": run.parent_id,
         "version": run.version,
+        "scheduled_time": _iso(run.scheduled_time),
+        "cancel_requested": _iso(run.cancel_requested),
         "error_type": state.error_type,
         "error_message": state.error_message,
         "traceback": state.traceback,

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import logging
 import os
 import sys
 import traceback
@@ -29,6 +28,7 @@ from typing import Any
 import click
 
 from daskflow.api.flow import Flow
+from daskflow.engine.run_logs import show_on_stderr
 from daskflow.errors import ParameterValidationError
 from daskflow.history import format_duration
 from daskflow.observers.events import Event, FlowRunCreated, Observer, bus
@@ -159,16 +159,6 @@ class _RunStarted(Observer):
                 return
 
 
-def _show_live_logs() -> None:
-    """Records of runs in this process (flow functions, ``cluster="sync"``) go to stderr."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s | %(levelname)-7s | %(message)s"))
-    logger = logging.getLogger("daskflow.runs")
-    logger.addHandler(handler)
-    if logger.level == logging.NOTSET or logger.level > logging.INFO:
-        logger.setLevel(logging.INFO)
-
-
 def _jsonable(value: Any) -> Any:
     try:
         json.dumps(value)
@@ -225,7 +215,7 @@ def run_and_report(flow: Flow[Any, Any], start: Callable[[], State], as_json: bo
         click.echo(f"Flow run {event.run_name!r} started: id {event.flow_run_id}", err=as_json)
 
     watcher = _RunStarted(announce)
-    _show_live_logs()
+    show_on_stderr("daskflow.runs")  # records of runs in this process (flow functions, sync)
     bus.register(watcher)
     try:
         state = start()

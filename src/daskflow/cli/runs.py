@@ -1,4 +1,4 @@
-"""``daskflow runs list | show | logs | retry``: the run history in a terminal.
+"""``daskflow runs list | show | logs | retry | cancel``: the run history in a terminal.
 
 Reads go through :mod:`daskflow.history` and never load a whole big run:
 ``show`` asks the store for per-task-name counts (one grouped query) and at
@@ -42,7 +42,7 @@ def _store(ctx: click.Context) -> str | None:
 
 @click.group("runs")
 def runs_group() -> None:
-    """Look at recorded flow runs: list them, show one, read its logs, retry one."""
+    """Look at recorded flow runs: list them, show one, read its logs, retry or cancel one."""
 
 
 @runs_group.command("list")
@@ -80,7 +80,7 @@ def list_command(
             run.flow_name,
             run.name,
             state_text(run.state.type),
-            local_time(run.start_time),
+            _started(run),
             format_duration(run.duration),
         )
     out.print(table)
@@ -241,6 +241,54 @@ def retry_command(
     run_and_report(flow, lambda: flow.resume(old.id, return_state=True), as_json)
 
 
+@runs_group.command("cancel")
+@click.argument("run_id", metavar="ID")
+@click.option(
+    "--wait",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="How long to wait for the run to end (0: ask and return).",
+)
+@json_option
+@click.pass_context
+def cancel_command(ctx: click.Context, run_id: str, wait: float, as_json: bool) -> None:
+    """Cancel flow run ID, wherever it runs (this machine, a serve process, a cluster).
+
+    The request goes through the run store; the flow's process picks it up
+    within about a second, cancels the run's task runs on the cluster, and
+    the run ends CANCELLED (its on_cancellation hooks run). A SCHEDULED run
+    of `daskflow serve` is never started; serve keeps serving. Exit code 0
+    when the run ended CANCELLED, 1 when it ended otherwise or is still going
+    after --wait, 2 for an unknown ID or a run that has already ended.
+
+    \b
+    Examples:
+      daskflow runs cancel 3f2a9c81
+      daskflow runs cancel 3f2a9c81 --wait 0
+    """
+    run = history.get_run(run_id, store=_store(ctx))
+    after = run.cancel(wait=wait or None)
+    if as_json:
+        echo_json(flow_run_dict(after))
+    else:
+        out = console()
+        label = f"flow run {after.name} ({after.id[:8]})"
+        if after.state.is_final():
+            out.print(f"{label} ", state_text(after.state.type), end="\n")
+        elif wait:
+            out.print(
+                f"Asked to cancel {label}; it is still {after.state.type.value} after "
+                f"{wait:g} s: its process has not acted on the request (busy, or gone: "
+                "the store marks it CRASHED once its heartbeat stops)."
+            )
+        else:
+            out.print(f"Asked to cancel {label}.")
+    if wait and after.state.type is not StateType.CANCELLED:
+        ctx.exit(1)
+
+
 @runs_group.command("logs")
 @click.argument("run_id", metavar="ID")
 @click.option("--task", "task_name", metavar="NAME", help="Only records of this task's runs.")
@@ -269,6 +317,13 @@ def logs_command(
     if not records:
         which = f" of task {task_name!r}" if task_name else ""
         out.print(f"No log records{which} for flow run {run.name} ({run.id[:8]}).")
+
+
+def _started(run: history.FlowRun) -> str:
+    """When the run started, or for a scheduled run not started yet, its slot."""
+    if run.start_time is None and run.scheduled_time is not None:
+        return f"at {local_time(run.scheduled_time)}"
+    return local_time(run.start_time)
 
 
 def _compact(value: Any) -> str:

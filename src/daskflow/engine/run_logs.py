@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import sys
 import threading
 import traceback
+from collections.abc import Callable
 
 from daskflow.engine.emit import emit
 
-__all__ = ["LOG", "ROOT", "RunLogHandler", "current_task_run", "install"]
+__all__ = ["LOG", "ROOT", "RunLogHandler", "current_task_run", "install", "show_on_stderr"]
 
 LOG = "LOG"
 ROOT = "daskflow.runs"
@@ -82,3 +84,26 @@ def install(level: int = logging.INFO) -> None:
             if root.level == logging.NOTSET or root.level > level:
                 root.setLevel(level)
             _handler = handler
+
+
+def show_on_stderr(*names: str) -> Callable[[], None]:
+    """Print records of these loggers (INFO and up) on stderr; returns an undo.
+
+    For the command line (``daskflow run``, ``serve``): a person watching
+    sees the flow's log lines as they happen.
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s | %(levelname)-7s | %(message)s"))
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [log.level for log in loggers]
+    for log in loggers:
+        log.addHandler(handler)
+        if log.level == logging.NOTSET or log.level > logging.INFO:
+            log.setLevel(logging.INFO)
+
+    def undo() -> None:
+        for log, level in zip(loggers, levels, strict=True):
+            log.removeHandler(handler)
+            log.setLevel(level)
+
+    return undo

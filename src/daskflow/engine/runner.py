@@ -41,6 +41,7 @@ from daskflow.engine.attempt import TaskFailure
 from daskflow.engine.backends import DistributedBackend, SyncBackend
 from daskflow.engine.caching import ResultPolicy, policy_for
 from daskflow.engine.call import TaskRunInfo
+from daskflow.engine.cancellation import CancelToken
 from daskflow.engine.cluster import SYNC, resolve_client
 from daskflow.engine.emit import local_sink
 from daskflow.engine.hooks import call_hooks
@@ -112,6 +113,7 @@ class FlowRunner:
         self._on_activate: dict[str, list[Callable[[], None]]] = {}
         self._activation = threading.Lock()
         self.deadline: float | None = None
+        self.token: CancelToken | None = None  # set: the flow run was cancelled
         self._id_prefix = uuid.uuid4().hex[:24]
         self._id_counter = itertools.count()
         # results: the flow's defaults for its tasks, and what a resumed run reuses
@@ -212,6 +214,9 @@ class FlowRunner:
             if spec.fail_with is None:
                 self._results_of(run)
         if self.backend.eager:
+            if self.token is not None and self.token.cancelled:
+                self._cancel_locally([run])
+                return
             if bus.active:
                 bus.publish(self._created_events([run]))
             assert isinstance(self.backend, SyncBackend)
@@ -282,6 +287,9 @@ class FlowRunner:
             while pending:
                 batch.append(pending.popleft())
             if not batch:
+                return
+            if self.token is not None and self.token.cancelled:
+                self._cancel_locally(batch)
                 return
             if bus.active:
                 bus.publish(self._created_events([r for r in batch if r.deferred is None]))
@@ -557,10 +565,30 @@ class FlowRunner:
         )
 
     def cancel_all(self) -> None:
-        """Cancel runs still waiting or running on the cluster."""
-        if isinstance(self.backend, DistributedBackend):
-            self.pending.clear()
-            self.backend.cancel(self.runs)
+        """Cancel runs still waiting here or on the cluster (they end CANCELLED).
+
+        Takes the submission lock: a batch on its way is either cancelled on
+        the cluster with the rest or never sent.
+        """
+        with self._flush_lock:
+            waiting: list[TaskRun] = []
+            while self.pending:
+                waiting.append(self.pending.popleft())
+            if waiting:
+                self._cancel_locally(waiting)
+            if isinstance(self.backend, DistributedBackend):
+                self.backend.cancel(self.runs)
+
+    def _cancel_locally(self, runs: Sequence[TaskRun]) -> None:
+        """End runs that never reached the cluster CANCELLED."""
+        publish = bus.active
+        created = self._created_events([r for r in runs if r.deferred is None]) if publish else []
+        reason = self.token.reason if self.token is not None else None
+        state = State(StateType.CANCELLED, message=reason or "the flow run ended first")
+        for run in runs:
+            run.local_state = state
+        if publish:
+            bus.publish([*created, *(StateChanged(self.flow_run_id, r.id, state) for r in runs)])
 
     def release_futures(self) -> None:
         """Let the cluster forget this flow run's results."""

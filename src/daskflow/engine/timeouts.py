@@ -14,7 +14,12 @@ from __future__ import annotations
 import contextvars
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from daskflow.errors import CancelledRunError
+
+if TYPE_CHECKING:
+    from daskflow.engine.cancellation import CancelToken
 
 __all__ = ["attempt_deadline", "call_with_timeout"]
 
@@ -31,11 +36,14 @@ def call_with_timeout(
     kwargs: dict[str, Any],
     seconds: float,
     on_timeout: Callable[[], BaseException],
+    stop: CancelToken | None = None,
 ) -> Any:
     """``fn(*args, **kwargs)``, or raise ``on_timeout()`` after ``seconds``.
 
     The helper thread runs in a copy of the caller's context, so context
-    variables (the current flow run, the worker) are seen there too.
+    variables (the current flow run, the worker) are seen there too. When
+    ``stop`` is cancelled first, stop waiting at once and raise
+    :class:`~daskflow.errors.CancelledRunError`.
     """
     box: dict[str, Any] = {}
     done = threading.Event()
@@ -51,7 +59,15 @@ def call_with_timeout(
 
     name = getattr(fn, "__name__", "call")
     threading.Thread(target=target, name=f"daskflow-timeout-{name}", daemon=True).start()
-    if not done.wait(seconds):
+    undo = stop.on_cancel(done.set) if stop is not None else None
+    try:
+        finished = done.wait(seconds)
+    finally:
+        if undo is not None:
+            undo()
+    if stop is not None and stop.cancelled and "value" not in box and "error" not in box:
+        raise CancelledRunError(f"flow run {stop.flow_run_id}", stop.reason or "cancelled")
+    if not finished:
         raise on_timeout()
     if "error" in box:
         raise box["error"]

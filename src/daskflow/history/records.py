@@ -16,7 +16,7 @@ from functools import cached_property
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
-from daskflow.errors import RunNotFoundError
+from daskflow.errors import CancelError, RunNotFoundError
 from daskflow.history.display import flow_run_card, format_duration, safe_url
 from daskflow.states import State, StateType
 
@@ -196,6 +196,10 @@ class FlowRun:
         For a run made by ``Flow.resume``: the id of the run it resumed.
     entrypoint
         ``path/to/file.py:name`` of the flow function (what ``runs retry`` loads).
+    scheduled_time
+        For a run started by ``serve``: the schedule slot it serves, else None.
+    cancel_requested
+        When its cancellation was asked for (:meth:`cancel`), else None.
     """
 
     def __init__(self, row: FlowRunRow, store: RunStore) -> None:
@@ -209,6 +213,8 @@ class FlowRun:
         self.version = row.version
         self.resumed_from = row.resumed_from
         self.entrypoint = row.entrypoint
+        self.scheduled_time = _when(row.scheduled_time)
+        self.cancel_requested = _when(row.cancel_requested)
         self.created = datetime.fromtimestamp(row.created, UTC)
         self.start_time = _when(row.start_time)
         self.end_time = _when(row.end_time)
@@ -290,6 +296,56 @@ class FlowRun:
         {'extract': {<StateType.COMPLETED: 'COMPLETED'>: 10}}
         """
         return self._store.count_task_runs(self.id)
+
+    def cancel(self, *, wait: float | None = 10.0) -> FlowRun:
+        """Cancel this flow run, wherever it runs; return it as it is afterwards.
+
+        The request is written to the run store, where the flow's process
+        (this one, or another, e.g. a ``serve`` process) picks it up within
+        about a second (``daskflow.cancel-poll-interval``): the run's task runs
+        waiting or running on the cluster are cancelled and recorded
+        ``CANCELLED``, its ``on_cancellation`` hooks are called and the flow
+        run ends ``CANCELLED`` (see :mod:`daskflow.engine.cancellation`). A
+        SCHEDULED run that ``serve`` has not started yet is never started.
+
+        Parameters
+        ----------
+        wait
+            Seconds to wait for the run to end (None: do not wait). A run
+            whose process is gone does not end: after ``wait`` the record
+            returned is still RUNNING (the store marks it CRASHED once its
+            heartbeat is stale).
+
+        Raises
+        ------
+        CancelError
+            The run has already ended.
+
+        Examples
+        --------
+        >>> daskflow.get_run("1a2b3c4d").cancel().state.type  # doctest: +SKIP
+        <StateType.CANCELLED: 'CANCELLED'>
+        """
+        import time
+
+        from daskflow.engine.cancellation import cancel_flow_run
+        from daskflow.observers.events import bus
+
+        bus.flush()  # a run of this process is in the store
+        row = self._store.request_cancel(self.id, time.time())
+        if row is None:
+            raise RunNotFoundError(self.id, safe_url(self._store))
+        if row.state.is_final:
+            raise CancelError(self.id, f"it has already ended ({row.state.value})")
+        cancel_flow_run(self.id)  # at once when it runs in this process
+        deadline = None if wait is None else time.monotonic() + wait
+        current = FlowRun(row, self._store)
+        while deadline is not None and time.monotonic() < deadline:
+            current = self.refresh()
+            if current.state.is_final():
+                break
+            time.sleep(0.1)
+        return current
 
     def refresh(self) -> FlowRun:
         """This flow run read again from its store (for a run still going)."""

@@ -54,6 +54,7 @@ class FlowRunCreated:
     version: str | None = None
     resumed_from: str | None = None  # the flow run this one resumes (see Flow.resume)
     entrypoint: str | None = None  # "file.py:attribute" of the flow, for `daskflow runs retry`
+    scheduled_time: float | None = None  # the schedule slot a `serve` run serves (epoch s)
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,8 +41,8 @@ __all__ = [
     "TransitionRow",
 ]
 
-#: A RUNNING flow run whose heartbeat is older than this many seconds is
-#: CRASHED (its process died). Heartbeats are written every 10 s.
+#: A RUNNING (or SCHEDULED) flow run whose heartbeat is older than this many
+#: seconds is CRASHED (its process died). Heartbeats are written every 10 s.
 HEARTBEAT_TIMEOUT = 60.0
 
 
@@ -68,6 +68,8 @@ class FlowRunRow:
     result: dict[str, Any] | None = None
     resumed_from: str | None = None
     entrypoint: str | None = None
+    scheduled_time: float | None = None  # the schedule slot of a run started by serve
+    cancel_requested: float | None = None  # when cancellation was asked for
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +169,28 @@ class RunStore(Protocol):
 
     def heartbeat(self, flow_run_ids: Sequence[str], now: float) -> None:
         """Mark these RUNNING flow runs alive at ``now``."""
+
+    def request_cancel(self, flow_run_id: str, now: float) -> FlowRunRow | None:
+        """Ask for a flow run (id or unique prefix) to be cancelled; return its row after.
+
+        Sets ``cancel_requested`` to ``now`` when the run has not ended and no
+        request was made yet (the first time is kept). The state itself is
+        the business of the run's process, which reads requests with
+        :meth:`cancel_requests`. None when no such run is recorded.
+        """
+
+    def cancel_requests(self, flow_run_ids: Sequence[str]) -> list[str]:
+        """Those of these (full) flow run ids whose cancellation was requested.
+
+        A flow's process asks about once a second for all its running flow
+        runs: primary-key lookups only.
+        """
+
+    def last_scheduled_time(self, flow_name: str) -> float | None:
+        """The latest ``scheduled_time`` of a started run of this flow (None: never served).
+
+        What ``serve`` counts missed slots from.
+        """
 
     def list_flow_runs(
         self,

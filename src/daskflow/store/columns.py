@@ -53,6 +53,8 @@ def flow_values(event: FlowRunCreated, status: RunStatus) -> dict[str, Any]:
         "heartbeat": None,
         "resumed_from": event.resumed_from,
         "entrypoint": event.entrypoint,
+        "scheduled_time": event.scheduled_time,
+        "cancel_requested": None,
         **status_values(status),
     }
 
@@ -127,6 +129,8 @@ def flow_row(r: Any) -> FlowRunRow:
         result=decode_result(r.result),
         resumed_from=r.resumed_from,
         entrypoint=r.entrypoint,
+        scheduled_time=r.scheduled_time,
+        cancel_requested=r.cancel_requested,
     )
 
 

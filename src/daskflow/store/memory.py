@@ -53,7 +53,7 @@ class MemoryStore:
     ----------
     heartbeat_timeout
         Seconds without a heartbeat after which :meth:`mark_crashed` takes a
-        PENDING, RUNNING or RETRYING flow run for dead. (A memory store dies with its
+        SCHEDULED, PENDING, RUNNING or RETRYING flow run for dead. (A memory store dies with its
         process, so nothing calls it on its own; it is here to match the SQL
         store, which does it when opened.)
 
@@ -97,6 +97,7 @@ class MemoryStore:
                     version=e.version,
                     resumed_from=e.resumed_from,
                     entrypoint=e.entrypoint,
+                    scheduled_time=e.scheduled_time,
                 )
                 self._flows[e.flow_run_id] = _Run(row)
             for t in batch.task_runs.values():
@@ -145,6 +146,38 @@ class MemoryStore:
                 if run is not None:
                     run.row = replace(run.row, heartbeat=now)
 
+    def request_cancel(self, flow_run_id: str, now: float) -> FlowRunRow | None:
+        """Ask for a flow run to be cancelled (see :meth:`RunStore.request_cancel`)."""
+        row = self.get_flow_run(flow_run_id)
+        if row is None:
+            return None
+        with self._lock:
+            run = self._flows[row.id]
+            if run.row.cancel_requested is None and not run.status.state.is_final:
+                run.row = replace(run.row, cancel_requested=now)
+            return run.current()
+
+    def cancel_requests(self, flow_run_ids: Sequence[str]) -> list[str]:
+        """Which of these flow runs were asked to cancel."""
+        with self._lock:
+            return [
+                i
+                for i in flow_run_ids
+                if (run := self._flows.get(i)) is not None and run.row.cancel_requested is not None
+            ]
+
+    def last_scheduled_time(self, flow_name: str) -> float | None:
+        """The latest slot of a started scheduled run of this flow."""
+        with self._lock:
+            slots = [
+                run.row.scheduled_time
+                for run in self._flows.values()
+                if run.row.flow_name == flow_name
+                and run.row.scheduled_time is not None
+                and run.status.start_time is not None
+            ]
+        return max(slots, default=None)
+
     def mark_crashed(self, now: float | None = None) -> list[str]:
         """Mark flow runs without a recent heartbeat CRASHED (as the SQL store on open)."""
         now = time.time() if now is None else now
@@ -153,6 +186,7 @@ class MemoryStore:
             for run in self._flows.values():
                 last = run.row.heartbeat if run.row.heartbeat is not None else run.row.created
                 alive = run.status.state in (
+                    StateType.SCHEDULED,
                     StateType.PENDING,
                     StateType.RUNNING,
                     StateType.RETRYING,

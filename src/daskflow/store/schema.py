@@ -2,9 +2,9 @@
 
 Five tables (SQLAlchemy Core, no ORM)::
 
-    meta         key, value                   ("schema_version", "2")
+    meta         key, value                   ("schema_version", "3")
     flow_runs    id, names, parameters (JSON), created, status columns, heartbeat,
-                 resumed_from, entrypoint
+                 resumed_from, entrypoint, scheduled_time, cancel_requested
     task_runs    seq, id, flow_run_id, names, tags (JSON), created, status columns
     transitions  seq, flow_run_id, task_run_id, state, timestamp, ... details (JSON)
     logs         seq, flow_run_id, task_run_id, timestamp, level, logger, message
@@ -22,9 +22,10 @@ transitions of a run, logs of a flow run in time order.
 daskflow store and from anything else, reading only: a database that is not
 daskflow's, or was written by a newer daskflow, raises
 :class:`~daskflow.errors.StoreError` before a single byte is written. A store
-of an older schema is upgraded in place by :func:`upgrade_schema` (version 1
-lacked the ``result``, ``resumed_from`` and ``entrypoint`` columns: they are
-added, empty).
+of an older schema is upgraded in place by :func:`upgrade_schema`, adding
+the columns later versions brought, empty: version 2 ``result``,
+``resumed_from`` and ``entrypoint``; version 3 ``scheduled_time`` (the slot of
+a run started by ``serve``) and ``cancel_requested``.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ __all__ = [
 ]
 
 #: Version of the tables below; stored in ``meta``. Bump it (and migrate) on change.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = sa.MetaData()
 _Seq = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite: an alias of rowid
@@ -94,6 +95,8 @@ flow_runs = sa.Table(
     sa.Column("heartbeat", _Time),
     sa.Column("resumed_from", _Id),
     sa.Column("entrypoint", sa.Text),  # "path/to/file.py:flow_name": what `runs retry` loads
+    sa.Column("scheduled_time", _Time),  # the schedule slot of a run started by serve
+    sa.Column("cancel_requested", _Time),  # when `runs cancel` asked (the flow's process acts)
     *_status_columns(),
     sa.Index("ix_flow_runs_created", "created"),
     sa.Index("ix_flow_runs_flow_name", "flow_name", "created"),
@@ -212,6 +215,7 @@ _ADDED: dict[int, tuple[tuple[sa.Table, str], ...]] = {
         (flow_runs, "resumed_from"),
         (flow_runs, "entrypoint"),
     ),
+    3: ((flow_runs, "scheduled_time"), (flow_runs, "cancel_requested")),
 }
 
 

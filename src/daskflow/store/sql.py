@@ -84,7 +84,13 @@ BUSY_TIMEOUT = 30.0
 #: At most this many ids in one ``IN (...)``.
 _CHUNK = 500
 _FINAL = [s.value for s in StateType if s.is_final]
-_ALIVE = [StateType.PENDING.value, StateType.RUNNING.value, StateType.RETRYING.value]
+# a SCHEDULED run waits in a live serve process, which keeps its heartbeat
+_ALIVE = [
+    StateType.SCHEDULED.value,
+    StateType.PENDING.value,
+    StateType.RUNNING.value,
+    StateType.RETRYING.value,
+]
 
 
 def to_url(target: str) -> str:
@@ -114,8 +120,8 @@ class SQLStore:
         A SQLite file path (``~`` expanded, parent folders created), or any
         SQLAlchemy URL: ``sqlite:///path``, ``postgresql+psycopg://user@host/db``.
     heartbeat_timeout
-        Seconds without a heartbeat after which a PENDING, RUNNING or RETRYING flow run
-        is marked CRASHED when a store is opened.
+        Seconds without a heartbeat after which a SCHEDULED, PENDING, RUNNING or
+        RETRYING flow run is marked CRASHED when a store is opened.
 
     Attributes
     ----------
@@ -225,7 +231,7 @@ class SQLStore:
     def mark_crashed(self, now: float | None = None) -> list[str]:
         """Mark flow runs whose process died CRASHED, with their unfinished task runs.
 
-        A flow run is dead when it is PENDING, RUNNING or RETRYING and its last
+        A flow run is dead when it is SCHEDULED, PENDING, RUNNING or RETRYING and its last
         heartbeat (or its creation, without one) is older than
         ``heartbeat_timeout``. Called when the store is opened.
 
@@ -353,6 +359,40 @@ class SQLStore:
                 conn.execute(
                     sa.update(flow_runs).where(flow_runs.c.id.in_(chunk)).values(heartbeat=now)
                 )
+
+    def request_cancel(self, flow_run_id: str, now: float) -> FlowRunRow | None:
+        """Ask for a flow run to be cancelled (see :meth:`RunStore.request_cancel`)."""
+        row = self.get_flow_run(flow_run_id)
+        if row is None:
+            return None
+        fr = flow_runs
+        with self._lock, self._write() as conn:
+            conn.execute(
+                sa.update(fr)
+                .where(
+                    fr.c.id == row.id, fr.c.cancel_requested.is_(None), fr.c.state.not_in(_FINAL)
+                )
+                .values(cancel_requested=now)
+            )
+        return self.get_flow_run(row.id)
+
+    def cancel_requests(self, flow_run_ids: Sequence[str]) -> list[str]:
+        """Which of these flow runs were asked to cancel (primary-key lookups)."""
+        fr = flow_runs
+        found: list[str] = []
+        for chunk in _chunks(list(flow_run_ids)):
+            query = sa.select(fr.c.id).where(fr.c.id.in_(chunk), fr.c.cancel_requested.is_not(None))
+            found.extend(r[0] for r in self._read(query))
+        return found
+
+    def last_scheduled_time(self, flow_name: str) -> float | None:
+        """The latest slot of a started scheduled run of this flow (one indexed query)."""
+        fr = flow_runs
+        query = sa.select(sa.func.max(fr.c.scheduled_time)).where(
+            fr.c.flow_name == flow_name, fr.c.start_time.is_not(None)
+        )
+        value = self._read(query)[0][0]
+        return None if value is None else float(value)
 
     # -- reading -----------------------------------------------------------------
     def _read(self, query: sa.Executable) -> list[Any]:

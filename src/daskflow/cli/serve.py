@@ -1,0 +1,93 @@
+"""``daskflow serve FILE.py:FLOW --cron EXPR | --interval DURATION``: a flow on a schedule.
+
+The command loads the flow like ``daskflow run`` and hands it to
+:func:`daskflow.serving.serve`, which runs until Ctrl-C or SIGTERM (exit code
+0). A bad schedule or parameter is a usage error (exit 2) before anything
+starts.
+"""
+
+from __future__ import annotations
+
+import click
+
+from daskflow.cli.run import load_flow, parse_parameters
+
+__all__ = ["serve_command"]
+
+
+@click.command("serve")
+@click.argument("target", metavar="FILE.py[:FLOW]")
+@click.option("--cron", metavar="EXPR", help='A cron expression, e.g. "0 * * * *" (hourly).')
+@click.option(
+    "--interval",
+    metavar="DURATION",
+    help='Or an interval: seconds, or "30s", "5m", "1h", "1d".',
+)
+@click.option(
+    "--timezone",
+    metavar="TZ",
+    help='The timezone of --cron, an IANA name like "Europe/Berlin" (default UTC).',
+)
+@click.option(
+    "-p",
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A parameter of every run; VALUE is read as JSON when it parses. Repeatable.",
+)
+@click.option(
+    "--catch-up",
+    is_flag=True,
+    help="Start one run at once for slots missed while no serve process ran (default: skip them).",
+)
+@click.option(
+    "--limit",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="At most N runs at a time; a slot that comes while N run waits for one to end "
+    "(0: no limit).",
+)
+@click.option(
+    "--cluster",
+    metavar="SPEC",
+    help='Where runs run: "sync", "local" or a scheduler address (default: the flow\'s own).',
+)
+def serve_command(
+    target: str,
+    cron: str | None,
+    interval: str | None,
+    timezone: str | None,
+    params: tuple[str, ...],
+    catch_up: bool,
+    limit: int,
+    cluster: str | None,
+) -> None:
+    """Start runs of flow FLOW from FILE.py on a schedule, until Ctrl-C or SIGTERM.
+
+    Each run is recorded SCHEDULED as soon as its slot is known (`daskflow runs
+    list` shows it), starts at its slot, and goes on like any flow run; a run
+    that fails does not stop serving. On Ctrl-C or SIGTERM, runs still going
+    are cancelled and recorded CANCELLED. Slots missed while no serve process
+    ran are skipped unless --catch-up is given.
+
+    \b
+    Examples:
+      daskflow serve etl.py:etl --cron "0 6 * * *" --timezone Europe/Berlin
+      daskflow serve etl.py:etl --interval 5m -p source=s3://bucket/raw
+    """
+    parameters = parse_parameters(params)
+    flow = load_flow(target)
+    if cluster:
+        flow = flow.with_options(cluster=cluster)
+    if (cron is None) == (interval is None):
+        raise click.UsageError("give exactly one of --cron and --interval")
+    flow.serve(
+        cron=cron,
+        interval=interval,
+        parameters=parameters,
+        timezone=timezone,
+        catch_up=catch_up,
+        limit=limit or None,
+    )

@@ -1,0 +1,231 @@
+"""When a served flow runs: cron and interval schedules.
+
+A schedule is a pure function of time: :meth:`Schedule.next_after` gives the
+first slot strictly after a moment, as a timezone-aware ``datetime``. The
+serve loop (:mod:`daskflow.serving.serve`) asks it for one slot at a time, so
+a schedule holds no state and the same slots come out in every process.
+
+- :class:`CronSchedule` parses a cron expression with ``croniter`` (five
+  fields, or six with seconds; ``@hourly``-style aliases) in a timezone from
+  the IANA database. Daylight saving time follows cron's own rules: a slot
+  that falls in the hour skipped in spring runs at the first minute after the
+  jump, and a slot with a fixed hour runs once in the hour repeated in
+  autumn (a slot with a wildcard hour runs in both, an hour apart, as the
+  clock really passes twice).
+- :class:`IntervalSchedule` runs every ``interval`` of elapsed time from an
+  anchor: slots are ``anchor + k * interval``, unaffected by clock changes.
+
+Both are built by :func:`schedule_for`, which checks everything before a
+serve process starts: a bad cron string, a non-positive interval or an
+unknown timezone raise :class:`~daskflow.errors.ScheduleError`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from daskflow.errors import ScheduleError
+
+__all__ = [
+    "CronSchedule",
+    "IntervalSchedule",
+    "Schedule",
+    "parse_interval",
+    "parse_timezone",
+    "schedule_for",
+]
+
+
+class Schedule(Protocol):
+    """What the serve loop needs from a schedule."""
+
+    timezone: tzinfo
+
+    def next_after(self, moment: datetime) -> datetime:
+        """The first slot strictly after ``moment`` (an aware datetime)."""
+
+    def describe(self) -> str:
+        """The schedule in words, for logs and ``--help`` output."""
+
+
+def parse_timezone(name: str | tzinfo | None) -> tzinfo:
+    """A timezone from an IANA name (``"Europe/Berlin"``), a ``tzinfo``, or None (UTC)."""
+    if name is None:
+        return UTC
+    if isinstance(name, tzinfo):
+        return name
+    if name.upper() == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ScheduleError(
+            "timezone", name, "not a timezone of the IANA database (e.g. 'Europe/Berlin')"
+        ) from exc
+
+
+def parse_interval(value: timedelta | float | str) -> timedelta:
+    """An interval from a ``timedelta``, seconds, or text like ``"30s"``, ``"5m"``, ``"1h"``.
+
+    Text is read by :func:`dask.utils.parse_timedelta` (a bare number is seconds),
+    the way Dask reads durations in its configuration.
+
+    Examples
+    --------
+    >>> parse_interval("90s"), parse_interval(2.5)
+    (datetime.timedelta(seconds=90), datetime.timedelta(seconds=2, microseconds=500000))
+    """
+    if isinstance(value, timedelta):
+        interval = value
+    else:
+        from dask.utils import parse_timedelta
+
+        try:
+            seconds = parse_timedelta(value, default="seconds")
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ScheduleError(
+                "interval", value, "not a duration (write e.g. 30, '30s', '5m', '1h', '1d')"
+            ) from exc
+        if seconds is None or not math.isfinite(seconds):
+            raise ScheduleError("interval", value, "not a finite duration")
+        interval = timedelta(seconds=seconds)
+    if interval <= timedelta(0):
+        raise ScheduleError("interval", value, "must be longer than zero")
+    return interval
+
+
+@dataclass(frozen=True)
+class CronSchedule:
+    """Slots where a cron expression matches, in ``timezone``.
+
+    Examples
+    --------
+    >>> hourly = CronSchedule("0 * * * *")
+    >>> hourly.next_after(datetime(2026, 1, 1, 10, 30, tzinfo=UTC)).isoformat()
+    '2026-01-01T11:00:00+00:00'
+    """
+
+    expression: str
+    timezone: tzinfo = UTC
+
+    def __post_init__(self) -> None:
+        from croniter import CroniterError, croniter
+
+        if not isinstance(self.expression, str) or not self.expression.strip():
+            raise ScheduleError("cron", self.expression, "give a cron expression as a string")
+        try:
+            croniter(self.expression, datetime.now(self.timezone)).get_next(datetime)
+        except (CroniterError, ValueError, KeyError) as exc:
+            raise ScheduleError("cron", self.expression, _first_line(exc)) from exc
+
+    @property
+    def _fixed_hour(self) -> bool:
+        fields = self.expression.split()
+        if len(fields) < 2:  # an alias: @daily, @weekly ... have a fixed hour; @hourly not
+            return self.expression.strip().lower() not in {"@hourly", "@minutely"}
+        hour = fields[2] if len(fields) == 6 else fields[1]
+        return "*" not in hour and "/" not in hour and "-" not in hour
+
+    def next_after(self, moment: datetime) -> datetime:
+        from croniter import croniter
+
+        slot: datetime = croniter(self.expression, moment.astimezone(self.timezone)).get_next(
+            datetime
+        )
+        if self._fixed_hour and _second_occurrence(slot):
+            # the repeated autumn hour: a fixed-hour slot already ran in its first pass
+            slot = croniter(self.expression, slot).get_next(datetime)
+        return slot
+
+    def describe(self) -> str:
+        return f"cron {self.expression!r} ({_zone_name(self.timezone)})"
+
+
+@dataclass(frozen=True)
+class IntervalSchedule:
+    """Slots every ``interval`` of elapsed time, counted from ``anchor``.
+
+    Examples
+    --------
+    >>> every = IntervalSchedule(timedelta(minutes=5), datetime(2026, 1, 1, tzinfo=UTC))
+    >>> every.next_after(datetime(2026, 1, 1, 0, 7, tzinfo=UTC)).isoformat()
+    '2026-01-01T00:10:00+00:00'
+    """
+
+    interval: timedelta
+    anchor: datetime
+    timezone: tzinfo = UTC
+
+    def next_after(self, moment: datetime) -> datetime:
+        # in UTC: arithmetic on datetimes of one zone is wall-clock arithmetic
+        anchor = self.anchor.astimezone(UTC)
+        elapsed = (moment.astimezone(UTC) - anchor) / self.interval
+        steps = math.floor(elapsed) + 1 if elapsed >= 0 else 0
+        return (anchor + steps * self.interval).astimezone(self.timezone)
+
+    def describe(self) -> str:
+        return f"every {_format_interval(self.interval)}"
+
+
+def schedule_for(
+    *,
+    cron: str | None = None,
+    interval: timedelta | float | str | None = None,
+    timezone: str | tzinfo | None = None,
+    anchor: datetime | None = None,
+) -> CronSchedule | IntervalSchedule:
+    """The schedule of one ``serve`` call: exactly one of ``cron`` and ``interval``.
+
+    Parameters
+    ----------
+    cron
+        A cron expression, e.g. ``"0 * * * *"`` (every hour on the hour).
+    interval
+        A ``timedelta``, seconds, or text like ``"30s"``.
+    timezone
+        An IANA name; cron slots are read in it (default UTC).
+    anchor
+        Where interval slots are counted from (default: now).
+
+    Raises
+    ------
+    ScheduleError
+        Neither or both of ``cron`` and ``interval``, a bad cron expression,
+        a non-positive interval, an unknown timezone.
+    """
+    zone = parse_timezone(timezone)
+    if (cron is None) == (interval is None):
+        raise ScheduleError("schedule", None, "give exactly one of cron= and interval=")
+    if cron is not None:
+        return CronSchedule(cron, zone)
+    assert interval is not None
+    start = anchor if anchor is not None else datetime.now(UTC)
+    return IntervalSchedule(parse_interval(interval), start, zone)
+
+
+def _second_occurrence(slot: datetime) -> bool:
+    """True for a wall time the clock shows for the second time (autumn's repeated hour)."""
+    first = slot.replace(fold=0)
+    return slot.fold == 1 or (
+        first.utcoffset() != slot.utcoffset() and first.astimezone(UTC) < slot.astimezone(UTC)
+    )
+
+
+def _zone_name(zone: tzinfo) -> str:
+    return getattr(zone, "key", None) or str(zone)
+
+
+def _format_interval(interval: timedelta) -> str:
+    seconds = interval.total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

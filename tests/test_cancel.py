@@ -1,0 +1,218 @@
+"""Cancelling flow runs on a 2-process cluster: from this process and from another one.
+
+Tasks here wait on a file the test creates at the end ("release") rather than
+sleeping: Python cannot interrupt a running task, so a cancelled task still
+holds its worker thread until it returns, and the shared cluster must be free
+for the next test.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import daskflow
+from daskflow import flow, task, unmapped
+from daskflow.errors import CancelError, CancelledRunError
+from daskflow.observers.events import bus
+from daskflow.states import StateType
+from tests.conftest import poll_for
+
+
+def hold(folder: str, i: int) -> int:
+    """Mark the start, then wait (at most 60 s) until the test releases the runs."""
+    Path(folder, f"started-{i}").touch()
+    deadline = time.time() + 60
+    while not Path(folder, "release").exists() and time.time() < deadline:
+        time.sleep(0.02)
+    return i
+
+
+blocking = task(hold, name="blocking")
+
+
+@task
+def touch(folder: str, name: str) -> None:
+    Path(folder, name).touch()
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Iterator[Path]:
+    yield tmp_path
+    (tmp_path / "release").touch()  # free the cluster's threads for the next test
+
+
+def started(folder: Path) -> int:
+    return len(list(folder.glob("started-*")))
+
+
+class Running:
+    """A flow call on a thread of its own; ``.id`` once the store has the run."""
+
+    def __init__(self, fn: Any, **kwargs: Any) -> None:
+        self.state: Any = None
+        self.thread = threading.Thread(target=self._run, args=(fn, kwargs), daemon=True)
+        self.thread.start()
+        self.flow_name = fn.name
+
+    def _run(self, fn: Any, kwargs: dict[str, Any]) -> None:
+        self.state = fn(**kwargs, return_state=True)
+
+    def find_id(self) -> str:
+        found: list[str] = []
+
+        def recorded() -> bool:
+            runs = daskflow.runs(flow=self.flow_name, state="RUNNING", limit=1)
+            found.extend(r.id for r in runs)
+            return bool(runs)
+
+        poll_for(recorded, timeout=30)
+        return found[0]
+
+    def join(self) -> Any:
+        self.thread.join(60)
+        assert not self.thread.is_alive(), "the flow run did not end"
+        return self.state
+
+
+def test_cancel_ends_running_and_waiting_task_runs_and_calls_the_hooks(processes_client, folder):
+    called: list[tuple[str, StateType]] = []
+
+    @flow(
+        cluster=processes_client,
+        on_cancellation=[lambda f, run, state: called.append(("cancel", state.type))],
+        on_failure=[lambda f, run, state: called.append(("failure", state.type))],
+    )
+    def six_blocking(folder: str) -> int:
+        return sum(blocking.map(unmapped(folder), range(6)).result())
+
+    running = Running(six_blocking, folder=str(folder))
+    flow_run_id = running.find_id()
+    poll_for(lambda: started(folder) == 4, timeout=30)  # 2 workers x 2 threads busy, 2 waiting
+
+    after = daskflow.get_run(flow_run_id).cancel()
+    state = running.join()
+
+    assert state.type is StateType.CANCELLED
+    assert isinstance(state.exception(), CancelledRunError)
+    assert after.state.type is StateType.CANCELLED
+    assert after.cancel_requested is not None
+    assert called == [("cancel", StateType.CANCELLED)]
+    bus.flush()
+    task_runs = daskflow.get_run(flow_run_id).task_runs
+    assert [t.state.type for t in task_runs] == [StateType.CANCELLED] * 6
+    assert started(folder) == 4  # the two waiting runs never started
+
+
+def test_runs_cancel_from_another_process(processes_client, folder, tmp_path_factory):
+    @flow(cluster=processes_client)
+    def two_blocking(folder: str) -> int:
+        return sum(blocking.map(unmapped(folder), range(2)).result())
+
+    running = Running(two_blocking, folder=str(folder))
+    flow_run_id = running.find_id()
+    poll_for(lambda: started(folder) == 2, timeout=30)
+
+    cancelled = subprocess.run(
+        [sys.executable, "-m", "daskflow.cli", "runs", "cancel", flow_run_id[:8]],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DASKFLOW__PROGRESS": "false"},
+        timeout=60,
+        check=False,
+    )
+    assert cancelled.returncode == 0, cancelled.stdout + cancelled.stderr
+    assert "CANCELLED" in cancelled.stdout
+    assert running.join().type is StateType.CANCELLED
+
+    again = subprocess.run(
+        [sys.executable, "-m", "daskflow.cli", "runs", "cancel", flow_run_id],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert again.returncode == 2
+    assert "already ended (CANCELLED)" in again.stderr
+
+
+def test_a_run_that_ended_cannot_be_cancelled(processes_client):
+    @flow(cluster=processes_client)
+    def quick() -> int:
+        return 1
+
+    state = quick(return_state=True)
+    bus.flush()
+    [run] = daskflow.runs(flow="quick", limit=1)
+    assert state.is_completed()
+    with pytest.raises(CancelError, match="already ended \\(COMPLETED\\)"):
+        run.cancel()
+    assert run.refresh().state.type is StateType.COMPLETED  # nothing recorded changed
+
+
+def test_cancelling_a_parent_cancels_its_subflow(processes_client, folder):
+    @flow(cluster=processes_client)
+    def child(folder: str) -> int:
+        return blocking(folder, 0)
+
+    @flow(cluster=processes_client)
+    def parent(folder: str) -> int:
+        return child(folder) + 1
+
+    running = Running(parent, folder=str(folder))
+    flow_run_id = running.find_id()
+    poll_for(lambda: started(folder) == 1, timeout=30)
+    daskflow.get_run(flow_run_id).cancel(wait=None)
+
+    assert running.join().type is StateType.CANCELLED
+    bus.flush()
+    [sub] = [r for r in daskflow.runs(flow="child", limit=5) if r.parent_id == flow_run_id]
+    assert sub.state.type is StateType.CANCELLED
+    assert [t.state.type for t in sub.task_runs] == [StateType.CANCELLED]
+
+
+def test_a_run_waiting_to_retry_is_cancelled_without_retrying(processes_client):
+    attempts: list[int] = []
+
+    @flow(cluster=processes_client, retries=3, retry_delay_seconds=100)
+    def flaky() -> None:
+        attempts.append(1)
+        raise RuntimeError("boom")
+
+    running = Running(flaky)
+    poll_for(lambda: bool(daskflow.runs(flow="flaky", state="RETRYING", limit=1)), timeout=30)
+    flow_run_id = daskflow.runs(flow="flaky", state="RETRYING", limit=1)[0].id
+    daskflow.get_run(flow_run_id).cancel(wait=None)
+
+    state = running.join()
+    assert state.type is StateType.CANCELLED
+    assert attempts == [1]
+
+
+def test_task_runs_created_after_cancellation_never_run(processes_client, folder):
+    @flow(cluster=processes_client)
+    def stubborn(folder: str) -> str:
+        try:
+            blocking(folder, 0)
+        except CancelledRunError:
+            touch(folder, "after")  # a new task run after the cancellation
+        return "done"
+
+    running = Running(stubborn, folder=str(folder))
+    flow_run_id = running.find_id()
+    poll_for(lambda: started(folder) == 1, timeout=30)
+    daskflow.get_run(flow_run_id).cancel(wait=None)
+
+    assert running.join().type is StateType.CANCELLED
+    bus.flush()
+    runs = {t.task_name: t.state.type for t in daskflow.get_run(flow_run_id).task_runs}
+    assert runs == {"blocking": StateType.CANCELLED, "touch": StateType.CANCELLED}
+    assert not (folder / "after").exists()
