@@ -312,6 +312,21 @@ def test_an_alert_stays_when_newer_runs_push_its_run_out_of_the_list(tmp_path):
     assert built.alerts.source.data["id"] == ["0" * 32]
 
 
+def test_a_scheduled_run_shows_with_the_time_of_its_slot(tmp_path):
+    store = SQLStore(str(tmp_path / "runs.db"))
+    t = time.time()
+    slot = t + 3600
+    store.write(
+        [
+            FlowRunCreated("5" * 32, "served", "served-5555", {}, None, t, scheduled_time=slot),
+            StateChanged("5" * 32, None, State(S.SCHEDULED, t)),
+        ]
+    )
+    shown = page(PanelModel(store)).runs.source.data
+    assert shown["state"] == ["SCHEDULED"]
+    assert shown["start"][0].timestamp() == pytest.approx(slot)
+
+
 def test_update_sends_nothing_when_nothing_changed(recorded):
     built = page(PanelModel(recorded.store))
     changes: list[str] = []

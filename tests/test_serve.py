@@ -66,8 +66,8 @@ class Served:
         poll_for(enough, timeout=60, interval=0.1)
         return found
 
-    def terminate(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
+    def terminate(self, how: signal.Signals = signal.SIGTERM) -> int:
+        self.process.send_signal(how)
         return self.process.wait(timeout=60)
 
     def output(self) -> str:
@@ -95,7 +95,8 @@ def release(tmp_path: Path) -> Iterator[Path]:
     (folder / "release").touch()
 
 
-def test_serve_runs_on_an_interval_and_stops_cleanly_on_sigterm(store):
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT])
+def test_serve_runs_on_an_interval_and_stops_cleanly_on_sigterm_or_ctrl_c(store, how):
     served = Served(store, f"{SERVED}:ticking", "--interval", "1", "--cluster", "sync")
     try:
         completed = served.wait_for("COMPLETED", 2)
@@ -103,7 +104,7 @@ def test_serve_runs_on_an_interval_and_stops_cleanly_on_sigterm(store):
         assert listed.returncode == 0
         assert "SCHEDULED" in listed.stdout
         assert "ticking" in listed.stdout
-        assert served.terminate() == 0
+        assert served.terminate(how) == 0
     finally:
         served.kill()
     output = served.process.stdout.read() if served.process.stdout else ""
@@ -112,7 +113,7 @@ def test_serve_runs_on_an_interval_and_stops_cleanly_on_sigterm(store):
     runs = served.runs()
     assert not [r for r in runs if not r.state.is_final()]  # nothing left RUNNING/SCHEDULED
     [unstarted] = [r for r in runs if r.state.type is StateType.CANCELLED]
-    assert "serve stopped (SIGTERM) before its slot" in unstarted.state.message
+    assert f"serve stopped ({how.name}) before its slot" in unstarted.state.message
     assert unstarted.start_time is None
     for run in completed:
         assert run.scheduled_time is not None

@@ -83,7 +83,8 @@ class RunsView:
             data["name"].append(run.name)
             data["flow"].append(run.flow_name)
             data["state"].append(run.state.value)
-            data["start"].append(when(run.start_time or run.created))
+            # a scheduled run not started yet shows its slot
+            data["start"].append(when(run.start_time or run.scheduled_time or run.created))
             data["duration"].append(duration(run.start_time, run.end_time))
             data["tasks"].append(f"{done:,} / {failed:,} / {total:,}")
         set_data(self.source, data)
