@@ -83,6 +83,14 @@ class Running:
         return self.state
 
 
+def cancel_once_started(running: Running, folder: Path, count: int) -> str:
+    """Ask to cancel the run once ``count`` of its tasks started; its id."""
+    flow_run_id = running.find_id()
+    poll_for(lambda: started(folder) == count, timeout=30)
+    daskflow.get_run(flow_run_id).cancel(wait=None)
+    return flow_run_id
+
+
 def test_cancel_ends_running_and_waiting_task_runs_and_calls_the_hooks(processes_client, folder):
     called: list[tuple[str, StateType]] = []
 
@@ -168,9 +176,7 @@ def test_cancelling_a_parent_cancels_its_subflow(processes_client, folder):
         return child(folder) + 1
 
     running = Running(parent, folder=str(folder))
-    flow_run_id = running.find_id()
-    poll_for(lambda: started(folder) == 1, timeout=30)
-    daskflow.get_run(flow_run_id).cancel(wait=None)
+    flow_run_id = cancel_once_started(running, folder, 1)
 
     assert running.join().type is StateType.CANCELLED
     bus.flush()
@@ -207,9 +213,7 @@ def test_task_runs_created_after_cancellation_never_run(processes_client, folder
         return "done"
 
     running = Running(stubborn, folder=str(folder))
-    flow_run_id = running.find_id()
-    poll_for(lambda: started(folder) == 1, timeout=30)
-    daskflow.get_run(flow_run_id).cancel(wait=None)
+    flow_run_id = cancel_once_started(running, folder, 1)
 
     assert running.join().type is StateType.CANCELLED
     bus.flush()

@@ -34,7 +34,7 @@ from daskflow.history import format_duration
 from daskflow.observers.events import Event, FlowRunCreated, Observer, bus
 from daskflow.states import State
 
-__all__ = ["load_flow", "parse_parameters", "run_command"]
+__all__ = ["load_flow", "param_option", "parse_parameters", "run_command"]
 
 
 def parse_parameters(pairs: Sequence[str]) -> dict[str, Any]:
@@ -167,9 +167,8 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-@click.command("run")
-@click.argument("target", metavar="FILE.py[:FLOW]")
-@click.option(
+#: ``-p KEY=VALUE``, repeatable: the parameters of ``run`` and ``serve`` (see parse_parameters)
+param_option = click.option(
     "-p",
     "--param",
     "params",
@@ -177,6 +176,11 @@ def _jsonable(value: Any) -> Any:
     metavar="KEY=VALUE",
     help="A flow parameter; VALUE is read as JSON when it parses, else as a string. Repeatable.",
 )
+
+
+@click.command("run")
+@click.argument("target", metavar="FILE.py[:FLOW]")
+@param_option
 @click.option(
     "--cluster",
     metavar="SPEC",

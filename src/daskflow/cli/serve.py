@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import click
 
-from daskflow.cli.run import load_flow, parse_parameters
+from daskflow.cli.run import load_flow, param_option, parse_parameters
 
 __all__ = ["serve_command"]
 
@@ -28,14 +28,7 @@ __all__ = ["serve_command"]
     metavar="TZ",
     help='The timezone of --cron, an IANA name like "Europe/Berlin" (default UTC).',
 )
-@click.option(
-    "-p",
-    "--param",
-    "params",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="A parameter of every run; VALUE is read as JSON when it parses. Repeatable.",
-)
+@param_option
 @click.option(
     "--catch-up",
     is_flag=True,
