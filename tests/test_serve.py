@@ -278,3 +278,25 @@ def test_at_most_limit_runs_of_a_served_flow_at_a_time(limit):
         assert peak == 1
     else:
         assert peak >= 2
+
+
+def test_cancelling_the_scheduled_run_skips_its_slot_and_serving_goes_on():
+    @flow(name="yearly", cluster="sync")
+    def yearly() -> int:
+        return 1
+
+    serving = InThread(yearly, cron="0 0 1 1 *")
+    try:
+        poll_for(lambda: bool(scheduled_runs("yearly")), timeout=30)
+        [waiting] = scheduled_runs("yearly")
+        assert waiting.state.type is StateType.SCHEDULED
+        after = waiting.cancel(wait=30)
+        assert after.state.type is StateType.CANCELLED
+        assert "cancelled before its slot" in after.state.message
+        poll_for(lambda: len(scheduled_runs("yearly")) == 2, timeout=30)
+        following = scheduled_runs("yearly")[0]
+        assert following.state.type is StateType.SCHEDULED
+        assert following.scheduled_time.year == waiting.scheduled_time.year + 1
+    finally:
+        serving.close()
+    assert all(r.start_time is None for r in scheduled_runs("yearly"))  # nothing ran
