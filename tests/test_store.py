@@ -347,6 +347,42 @@ def test_scheduled_runs_keep_their_slot_and_the_last_served_slot_is_found(
     assert store.last_scheduled_time("nothing") is None
 
 
+def test_a_scheduled_run_starts_or_is_cancelled_from_its_slot(store: RunStore) -> None:
+    t = time.time()
+    served, skipped = "a" * 32, "b" * 32
+    store.write(  # serve records the runs SCHEDULED ahead of their slots ...
+        [
+            flow_created(served, t, scheduled_time=t + 60),
+            change(served, None, S.SCHEDULED, t),
+            flow_created(skipped, t, scheduled_time=t + 120),
+            change(skipped, None, S.SCHEDULED, t),
+        ]
+    )
+    assert store.request_cancel(skipped, t + 1).cancel_requested == t + 1  # type: ignore[union-attr]
+    assert store.cancel_requests([served, skipped]) == [skipped]
+    # ... starts one at its slot, in later batches, and records the other CANCELLED
+    store.write([change(skipped, None, S.CANCELLED, t + 2, message="cancelled")])
+    store.write(
+        [change(served, None, S.PENDING, t + 60), change(served, None, S.RUNNING, t + 60, 1)]
+    )
+    store.write([change(served, None, S.COMPLETED, t + 61, 1)])
+
+    run = store.get_flow_run(served)
+    assert run is not None
+    assert (run.state, run.start_time, run.end_time) == (S.COMPLETED, t + 60, t + 61)
+    assert [x.state for x in store.list_transitions(served)] == [
+        S.SCHEDULED,
+        S.PENDING,
+        S.RUNNING,
+        S.COMPLETED,
+    ]
+    gone = store.get_flow_run(skipped)
+    assert gone is not None
+    assert (gone.state, gone.state_message) == (S.CANCELLED, "cancelled")
+    assert (gone.start_time, gone.end_time, gone.cancel_requested) == (None, t + 2, t + 1)
+    assert store.last_scheduled_time("etl") == t + 60  # the cancelled slot never started
+
+
 def test_cancellation_requests_are_recorded_once_and_only_for_runs_not_over(
     store: RunStore,
 ) -> None:
@@ -393,13 +429,30 @@ def test_a_stale_run_is_crashed_when_the_store_is_opened(sql_url: str) -> None:
         [*a_flow_run("a" * 32, now - 3600, tasks=2), task_created("t", "a" * 32, now - 3600)]
     )
     first.write([*a_flow_run("b" * 32, now - 3600), *a_flow_run("c" * 32, now - 3600)])
-    first.heartbeat(["b" * 32], now)
-    first.heartbeat(["c" * 32], now - 2 * HEARTBEAT_TIMEOUT)
+    first.write(  # SCHEDULED runs of a serve process: one alive, one left by a killed one
+        [
+            event
+            for fid in ("d" * 32, "e" * 32)
+            for event in (
+                flow_created(fid, now - 3600, scheduled_time=now + 60),
+                change(fid, None, S.SCHEDULED, now - 3600),
+            )
+        ]
+    )
+    first.heartbeat(["b" * 32, "d" * 32], now)
+    first.heartbeat(["c" * 32, "e" * 32], now - 2 * HEARTBEAT_TIMEOUT)
     first.close()
     second = SQLStore(sql_url)
     try:
         states = {r.id[0]: r.state for r in second.list_flow_runs()}
-        assert states == {"a": S.CRASHED, "b": S.RUNNING, "c": S.CRASHED}
+        assert states == {
+            "a": S.CRASHED,
+            "b": S.RUNNING,
+            "c": S.CRASHED,
+            "d": S.SCHEDULED,
+            "e": S.CRASHED,
+        }
+        assert [x.state for x in second.list_transitions("e" * 32)] == [S.SCHEDULED, S.CRASHED]
         assert second.count_task_runs("a" * 32) == {"inc": {S.COMPLETED: 2, S.CRASHED: 1}}
     finally:
         second.close()
@@ -534,8 +587,13 @@ def test_a_newer_schema_is_refused_and_left_untouched(sql_url: str) -> None:
 def test_an_older_store_is_upgraded_and_keeps_its_runs(sql_url: str, version: int) -> None:
     from daskflow.store.schema import _ADDED, SCHEMA_VERSION
 
+    if "://" not in sql_url and sqlite3.sqlite_version_info < (3, 35):
+        pytest.skip(f"SQLite {sqlite3.sqlite_version} cannot DROP COLUMN (3.35 can)")
     store = SQLStore(sql_url)
-    store.write(a_flow_run("b" * 32, time.time(), tasks=2))
+    t = time.time()
+    store.write(
+        [flow_created("b" * 32, t, entrypoint="etl.py:etl"), *a_flow_run("b" * 32, t, 2)[1:]]
+    )
     with store.engine.begin() as conn:  # back to the layout of that schema version
         for step in range(version + 1, SCHEMA_VERSION + 1):
             for table, column in _ADDED[step]:
@@ -547,6 +605,7 @@ def test_an_older_store_is_upgraded_and_keeps_its_runs(sql_url: str, version: in
     [row] = upgraded.list_flow_runs()
     assert row.id == "b" * 32
     assert (row.scheduled_time, row.cancel_requested) == (None, None)
+    assert row.entrypoint == ("etl.py:etl" if version == 2 else None)  # what v2 had is kept
     if version == 1:
         assert row.resumed_from is None
         assert [t.result for t in upgraded.list_task_runs(row.id)] == [None, None]

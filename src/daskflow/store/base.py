@@ -10,13 +10,18 @@ in-memory one used by tests and ``daskflow.store: memory``.
 
 How the events map to rows:
 
-- ``FlowRunCreated`` inserts a flow run (state PENDING);
-  ``TaskRunCreated`` inserts a task run (state PENDING).
+- ``FlowRunCreated`` inserts a flow run (state PENDING; ``scheduled_time``
+  the slot of a run that ``serve`` started); ``TaskRunCreated`` inserts a
+  task run (state PENDING).
 - ``StateChanged`` appends a transition and updates its run: the state,
   ``start_time`` at the first RUNNING, ``end_time`` at a final state,
   ``attempts`` (the number of RUNNING transitions), the worker of the last
   attempt, and error type/message/traceback from failure states.
 - ``LogEmitted`` appends a log record.
+
+``cancel_requested`` comes from no event: :meth:`RunStore.request_cancel`
+(``daskflow runs cancel``) sets it, and the flow's process, polling
+:meth:`RunStore.cancel_requests`, cancels the run and records its state.
 
 Writes are idempotent per event batch only in the sense that a batch is one
 transaction; the engine never sends an event twice.

@@ -9,10 +9,11 @@ Design, in the order things happen:
   An empty database gets its tables under a write lock (``BEGIN IMMEDIATE`` on
   SQLite, an advisory lock on PostgreSQL), so two processes opening a new
   store at once create it once.
-- **Crashed runs.** On open, flow runs still PENDING, RUNNING or RETRYING whose
-  heartbeat (or creation, when they never sent one) is older than
-  :data:`~daskflow.store.base.HEARTBEAT_TIMEOUT` are marked CRASHED, with
-  their unfinished task runs: their process died without saying so.
+- **Crashed runs.** On open, flow runs still SCHEDULED, PENDING, RUNNING or
+  RETRYING whose heartbeat (or creation, when they never sent one) is older
+  than :data:`~daskflow.store.base.HEARTBEAT_TIMEOUT` are marked CRASHED, with
+  their unfinished task runs: their process (a flow's, or the ``serve`` one
+  that holds a SCHEDULED run) died without saying so.
 - **Writing** a batch of events is one transaction of a few bulk statements,
   whatever the batch holds: one ``executemany`` INSERT per kind of row, a
   SELECT (per 500 runs) of the status of runs that earlier batches created,
