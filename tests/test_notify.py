@@ -329,7 +329,7 @@ def test_a_notifier_never_raises(
     def broken(flow_run_id: str) -> str:
         raise RuntimeError("no panel here")
 
-    monkeypatch.setattr("daskflow.notify.panel_url", broken)
+    monkeypatch.setattr("daskflow.notify.facts.panel_url", broken)
     run = FlowRunInfo("f" * 32, "etl-1", "etl", {}, None, 1)
     state = State(StateType.FAILED, message="boom")
     webhook("http://127.0.0.1:9/")(None, run, state)
