@@ -153,13 +153,13 @@ def test_runs_cancel_from_another_process(processes_client, folder, tmp_path_fac
 
 
 def test_a_run_that_ended_cannot_be_cancelled(processes_client):
-    @flow(cluster=processes_client)
+    @flow(name="cancel-quick", cluster=processes_client)
     def quick() -> int:
         return 1
 
     state = quick(return_state=True)
     bus.flush()
-    [run] = daskflow.runs(flow="quick", limit=1)
+    [run] = daskflow.runs(flow="cancel-quick", limit=1)
     assert state.is_completed()
     with pytest.raises(CancelError, match="already ended \\(COMPLETED\\)"):
         run.cancel()
@@ -167,11 +167,11 @@ def test_a_run_that_ended_cannot_be_cancelled(processes_client):
 
 
 def test_cancelling_a_parent_cancels_its_subflow(processes_client, folder):
-    @flow(cluster=processes_client)
+    @flow(name="cancel-child", cluster=processes_client)
     def child(folder: str) -> int:
         return blocking(folder, 0)
 
-    @flow(cluster=processes_client)
+    @flow(name="cancel-parent", cluster=processes_client)
     def parent(folder: str) -> int:
         return child(folder) + 1
 
@@ -180,7 +180,7 @@ def test_cancelling_a_parent_cancels_its_subflow(processes_client, folder):
 
     assert running.join().type is StateType.CANCELLED
     bus.flush()
-    [sub] = [r for r in daskflow.runs(flow="child", limit=5) if r.parent_id == flow_run_id]
+    [sub] = [r for r in daskflow.runs(flow="cancel-child", limit=5) if r.parent_id == flow_run_id]
     assert sub.state.type is StateType.CANCELLED
     assert [t.state.type for t in sub.task_runs] == [StateType.CANCELLED]
 
@@ -188,14 +188,14 @@ def test_cancelling_a_parent_cancels_its_subflow(processes_client, folder):
 def test_a_run_waiting_to_retry_is_cancelled_without_retrying(processes_client):
     attempts: list[int] = []
 
-    @flow(cluster=processes_client, retries=3, retry_delay_seconds=100)
+    @flow(name="cancel-flaky", cluster=processes_client, retries=3, retry_delay_seconds=100)
     def flaky() -> None:
         attempts.append(1)
         raise RuntimeError("boom")
 
     running = Running(flaky)
-    poll_for(lambda: bool(daskflow.runs(flow="flaky", state="RETRYING", limit=1)), timeout=30)
-    flow_run_id = daskflow.runs(flow="flaky", state="RETRYING", limit=1)[0].id
+    poll_for(lambda: bool(daskflow.runs(flow="cancel-flaky", state="RETRYING", limit=1)), timeout=30)
+    flow_run_id = daskflow.runs(flow="cancel-flaky", state="RETRYING", limit=1)[0].id
     daskflow.get_run(flow_run_id).cancel(wait=None)
 
     state = running.join()
