@@ -194,8 +194,11 @@ def test_a_run_waiting_to_retry_is_cancelled_without_retrying(processes_client):
         raise RuntimeError("boom")
 
     running = Running(flaky)
-    poll_for(lambda: bool(daskflow.runs(flow="cancel-flaky", state="RETRYING", limit=1)), timeout=30)
-    flow_run_id = daskflow.runs(flow="cancel-flaky", state="RETRYING", limit=1)[0].id
+    def retrying() -> list[daskflow.FlowRun]:
+        return daskflow.runs(flow="cancel-flaky", state="RETRYING", limit=1)
+
+    poll_for(lambda: bool(retrying()), timeout=30)
+    flow_run_id = retrying()[0].id
     daskflow.get_run(flow_run_id).cancel(wait=None)
 
     state = running.join()
