@@ -194,6 +194,7 @@ def test_a_run_waiting_to_retry_is_cancelled_without_retrying(processes_client):
         raise RuntimeError("boom")
 
     running = Running(flaky)
+
     def retrying() -> list[daskflow.FlowRun]:
         return daskflow.runs(flow="cancel-flaky", state="RETRYING", limit=1)
 
