@@ -146,3 +146,47 @@ def test_cli_runs_retry(tmp_path):
     unknown = daskflow("runs", "retry", "feedc0de", store=store, cwd=tmp_path, env=env)
     assert unknown.returncode == 2
     assert "no flow run with id 'feedc0de'" in unknown.stderr
+
+
+@task
+def open_gate_after_first_try(folder: str, x: int) -> int:
+    """Fails while the gate is closed, and opens it: the flow's retry gets through."""
+    closed = Path(folder) / "closed"
+    if closed.exists():
+        closed.unlink()
+        raise RuntimeError("the gate was closed")
+    return x * 10
+
+
+@flow(name="retried", persist_result=True, retries=1)
+def retried(folder: str) -> int:
+    a = step(folder, "a", 1)
+    b = step(folder, "b", 2)
+    return open_gate_after_first_try(folder, a + b)
+
+
+@pytest.mark.parametrize("where", ["sync", "processes"])
+def test_a_flow_retry_reuses_the_results_its_failed_attempt_stored(tmp_path, where, request):
+    cluster = "sync" if where == "sync" else request.getfixturevalue("processes_client")
+    f = retried.with_options(result_storage=str(tmp_path / "results"), cluster=cluster)
+    (tmp_path / "closed").touch()
+
+    assert f(str(tmp_path)) == 30
+    assert count(tmp_path, "a") == count(tmp_path, "b") == 1  # the retry did not run them
+
+    run = latest("retried")
+    assert run.state.type is StateType.COMPLETED
+    by_name: dict[str, list[StateType]] = {}
+    for task_run in run.task_runs:
+        by_name.setdefault(task_run.task_name, []).append(task_run.state.type)
+    assert by_name == {
+        "step": [StateType.COMPLETED] * 2 + [StateType.CACHED] * 2,
+        "open_gate_after_first_try": [StateType.FAILED, StateType.COMPLETED],
+    }
+
+
+def test_without_stored_results_a_flow_retry_runs_everything_again(tmp_path):
+    f = retried.with_options(persist_result=False, cluster="sync")
+    (tmp_path / "closed").touch()
+    assert f(str(tmp_path)) == 30
+    assert count(tmp_path, "a") == count(tmp_path, "b") == 2

@@ -139,7 +139,7 @@ def plan_resume(flow: Any, run_id: str) -> tuple[dict[str, Any], ResumePlan]:
         raise ResumeError(old.id, f"it has not ended (it is {state.value})")
     if state.is_completed:
         raise ResumeError(old.id, "it completed; call the flow to run it again")
-    return dict(old.parameters), ResumePlan(old.id, old.read_task_runs())
+    return dict(old.parameters), ResumePlan.of_records(old.id, old.read_task_runs())
 
 
 def _run(
@@ -176,7 +176,7 @@ def _run(
     attempt = 0
     while True:
         attempt += 1
-        state = _attempt(flow, bound, backend, flow_run_id, attempt, resume, token)
+        state, reusable = _attempt(flow, bound, backend, flow_run_id, attempt, resume, token)
         if (
             state.is_failed()
             and state.type is not StateType.CRASHED
@@ -204,6 +204,7 @@ def _run(
             if token.wait(delay):  # cancelled while waiting to retry
                 state = _cancelled(token)
                 break
+            resume = reusable  # the next attempt reuses what this one stored
             continue
         break
     _publish([StateChanged(flow_run_id, None, state, attempt)])
@@ -270,7 +271,8 @@ def _attempt(
     attempt: int,
     resume: ResumePlan | None,
     token: CancelToken,
-) -> State:
+) -> tuple[State, ResumePlan | None]:
+    """One attempt: its final state, and the results a retry may reuse (if it failed)."""
     options = flow.options
     runner = FlowRunner(flow_run_id, backend)
     runner.flow_name = flow.name
@@ -295,7 +297,10 @@ def _attempt(
         finally:
             undo()
             runner.release_futures()
-        return _cancelled(token) if token.cancelled else state
+        if token.cancelled:
+            return _cancelled(token), None
+        reusable = ResumePlan.of_attempt(flow_run_id, runner.runs) if state.is_failed() else None
+        return state, reusable
 
 
 def _outcome(flow: Any, bound: Any, runner: FlowRunner) -> State:

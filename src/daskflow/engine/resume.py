@@ -14,12 +14,20 @@ flow run created before it. A flow function that makes the same calls in the
 same order (what a failed run re-run with the same parameters does) gives
 every task run the identity it had. A run whose old counterpart failed, or
 whose result was not stored, runs again.
+
+A flow's own retries work the same way, within one flow run: attempt
+``n + 1`` reuses the stored results of the task runs attempt ``n`` completed
+(:meth:`ResumePlan.of_attempt`, from the engine's runs, no store read), as
+Prefect's flow retries do with persisted results.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from typing import Any
+
+from daskflow.states import StateType
 
 __all__ = ["Identities", "ResumePlan"]
 
@@ -47,18 +55,45 @@ class ResumePlan:
     ----------
     flow_run_id
         The flow run being resumed.
-    task_runs
-        Its task runs in creation order (:class:`daskflow.history.TaskRun` records).
+    entries
+        ``(task name, run name, task run id, stored result record or None)``
+        for each of its task runs, in creation order; None for a run that did
+        not complete with a stored result.
     """
 
-    def __init__(self, flow_run_id: str, task_runs: list[Any]) -> None:
+    def __init__(
+        self, flow_run_id: str, entries: Iterable[tuple[str, str, str, dict[str, Any] | None]]
+    ) -> None:
         self.flow_run_id = flow_run_id
         identities = Identities()
         self._reusable: dict[Identity, dict[str, Any]] = {}
-        for row in task_runs:
-            identity = identities.next(row.task_name, row.name)
-            if row.state.is_completed() and row.result and row.result.get("location"):
-                self._reusable[identity] = {"task_run_id": row.id, "record": row.result}
+        for task_name, run_name, task_run_id, record in entries:
+            identity = identities.next(task_name, run_name)
+            if record and record.get("location"):
+                self._reusable[identity] = {"task_run_id": task_run_id, "record": record}
+
+    @classmethod
+    def of_records(cls, flow_run_id: str, task_runs: Iterable[Any]) -> ResumePlan:
+        """From a recorded flow run's task runs (:class:`daskflow.history.TaskRun`)."""
+        return cls(
+            flow_run_id,
+            (
+                (r.task_name, r.name, r.id, r.result if r.state.is_completed() else None)
+                for r in task_runs
+            ),
+        )
+
+    @classmethod
+    def of_attempt(cls, flow_run_id: str, runs: Iterable[Any]) -> ResumePlan:
+        """From the engine's runs of an attempt that ended (their final worker events)."""
+        entries = []
+        for run in runs:
+            event = run.final_event
+            record = None
+            if event is not None and StateType(event[2]).is_completed and event[11]:
+                record = event[11].get("result")
+            entries.append((run.task.name, run.run_name, run.id, record))
+        return cls(flow_run_id, entries)
 
     def __len__(self) -> int:
         return len(self._reusable)
