@@ -404,6 +404,22 @@ def test_cancellation_requests_are_recorded_once_and_only_for_runs_not_over(
     assert store.cancel_requests([running, done, "0" * 32]) == [running]
 
 
+def test_task_runs_can_be_listed_by_state(store: RunStore) -> None:
+    t = time.time()
+    store.write(
+        [
+            *a_flow_run("a" * 32, t, tasks=30, task="load"),
+            task_created("bad", "a" * 32, t, task="check"),
+            failed("a" * 32, "bad", t + 1, 1, "w1"),
+        ]
+    )
+    assert store.list_task_runs("a" * 32, states=[S.CRASHED]) == []
+    done = store.list_task_runs("a" * 32, states=[S.COMPLETED])
+    assert [r.name for r in done] == [f"load-{i}" for i in range(30)]
+    assert [r.id for r in store.list_task_runs("a" * 32, states=[S.FAILED])] == ["bad"]
+    assert len(store.list_task_runs("a" * 32, states=[S.COMPLETED, S.FAILED])) == 31
+
+
 def test_threads_write_at_once(store: RunStore) -> None:
     t = time.time()
 
