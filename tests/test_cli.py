@@ -204,6 +204,13 @@ def test_runs_logs_as_lines_and_as_json(recorded):
     greet_logs = json.loads(read(recorded, "runs", "logs", hello, "--json").stdout)
     assert "greeting cli" in [r["message"] for r in greet_logs]
 
+    every = json.loads(read(recorded, "runs", "logs", noisy, "--json").stdout)
+    last_two = json.loads(read(recorded, "runs", "logs", noisy, "--tail", "2", "--json").stdout)
+    first_two = json.loads(read(recorded, "runs", "logs", noisy, "--limit", "2", "--json").stdout)
+    assert len(every) > 2
+    assert last_two == every[-2:]
+    assert first_two == every[:2]
+
 
 def test_an_unknown_run_id_exits_2(recorded):
     for command in ("show", "logs"):

@@ -404,6 +404,16 @@ def test_cancellation_requests_are_recorded_once_and_only_for_runs_not_over(
     assert store.cancel_requests([running, done, "0" * 32]) == [running]
 
 
+def test_the_newest_log_records_come_in_time_order(store: RunStore) -> None:
+    t = time.time()
+    lines = [LogEmitted("l" * 32, None, t + i, 20, "daskflow.runs", f"line {i}") for i in range(5)]
+    store.write([*a_flow_run("l" * 32, t), *lines])
+    messages = [r.message for r in store.list_logs("l" * 32, limit=2, newest=True)]
+    assert messages == ["line 3", "line 4"]
+    assert [r.message for r in store.list_logs("l" * 32, limit=2)] == ["line 0", "line 1"]
+    assert len(store.list_logs("l" * 32, newest=True)) == 5
+
+
 def test_task_runs_can_be_listed_by_state(store: RunStore) -> None:
     t = time.time()
     store.write(

@@ -293,14 +293,25 @@ def cancel_command(ctx: click.Context, run_id: str, wait: float, as_json: bool) 
 @click.argument("run_id", metavar="ID")
 @click.option("--task", "task_name", metavar="NAME", help="Only records of this task's runs.")
 @click.option("--limit", type=click.IntRange(min=1), help="At most N records (the oldest first).")
+@click.option("--tail", type=click.IntRange(min=1), metavar="N", help="Only the last N records.")
 @json_option
 @click.pass_context
 def logs_command(
-    ctx: click.Context, run_id: str, task_name: str | None, limit: int | None, as_json: bool
+    ctx: click.Context,
+    run_id: str,
+    task_name: str | None,
+    limit: int | None,
+    tail: int | None,
+    as_json: bool,
 ) -> None:
     """Print the log records of a flow run (ID or a unique prefix) and its task runs."""
+    if limit is not None and tail is not None:
+        raise click.UsageError("give --limit or --tail, not both")
     run = history.get_run(run_id, store=_store(ctx))
-    records = run.read_logs(task=task_name, limit=limit)
+    if tail is not None:
+        records = run.read_logs(task=task_name, limit=tail, newest=True)
+    else:
+        records = run.read_logs(task=task_name, limit=limit)
     if as_json:
         echo_json([log_dict(r) for r in records])
         return

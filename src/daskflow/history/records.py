@@ -270,7 +270,9 @@ class FlowRun:
         rows = self._store.list_task_runs(self.id, task=task, limit=limit)
         return [TaskRun._from_row(row) for row in rows]
 
-    def read_logs(self, *, task: str | None = None, limit: int | None = None) -> list[LogRecord]:
+    def read_logs(
+        self, *, task: str | None = None, limit: int | None = None, newest: bool = False
+    ) -> list[LogRecord]:
         """A fresh, bounded read of log records, oldest first.
 
         Parameters
@@ -279,12 +281,15 @@ class FlowRun:
             Only records of this task name's runs.
         limit
             At most this many; None for all.
+        newest
+            With ``limit``: the last records instead of the first (the tail).
 
         Examples
         --------
         >>> get_run("1a2b3c4d").read_logs(task="extract")  # doctest: +SKIP
+        >>> get_run("1a2b3c4d").read_logs(limit=20, newest=True)  # doctest: +SKIP
         """
-        rows = self._store.list_logs(self.id, task=task, limit=limit)
+        rows = self._store.list_logs(self.id, task=task, limit=limit, newest=newest)
         return [LogRecord._from_row(row) for row in rows]
 
     def task_counts(self) -> dict[str, dict[StateType, int]]:

@@ -294,7 +294,7 @@ class PanelModel:
         if run.id != self._detail_of:
             self._reset_detail(run.id)
         if self._settled:  # everything but the logs was read after the run ended
-            self.logs = store.list_logs(run.id, limit=LOGS_SHOWN)
+            self.logs = store.list_logs(run.id, limit=LOGS_SHOWN, newest=True)
             return
         settled = run.end_time is not None and now > run.end_time + SETTLED_AFTER
         listed = self.run_counts.get(run.id)
@@ -323,7 +323,7 @@ class PanelModel:
                 else []
             )
             self._failed = failed
-        self.logs = store.list_logs(run.id, limit=LOGS_SHOWN)
+        self.logs = store.list_logs(run.id, limit=LOGS_SHOWN, newest=True)
         self._settled = settled
 
     def _read_attempts(self, flow_run_id: str) -> dict[str, list[TransitionRow]]:

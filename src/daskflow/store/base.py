@@ -239,9 +239,18 @@ class RunStore(Protocol):
         """State changes of a flow run (task_run_id None: the flow's own) or a task run."""
 
     def list_logs(
-        self, flow_run_id: str, *, task: str | None = None, limit: int | None = None
+        self,
+        flow_run_id: str,
+        *,
+        task: str | None = None,
+        limit: int | None = None,
+        newest: bool = False,
     ) -> list[LogRow]:
-        """Log records of a flow run and its task runs, oldest first."""
+        """Log records of a flow run and its task runs, oldest first.
+
+        With ``limit``, the first ``limit`` records, or with ``newest`` the
+        last ``limit`` (still in time order): the tail of a long run's log.
+        """
 
     def close(self) -> None:
         """Release connections."""

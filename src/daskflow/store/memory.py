@@ -304,9 +304,18 @@ class MemoryStore:
         return sorted(found, key=lambda t: t.timestamp)
 
     def list_logs(
-        self, flow_run_id: str, *, task: str | None = None, limit: int | None = None
+        self,
+        flow_run_id: str,
+        *,
+        task: str | None = None,
+        limit: int | None = None,
+        newest: bool = False,
     ) -> list[LogRow]:
-        """Log records of a flow run and its task runs, oldest first."""
+        """Log records of a flow run and its task runs, oldest first.
+
+        With ``limit``, the first ``limit`` records, or with ``newest`` the
+        last ``limit`` (still in time order): the tail of a long run's log.
+        """
         with self._lock:
             rows = []
             for log in self._logs.get(flow_run_id, ()):
@@ -315,6 +324,8 @@ class MemoryStore:
                 if task is None or name == task:
                     rows.append(replace(log, task_name=name))
         rows.sort(key=lambda r: r.timestamp)
+        if newest and limit is not None:
+            return rows[max(0, len(rows) - limit) :]
         return rows[:limit]
 
     def close(self) -> None:

@@ -491,9 +491,18 @@ class SQLStore:
         return [transition_row(r) for r in self._read(query.order_by(t.c.timestamp, t.c.seq))]
 
     def list_logs(
-        self, flow_run_id: str, *, task: str | None = None, limit: int | None = None
+        self,
+        flow_run_id: str,
+        *,
+        task: str | None = None,
+        limit: int | None = None,
+        newest: bool = False,
     ) -> list[LogRow]:
-        """Log records of a flow run and its task runs, oldest first."""
+        """Log records of a flow run and its task runs, oldest first.
+
+        With ``limit``, the first ``limit`` records, or with ``newest`` the
+        last ``limit`` (still in time order): the tail of a long run's log.
+        """
         query = (
             sa.select(logs, task_runs.c.task_name)
             .select_from(logs.outerjoin(task_runs, logs.c.task_run_id == task_runs.c.id))
@@ -501,6 +510,9 @@ class SQLStore:
         )
         if task is not None:
             query = query.where(task_runs.c.task_name == task)
+        if newest:
+            query = query.order_by(logs.c.timestamp.desc(), logs.c.seq.desc()).limit(limit)
+            return [log_row(r) for r in reversed(self._read(query))]
         query = query.order_by(logs.c.timestamp, logs.c.seq).limit(limit)
         return [log_row(r) for r in self._read(query)]
 
