@@ -3,7 +3,7 @@
     daskflow [--store URL] run FILE.py[:FLOW] [-p KEY=VALUE ...] [--cluster SPEC] [--json]
     daskflow [--store URL] runs list [--flow NAME] [--state S] [--limit N] [--json]
     daskflow [--store URL] runs show ID [--limit N] [--json]
-    daskflow [--store URL] runs logs ID [--task NAME] [--limit N] [--json]
+    daskflow [--store URL] runs logs ID [--task NAME] [--limit N | --tail N] [--json]
     daskflow [--store URL] runs retry ID [--flow-file FILE.py] [--cluster SPEC] [--json]
     daskflow [--store URL] runs cancel ID [--wait SECONDS] [--json]
     daskflow [--store URL] serve FILE.py[:FLOW] (--cron EXPR | --interval D) [-p KEY=VALUE ...]
