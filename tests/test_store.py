@@ -83,8 +83,9 @@ def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(params=["memory", *SQL_BACKENDS])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunStore]:
+@pytest.fixture(name="store", params=["memory", *SQL_BACKENDS])
+def store_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunStore]:
+    """Each kind of run store, empty (other test modules import it by this name)."""
     if request.param == "memory":
         yield MemoryStore()
         return

@@ -11,30 +11,23 @@ import math
 import random
 import uuid
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from daskflow.observers.events import Event
 from daskflow.states import StateType
-from daskflow.store import MemoryStore, RunStore, SQLStore
+from daskflow.store import RunStore
 from daskflow.store.base import TaskRunBin
-from tests.test_store import SQL_BACKENDS, backend_url, change, failed, flow_created, task_created
+from tests.test_store import (
+    change,
+    failed,
+    flow_created,
+    store_fixture,  # noqa: F401  (the `store` fixture: each kind of store)
+    task_created,
+)
 
 S = StateType
 T = 1_700_000_000.0  # a round start: bin edges are exact in binary floating point
-
-
-@pytest.fixture(params=["memory", *SQL_BACKENDS])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunStore]:
-    if request.param == "memory":
-        yield MemoryStore()
-        return
-    with backend_url(request.param, tmp_path) as url:
-        opened = SQLStore(url)
-        yield opened
-        opened.close()
 
 
 def started(fid: str, tid: str, task: str, at: float, end: S | None = None) -> list[Event]:
