@@ -99,3 +99,17 @@ def test_a_bad_schedule_is_one_clear_error_naming_it(kwargs: dict, names: str) -
 def test_schedules_describe_themselves() -> None:
     assert schedule_for(interval="5m").describe() == "every 5m"
     assert "Europe/Berlin" in schedule_for(cron="0 6 * * *", timezone="Europe/Berlin").describe()
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        schedule_for(cron="*/15 * * * *", timezone="Europe/Berlin"),
+        IntervalSchedule(timedelta(minutes=15), datetime(2026, 1, 1, 0, 5, tzinfo=UTC)),
+    ],
+)
+def test_the_last_slot_until_a_moment_includes_the_moment_itself(schedule) -> None:
+    slot = schedule.next_after(datetime(2026, 6, 1, 12, 1, tzinfo=UTC))
+    assert schedule.last_until(slot) == slot
+    assert schedule.last_until(slot + timedelta(minutes=14)) == slot
+    assert schedule.next_after(schedule.last_until(slot - timedelta(seconds=1))) == slot

@@ -48,6 +48,9 @@ class Schedule(Protocol):
     def next_after(self, moment: datetime) -> datetime:
         """The first slot strictly after ``moment`` (an aware datetime)."""
 
+    def last_until(self, moment: datetime) -> datetime | None:
+        """The latest slot at or before ``moment``; None when there is none."""
+
     def describe(self) -> str:
         """The schedule in words, for logs and ``--help`` output."""
 
@@ -141,6 +144,18 @@ class CronSchedule:
             slot = croniter(self.expression, slot).get_next(datetime)
         return slot
 
+    def last_until(self, moment: datetime) -> datetime | None:
+        from croniter import CroniterBadDateError, croniter
+
+        try:
+            before: datetime = croniter(self.expression, moment.astimezone(self.timezone)).get_prev(
+                datetime
+            )
+        except CroniterBadDateError:
+            return None
+        following = self.next_after(before)
+        return following if following <= moment else before
+
     def describe(self) -> str:
         return f"cron {self.expression!r} ({_zone_name(self.timezone)})"
 
@@ -165,6 +180,13 @@ class IntervalSchedule:
         anchor = self.anchor.astimezone(UTC)
         elapsed = (moment.astimezone(UTC) - anchor) / self.interval
         steps = math.floor(elapsed) + 1 if elapsed >= 0 else 0
+        return (anchor + steps * self.interval).astimezone(self.timezone)
+
+    def last_until(self, moment: datetime) -> datetime | None:
+        anchor = self.anchor.astimezone(UTC)
+        if moment < anchor:
+            return None
+        steps = math.floor((moment.astimezone(UTC) - anchor) / self.interval)
         return (anchor + steps * self.interval).astimezone(self.timezone)
 
     def describe(self) -> str:

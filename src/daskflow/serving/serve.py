@@ -61,7 +61,7 @@ __all__ = ["serve"]
 logger = logging.getLogger("daskflow.serve")
 
 #: At most this many slots are counted when reporting skipped or missed ones.
-_MAX_COUNTED = 100_000
+_MAX_COUNTED = 10_000
 
 
 def serve(
@@ -391,13 +391,13 @@ class _Server:
 def _slots_between(
     schedule: CronSchedule | IntervalSchedule, after: datetime, until: datetime
 ) -> tuple[int, datetime | None]:
-    """How many slots lie in ``(after, until]``, and the latest of them."""
-    count, latest = 0, None
+    """How many slots lie in ``(after, until]`` (at most ``_MAX_COUNTED``), and the latest."""
+    count = 0
     slot = schedule.next_after(after)
     while slot <= until and count < _MAX_COUNTED:
-        count, latest = count + 1, slot
+        count += 1
         slot = schedule.next_after(slot)
-    return count, latest
+    return count, schedule.last_until(until) if count else None
 
 
 def _local(when: datetime) -> str:
