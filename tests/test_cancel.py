@@ -224,3 +224,36 @@ def test_task_runs_created_after_cancellation_never_run(processes_client, folder
     runs = {t.task_name: t.state.type for t in daskflow.get_run(flow_run_id).task_runs}
     assert runs == {"blocking": StateType.CANCELLED, "touch": StateType.CANCELLED}
     assert not (folder / "after").exists()
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("where", ["sync", "processes"])
+def test_cancelling_kills_a_running_shell_command(where, request, tmp_path):
+    from daskflow.shell import shell_task
+
+    cluster = "sync" if where == "sync" else request.getfixturevalue("processes_client")
+    pidfile = tmp_path / "pid"
+    long_command = shell_task("echo $$ > {pidfile}; exec sleep 60", name="long-command")
+
+    @flow(name=f"cancel-shell-{where}", cluster=cluster)
+    def runs_a_command(pidfile: str) -> str:
+        return long_command(pidfile=pidfile)
+
+    running = Running(runs_a_command, pidfile=str(pidfile))
+    flow_run_id = running.find_id()
+    poll_for(lambda: pidfile.exists() and pidfile.read_text().strip() != "", timeout=30)
+    pid = int(pidfile.read_text())
+    daskflow.get_run(flow_run_id).cancel(wait=None)
+
+    assert running.join().type is StateType.CANCELLED
+    poll_for(lambda: not alive(pid), timeout=30)  # the sleep was killed, not left for 60 s
+    bus.flush()
+    [task_run] = daskflow.get_run(flow_run_id).task_runs
+    assert task_run.state.type is StateType.CANCELLED

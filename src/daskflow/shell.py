@@ -41,6 +41,10 @@ The model, in four points:
   attempt raises :class:`~daskflow.errors.TaskRunTimeout`: a timed-out
   command leaves no process behind (unless it started a session of its own,
   e.g. with ``setsid``).
+- **Cancellation kills too.** When the task run's flow run is cancelled
+  (``daskflow runs cancel``), the command's process group is stopped the same
+  way within about ``CANCEL_CHECK_SECONDS`` and the run ends CANCELLED, not
+  retried: a cancelled flow leaves no long command running on the workers.
 
 Output goes through pipes, so a program that buffers its output when not on
 a terminal (Python: use ``python -u``) shows its lines when it flushes, and a
@@ -70,9 +74,16 @@ from typing import IO, Any
 
 from daskflow.api.logger import get_run_logger
 from daskflow.api.task import Task, task
+from daskflow.engine.cancellation import is_cancelled
 from daskflow.engine.run_logs import current_task_run
 from daskflow.engine.timeouts import attempt_deadline
-from daskflow.errors import ConfigurationError, NoFlowRunError, ShellCommandError, TaskRunTimeout
+from daskflow.errors import (
+    CancelledRunError,
+    ConfigurationError,
+    NoFlowRunError,
+    ShellCommandError,
+    TaskRunTimeout,
+)
 
 __all__ = ["ShellCommand", "shell_task"]
 
@@ -80,6 +91,8 @@ __all__ = ["ShellCommand", "shell_task"]
 STDERR_TAIL_LINES = 20
 #: Seconds a timed-out command's processes get between SIGTERM and SIGKILL.
 KILL_GRACE_SECONDS = 2.0
+#: Seconds between two looks at whether a running command's flow run was cancelled.
+CANCEL_CHECK_SECONDS = 0.25
 
 _STDOUT, _STDERR = 0, 1
 _LEVELS = {_STDOUT: logging.INFO, _STDERR: logging.WARNING}
@@ -213,17 +226,35 @@ class ShellCommand:
         command = self.render(*args, **kwargs)
         deadline = attempt_deadline.get()
         started = time.monotonic()
+        current = current_task_run.get()
+        task_name = current[2] if current is not None else "shell"
+        flow_run_id = current[0] if current is not None else None
         try:
-            return _run(command, self.env, self.cwd, deadline)
+            return _run(command, self.env, self.cwd, deadline, flow_run_id)
         except subprocess.TimeoutExpired:
             assert deadline is not None
-            current = current_task_run.get()
-            task_name = current[2] if current is not None else "shell"
             raise TaskRunTimeout(task_name, _seconds(deadline - started)) from None
+        except _Cancelled:
+            reason = "its flow run was cancelled; the command was killed"
+            raise CancelledRunError(f"task run {task_name!r}", reason) from None
 
 
-def _run(command: str, env: dict[str, str] | None, cwd: str | None, deadline: float | None) -> str:
-    """Run ``command``, log its lines, return stdout; TimeoutExpired at ``deadline``."""
+class _Cancelled(Exception):
+    """The command's flow run was cancelled: it was stopped."""
+
+
+def _run(
+    command: str,
+    env: dict[str, str] | None,
+    cwd: str | None,
+    deadline: float | None,
+    flow_run_id: str | None = None,
+) -> str:
+    """Run ``command``, log its lines, return stdout.
+
+    Raises ``TimeoutExpired`` at ``deadline``, and :class:`_Cancelled` soon
+    after ``flow_run_id`` is cancelled (checked every ``CANCEL_CHECK_SECONDS``).
+    """
     log = _logger()
     _time_left(command, deadline)  # an attempt already past its deadline starts nothing
     proc = subprocess.Popen(
@@ -250,9 +281,12 @@ def _run(command: str, env: dict[str, str] | None, cwd: str | None, deadline: fl
         open_streams = len(readers)
         while open_streams:
             try:
-                stream, line = lines.get(timeout=_time_left(command, deadline))
+                stream, line = lines.get(timeout=_next_check(command, deadline, flow_run_id))
             except queue.Empty:
-                raise subprocess.TimeoutExpired(command, 0) from None
+                if flow_run_id is not None and is_cancelled(flow_run_id):
+                    raise _Cancelled from None
+                _time_left(command, deadline)  # TimeoutExpired once past the deadline
+                continue
             if line is None:
                 open_streams -= 1
                 continue
@@ -307,6 +341,14 @@ def _time_left(command: str, deadline: float | None) -> float | None:
     if left <= 0:
         raise subprocess.TimeoutExpired(command, 0)
     return left
+
+
+def _next_check(command: str, deadline: float | None, flow_run_id: str | None) -> float | None:
+    """How long to wait for output before looking at the deadline and cancellation again."""
+    left = _time_left(command, deadline)
+    if flow_run_id is None:
+        return left
+    return CANCEL_CHECK_SECONDS if left is None else min(left, CANCEL_CHECK_SECONDS)
 
 
 def _seconds(budget: float) -> float:

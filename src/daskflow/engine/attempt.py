@@ -39,7 +39,7 @@ from daskflow.engine.limits import held
 from daskflow.engine.prints import capture_prints
 from daskflow.engine.run_logs import current_task_run
 from daskflow.engine.timeouts import attempt_deadline, call_with_timeout
-from daskflow.errors import TaskRunTimeout, UpstreamFailedError
+from daskflow.errors import CancelledRunError, TaskRunTimeout, UpstreamFailedError
 from daskflow.states import State, StateType
 
 __all__ = ["TaskFailure", "length_of", "run_task"]
@@ -207,12 +207,13 @@ def _finish(
 ) -> Any:
     """Emit the final state, call the hooks, return the Dask result."""
     failed = state.type.is_failed
-    log.event(state, attempt, None if failed else _size_of(value), details)
+    cancelled = state.type is StateType.CANCELLED
+    log.event(state, attempt, None if failed or cancelled else _size_of(value), details)
     options = spec.task.options
-    hooks = options.on_failure if failed else options.on_completion
+    hooks = options.on_failure if failed else () if cancelled else options.on_completion
     if hooks:
         call_hooks(hooks, spec.task, _info(spec, attempt, args, kwargs), state)
-    return TaskFailure(state, spec.run_name) if failed else value
+    return TaskFailure(state, spec.run_name) if failed or cancelled else value
 
 
 def run_task(spec: CallSpec, *upstream_values: Any) -> Any:
@@ -283,6 +284,9 @@ def _attempts(
                         value = _invoke(fn, args, kwargs, spec.run_name, options.timeout_seconds)
                 else:
                     value = _invoke(fn, args, kwargs, spec.run_name, options.timeout_seconds)
+        except CancelledRunError as exc:  # the code stopped for its cancelled flow run
+            cancelled = State(StateType.CANCELLED, message=str(exc))
+            return _finish(spec, log, cancelled, attempt, args, kwargs)
         except Exception as exc:
             final = StateType.TIMED_OUT if isinstance(exc, TaskRunTimeout) else StateType.FAILED
             failed = State.from_exception(final, exc)

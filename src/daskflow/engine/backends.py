@@ -216,6 +216,21 @@ class DistributedBackend:
         if futures:
             self.client.cancel(futures, reason="daskflow: flow run ended", force=True)
 
+    def tell_cancelled(self, flow_run_id: str) -> None:
+        """Tell every worker the flow run was cancelled (see :mod:`.cancellation`).
+
+        One ``client.run`` on a thread of its own: nobody waits for it.
+        """
+        from daskflow.engine.cancellation import mark_cancelled
+
+        def tell() -> None:
+            try:
+                self.client.run(mark_cancelled, flow_run_id, on_error="ignore")
+            except Exception:
+                logger.debug("daskflow: could not tell workers of a cancellation", exc_info=True)
+
+        threading.Thread(target=tell, name="daskflow-tell-cancelled", daemon=True).start()
+
     def release(self, runs: Sequence[TaskRun]) -> None:
         """Drop the futures (the cluster forgets the results); keep final states."""
         for run in runs:

@@ -16,7 +16,10 @@ sets a token; what it stops:
 
 Python cannot interrupt a thread: code already running in a task (or in the
 flow function between two task calls) runs on until it returns, its result
-unused — the same as a cancelled Dask future.
+unused — the same as a cancelled Dask future. Code that *can* stop asks
+:func:`is_cancelled`: the flow's process tells every worker which flow run
+was cancelled (one ``client.run``, not waited for), and a shell task
+(:mod:`daskflow.shell`) kills its command when its flow run is.
 
 Another process asks through the run store (``daskflow runs cancel``,
 ``FlowRun.cancel()``): a request is one column of the flow run's row, which the
@@ -30,7 +33,17 @@ import contextlib
 import threading
 from collections.abc import Callable
 
-__all__ = ["CancelToken", "cancel_flow_run", "close_token", "open_token"]
+__all__ = [
+    "CancelToken",
+    "cancel_flow_run",
+    "close_token",
+    "is_cancelled",
+    "mark_cancelled",
+    "open_token",
+]
+
+#: How many cancelled flow run ids a worker remembers (the oldest are forgotten).
+_REMEMBERED = 10_000
 
 
 class CancelToken:
@@ -118,3 +131,27 @@ def cancel_flow_run(flow_run_id: str, reason: str = "cancellation was requested"
         return False
     token.cancel(reason)
     return True
+
+
+# flow runs cancelled, as the flow's process told this one (a worker): their ids
+_told: dict[str, None] = {}
+
+
+def mark_cancelled(flow_run_id: str) -> None:
+    """Note, in this process, that ``flow_run_id`` was cancelled (run on workers)."""
+    with _tokens_lock:
+        _told[flow_run_id] = None
+        while len(_told) > _REMEMBERED:
+            del _told[next(iter(_told))]
+
+
+def is_cancelled(flow_run_id: str) -> bool:
+    """Whether this flow run was cancelled, as far as this process knows.
+
+    True in the flow's own process once its token is set, and on a worker
+    once the flow's process told it (:func:`mark_cancelled`).
+    """
+    if flow_run_id in _told:
+        return True
+    token = _tokens.get(flow_run_id)
+    return token is not None and token.cancelled

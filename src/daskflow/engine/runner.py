@@ -578,6 +578,9 @@ class FlowRunner:
                 self._cancel_locally(waiting)
             if isinstance(self.backend, DistributedBackend):
                 self.backend.cancel(self.runs)
+        cancelled = self.token is not None and self.token.cancelled
+        if cancelled and isinstance(self.backend, DistributedBackend):
+            self.backend.tell_cancelled(self.flow_run_id)  # running code that can stop
 
     def _cancel_locally(self, runs: Sequence[TaskRun]) -> None:
         """End runs that never reached the cluster CANCELLED."""
