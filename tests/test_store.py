@@ -516,6 +516,28 @@ def test_a_batch_is_one_transaction_of_bulk_statements(sql_url: str) -> None:
     store.close()
 
 
+def test_a_running_flow_s_later_batches_read_no_status_back(sql_url: str) -> None:
+    store = SQLStore(sql_url)
+    statements: list[str] = []
+    sa.event.listen(
+        store.engine, "before_cursor_execute", lambda *args: statements.append(args[2].split()[0])
+    )
+    t = time.time()
+    f = uuid.uuid4().hex
+    store.write([flow_created(f, t), task_created("x", f, t), task_created("y", f, t)])
+    store.write([change(f, "x", S.RUNNING, t + 1, 1, "w1")])
+    store.write([change(f, "x", S.COMPLETED, t + 2, 1, "w1"), change(f, "y", S.RUNNING, t + 2, 1)])
+    assert "SELECT" not in statements, statements  # it folds onto what it wrote
+    # a store object that did not write them (another process) reads them back
+    other = SQLStore(sql_url)
+    other.write([change(f, "y", S.FAILED, t + 3, 1, "w2")])
+    x, y = store.list_task_runs(f)
+    assert (x.state, x.start_time, x.end_time, x.attempts) == (S.COMPLETED, t + 1, t + 2, 1)
+    assert (y.state, y.start_time, y.end_time, y.worker) == (S.FAILED, t + 2, t + 3, "w2")
+    other.close()
+    store.close()
+
+
 def test_count_task_runs_is_one_group_by(sql_url: str) -> None:
     store = SQLStore(sql_url)
     f = uuid.uuid4().hex

@@ -17,7 +17,10 @@ Design, in the order things happen:
 - **Writing** a batch of events is one transaction of a few bulk statements,
   whatever the batch holds: one ``executemany`` INSERT per kind of row, a
   SELECT (per 500 runs) of the status of runs that earlier batches created,
-  and one ``executemany`` UPDATE of the statuses that changed. New statuses
+  and one ``executemany`` UPDATE of the statuses that changed. The SELECT is
+  skipped for the task runs this store object wrote and that are not
+  finished: it keeps their statuses (only the flow's process changes them),
+  so the batches of a running flow only write. New statuses
   come from :func:`daskflow.store.fold.fold`, shared with the in-memory store,
   which orders a run's transitions by time: a late one never moves it back.
 - **SQLite** runs in WAL mode (readers never block the writer), with
@@ -37,7 +40,8 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import sqlalchemy as sa
@@ -84,6 +88,9 @@ __all__ = ["SQLStore", "to_url"]
 BUSY_TIMEOUT = 30.0
 #: At most this many ids in one ``IN (...)``.
 _CHUNK = 500
+#: At most this many unfinished task runs' statuses are kept in memory (see ``_remember``).
+_UNFINISHED_KEPT = 20_000
+_NOTHING_KNOWN: Mapping[str, RunStatus] = MappingProxyType({})
 _FINAL = [s.value for s in StateType if s.is_final]
 # a SCHEDULED run waits in a live serve process, which keeps its heartbeat
 _ALIVE = [
@@ -163,6 +170,7 @@ class SQLStore:
         self._inserts = {table: table.insert() for table in (flow_runs, task_runs, logs)}
         self._inserts[transitions] = transitions.insert()
         self._compiled: dict[Any, tuple[str, Callable[[dict[str, Any]], Any]]] = {}
+        self._unfinished: dict[str, RunStatus] = {}  # task run id -> status written
         try:
             self._open()
             self.mark_crashed()
@@ -302,34 +310,68 @@ class SQLStore:
             flow_values(e, fold(RunStatus(), batch.flow_changes.pop(e.flow_run_id, ())))
             for e in batch.flow_runs.values()
         ]
-        new_tasks = [
-            task_values(e, fold(RunStatus(), batch.task_changes.pop(e.task_run_id, ())))
-            for e in batch.task_runs.values()
-        ]
-        with self._lock, self._write() as conn:
-            self._executemany(conn, self._inserts[flow_runs], new_flows)
-            self._executemany(conn, self._inserts[task_runs], new_tasks)
-            self._update_statuses(conn, flow_runs, batch.flow_changes)
-            self._update_statuses(conn, task_runs, batch.task_changes)
-            changes = [transition_values(c) for c in batch.changes]
-            self._executemany(conn, self._inserts[transitions], changes)
-            self._executemany(conn, self._inserts[logs], [log_values(e) for e in batch.logs])
+        created = {
+            run_id: fold(RunStatus(), batch.task_changes.pop(run_id, ()))
+            for run_id in batch.task_runs
+        }
+        new_tasks = [task_values(e, created[e.task_run_id]) for e in batch.task_runs.values()]
+        with self._lock:
+            with self._write() as conn:
+                self._executemany(conn, self._inserts[flow_runs], new_flows)
+                self._executemany(conn, self._inserts[task_runs], new_tasks)
+                self._update_statuses(conn, flow_runs, batch.flow_changes)
+                folded = self._update_statuses(
+                    conn, task_runs, batch.task_changes, known=self._unfinished
+                )
+                changes = [transition_values(c) for c in batch.changes]
+                self._executemany(conn, self._inserts[transitions], changes)
+                self._executemany(conn, self._inserts[logs], [log_values(e) for e in batch.logs])
+            self._remember({**created, **folded})  # committed: now true of the database
 
     def _update_statuses(
-        self, conn: sa.Connection, table: sa.Table, changes: dict[str, list[StateChanged]]
-    ) -> None:
-        """Fold ``changes`` into the stored statuses of runs of earlier batches."""
+        self,
+        conn: sa.Connection,
+        table: sa.Table,
+        changes: dict[str, list[StateChanged]],
+        known: Mapping[str, RunStatus] = _NOTHING_KNOWN,
+    ) -> dict[str, RunStatus]:
+        """Fold ``changes`` into the stored statuses of runs of earlier batches.
+
+        Statuses found in ``known`` are not read back. Returns the new status
+        of every run folded.
+        """
+        before = {run_id: known[run_id] for run_id in changes if run_id in known}
+        unknown = [run_id for run_id in changes if run_id not in before]
         columns = [table.c[name] for name in STATUS_COLUMNS]
-        params = []
-        for chunk in _chunks(list(changes)):
+        for chunk in _chunks(unknown):
             query = sa.select(table.c.id, *columns).where(table.c.id.in_(chunk))
             for row in conn.execute(query.with_for_update()):
-                before = RunStatus(StateType(row[1]), *row[2:])
-                after = fold(before, changes[row[0]])
-                if after != before:
-                    params.append({"b_id": row[0], **status_values(after, prefix="b_")})
+                before[row[0]] = RunStatus(StateType(row[1]), *row[2:])
         # runs never created (not recorded) keep only their transitions
+        after = {run_id: fold(status, changes[run_id]) for run_id, status in before.items()}
+        params = [
+            {"b_id": run_id, **status_values(status, prefix="b_")}
+            for run_id, status in after.items()
+            if status != before[run_id]
+        ]
         self._executemany(conn, self._updates[table], params)
+        return after
+
+    def _remember(self, statuses: dict[str, RunStatus]) -> None:
+        """Keep the statuses of this store's unfinished task runs for the next batches.
+
+        Only this process changes a task run's status while its flow run is
+        alive, so the next batch folds onto the status it wrote instead of
+        reading it back: a batch of a running flow needs no SELECT. Finished
+        runs are forgotten, and at most :data:`_UNFINISHED_KEPT` are kept (the
+        others are read back).
+        """
+        unfinished = self._unfinished
+        for run_id, status in statuses.items():
+            if status.state.is_final:
+                unfinished.pop(run_id, None)
+            elif run_id in unfinished or len(unfinished) < _UNFINISHED_KEPT:
+                unfinished[run_id] = status
 
     def _executemany(self, conn: sa.Connection, statement: Any, rows: list[dict[str, Any]]) -> None:
         """Run ``statement`` once per row, as one ``executemany``.
