@@ -115,7 +115,7 @@ class Observer:
 
 #: Seconds the dispatcher waits after the first queued batch for more to join it:
 #: each delivery is a store transaction, and a busy flow sends many small batches.
-DISPATCH_DELAY = 0.05
+DISPATCH_DELAY = 0.2
 
 
 class EventBus:
