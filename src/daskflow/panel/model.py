@@ -1,7 +1,7 @@
 """The panel's one model: what every view shows, read from the run store.
 
 The engine writes each flow run's events to the run store in batches (within
-about 100 ms of a state change), so polling the store is how live runs
+about half a second of a state change), so polling the store is how live runs
 appear, in this process, on a remote cluster, or in another process
 altogether (``daskflow dashboard``). :meth:`PanelModel.refresh` runs every
 half second, so each refresh is a handful of bounded queries whatever the
