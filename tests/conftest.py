@@ -28,17 +28,24 @@ def poll_for(predicate: Callable[[], bool], timeout: float = 10.0, interval: flo
 
 @pytest.fixture(scope="session", autouse=True)
 def _store_in_a_temporary_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Tests record runs (and store results) in folders of their own, never in ~/.daskflow."""
+    """Tests record runs (results, journals) in folders of their own, never in ~/.daskflow."""
     import os
 
     import dask
 
     path = str(tmp_path_factory.mktemp("store") / "daskflow.db")
     results = str(tmp_path_factory.mktemp("results"))
+    journal = str(tmp_path_factory.mktemp("journal"))
     os.environ["DASKFLOW_STORE"] = path  # for subprocesses (CLI, examples)
     os.environ["DASKFLOW_RESULTS"] = results
+    os.environ["DASKFLOW_JOURNAL"] = journal
     with dask.config.set(
-        {"daskflow.store": path, "daskflow.results": results, "daskflow.progress": False}
+        {
+            "daskflow.store": path,
+            "daskflow.results": results,
+            "daskflow.journal": journal,
+            "daskflow.progress": False,
+        }
     ):
         yield
 

@@ -1,15 +1,17 @@
 """``daskflow.history``: flows run in-process, then read back from the run store.
 
-Each test records into a SQLite store of its own (env ``DASKFLOW_STORE``, which
-the engine and ``runs()``/``get_run()`` both read), so listings are exact.
+Each test records into a SQLite store of its own (config ``daskflow.store``,
+which the engine and ``runs()``/``get_run()`` both read), so listings are exact.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from datetime import UTC, timedelta
 from typing import Any
 
+import dask
 import pandas as pd
 import pytest
 
@@ -21,11 +23,12 @@ from tests.resources.flows import explode, greet, scale, total
 
 
 @pytest.fixture(autouse=True)
-def store(tmp_path, monkeypatch) -> str:
+def store(tmp_path, monkeypatch) -> Iterator[str]:
     """A fresh store for each test: the engine records into it, reads come from it."""
     url = str(tmp_path / "history.db")
-    monkeypatch.setenv("DASKFLOW_STORE", url)
-    return url
+    monkeypatch.setenv("DASKFLOW_STORE", url)  # for the CLI's subprocesses
+    with dask.config.set({"daskflow.store": url}):
+        yield url
 
 
 def only_run(flow_name: str) -> FlowRun:

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import dask
 import pytest
 import sqlalchemy as sa
 
@@ -632,9 +633,9 @@ def test_a_newer_schema_is_refused_and_left_untouched(sql_url: str) -> None:
     assert str(pickle.loads(pickle.dumps(info.value))) == str(info.value)
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_an_older_store_is_upgraded_and_keeps_its_runs(sql_url: str, version: int) -> None:
-    from daskflow.store.schema import _ADDED, SCHEMA_VERSION
+    from daskflow.store.schema import _ADDED, _TABLES_ADDED, SCHEMA_VERSION
 
     if "://" not in sql_url and sqlite3.sqlite_version_info < (3, 35):
         pytest.skip(f"SQLite {sqlite3.sqlite_version} cannot DROP COLUMN (3.35 can)")
@@ -645,8 +646,10 @@ def test_an_older_store_is_upgraded_and_keeps_its_runs(sql_url: str, version: in
     )
     with store.engine.begin() as conn:  # back to the layout of that schema version
         for step in range(version + 1, SCHEMA_VERSION + 1):
-            for table, column in _ADDED[step]:
+            for table, column in _ADDED.get(step, ()):
                 conn.execute(sa.text(f"ALTER TABLE {table.name} DROP COLUMN {column}"))
+            for added in _TABLES_ADDED.get(step, ()):
+                conn.execute(sa.text(f"DROP TABLE {added.name}"))
         conn.execute(sa.text(f"UPDATE meta SET value = '{version}' WHERE key = 'schema_version'"))
     store.close()
 
@@ -654,12 +657,15 @@ def test_an_older_store_is_upgraded_and_keeps_its_runs(sql_url: str, version: in
     [row] = upgraded.list_flow_runs()
     assert row.id == "b" * 32
     assert (row.scheduled_time, row.cancel_requested) == (None, None)
-    assert row.entrypoint == ("etl.py:etl" if version == 2 else None)  # what v2 had is kept
+    assert row.entrypoint == ("etl.py:etl" if version >= 2 else None)  # what v2 had is kept
     if version == 1:
         assert row.resumed_from is None
         assert [t.result for t in upgraded.list_task_runs(row.id)] == [None, None]
-    upgraded.write([change("b" * 32, None, StateType.COMPLETED, time.time() + 1)])
+    later = [change("b" * 32, None, StateType.COMPLETED, time.time() + 1)]
+    upgraded.write(later, replay_id="j" * 32)  # the v4 table of replayed journal batches
+    upgraded.write(later, replay_id="j" * 32)
     assert upgraded.get_flow_run("b" * 32).state is StateType.COMPLETED
+    assert len(upgraded.list_transitions("b" * 32)) == 3  # PENDING, RUNNING, then one more
     with upgraded.engine.connect() as conn:
         stored = conn.execute(sa.text("SELECT value FROM meta WHERE key = 'schema_version'"))
         assert stored.scalar_one() == str(SCHEMA_VERSION)
@@ -710,14 +716,16 @@ def test_open_store_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         assert store.where == str(file)
         store.close()
         assert file.exists()
-    monkeypatch.setenv("DASKFLOW_STORE", str(tmp_path / "env.db"))
-    store = open_store()
+    with dask.config.set({"daskflow.store": str(tmp_path / "configured.db")}):
+        store = open_store()
     assert isinstance(store, SQLStore)
-    assert store.where == str(tmp_path / "env.db")
+    assert store.where == str(tmp_path / "configured.db")
     store.close()
     for none in ["none", ""]:
-        monkeypatch.setenv("DASKFLOW_STORE", none)
-        with pytest.raises(ConfigurationError, match=r"daskflow\.store"):
+        with (
+            dask.config.set({"daskflow.store": none}),
+            pytest.raises(ConfigurationError, match=r"daskflow\.store"),
+        ):
             open_store()
 
 
@@ -728,19 +736,19 @@ def test_default_observer_follows_the_configuration(
         return [o for o in bus._observers if isinstance(o, StoreObserver)]
 
     try:
-        monkeypatch.setenv("DASKFLOW_STORE", str(tmp_path / "one.db"))
-        first = default_observer()
-        assert first is not None
-        assert default_observer() is first
-        assert ours() == [first]
-        monkeypatch.setenv("DASKFLOW_STORE", "memory")
-        second = default_observer()
-        assert second is not None
-        assert second.store is open_store("memory")
-        assert ours() == [second]
+        with dask.config.set({"daskflow.store": str(tmp_path / "one.db")}):
+            first = default_observer()
+            assert first is not None
+            assert default_observer() is first
+            assert ours() == [first]
+        with dask.config.set({"daskflow.store": "memory"}):
+            second = default_observer()
+            assert second is not None
+            assert second.store is open_store("memory")
+            assert ours() == [second]
     finally:
-        monkeypatch.setenv("DASKFLOW_STORE", "none")
-        assert default_observer() is None
+        with dask.config.set({"daskflow.store": "none"}):
+            assert default_observer() is None
     assert ours() == []
 
 

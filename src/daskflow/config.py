@@ -2,9 +2,19 @@
 
 The defaults ship in ``daskflow.yaml`` beside this module and are merged into
 ``dask.config`` at import (cheap: one small YAML file). Users override them the
-Dask way: YAML under ``~/.config/dask/``, environment variables
-``DASK_DASKFLOW__CLUSTER=sync``, or ``dask.config.set({"daskflow.cluster": ...})``.
-Values are read when used, never frozen at import.
+Dask way, and with Dask's precedence, highest first:
+
+1. ``dask.config.set({"daskflow.cluster": ...})`` at run time;
+2. environment variables: ``DASK_DASKFLOW__CLUSTER=sync`` (read by Dask),
+   ``DASKFLOW__CLUSTER=sync``, and the short names in :data:`ENV_NAMES`
+   (``DASKFLOW_STORE``, ``DASKFLOW_RESULTS``, ``DASKFLOW_JOURNAL``,
+   ``DASKFLOW_DASHBOARD_PASSWORD``);
+3. YAML files under ``~/.config/dask/`` (read by Dask);
+4. the shipped defaults.
+
+Like Dask's ``DASK_*`` variables, the environment is read when daskflow is
+imported (:func:`refresh` reads it again); values are read from
+``dask.config`` when used, never frozen at import.
 """
 
 from __future__ import annotations
@@ -17,7 +27,15 @@ import yaml
 
 from daskflow.errors import ConfigurationError
 
-__all__ = ["get", "get_seconds"]
+__all__ = ["ENV_NAMES", "get", "get_seconds", "refresh"]
+
+#: Environment variables with short names, and the config key each one sets.
+ENV_NAMES = {
+    "DASKFLOW_STORE": "daskflow.store",
+    "DASKFLOW_RESULTS": "daskflow.results",
+    "DASKFLOW_JOURNAL": "daskflow.journal",
+    "DASKFLOW_DASHBOARD_PASSWORD": "daskflow.dashboard.password",
+}
 
 _DEFAULTS_FILE = os.path.join(os.path.dirname(__file__), "daskflow.yaml")
 
@@ -27,15 +45,26 @@ with open(_DEFAULTS_FILE) as _f:
 dask.config.update_defaults(_defaults)
 
 
-def _env_overrides() -> None:
-    """Honour ``DASKFLOW__X__Y=v`` as well as Dask's own ``DASK_DASKFLOW__X__Y=v``."""
+def refresh() -> None:
+    """Read daskflow's environment variables into ``dask.config`` (done at import).
+
+    ``DASKFLOW__X__Y=v`` sets ``daskflow.x.y`` (the value read as YAML, as Dask
+    reads ``DASK_*``); the names in :data:`ENV_NAMES` set their key to the
+    text as it is (a path or a password is never reinterpreted). They land
+    above the YAML files and below anything ``dask.config.set`` sets later.
+    """
+    values: dict[str, Any] = {}
     for name, value in os.environ.items():
         if name.startswith("DASKFLOW__"):
             path = "daskflow." + ".".join(part.lower() for part in name[10:].split("__"))
-            dask.config.set({path: yaml.safe_load(value)})
+            values[path] = yaml.safe_load(value)
+        elif name in ENV_NAMES:
+            values[ENV_NAMES[name]] = value
+    if values:
+        dask.config.set(values)
 
 
-_env_overrides()
+refresh()
 
 
 def get(key: str, default: Any = None) -> Any:

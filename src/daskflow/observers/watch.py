@@ -2,10 +2,11 @@
 
 While flow runs are active in this process, one daemon thread per store
 
-- writes their ids to the store every ``HEARTBEAT_INTERVAL`` seconds (one
-  small write for all of them, never per task). A store opened later marks
+- writes their ids to the store every ``HEARTBEAT_INTERVAL`` seconds, or a
+  third of ``daskflow.heartbeat-timeout`` when that is shorter (one small
+  write for all of them, never per task). A store opened later marks
   RUNNING (or SCHEDULED) flow runs whose last heartbeat is older than
-  :data:`daskflow.store.base.HEARTBEAT_TIMEOUT` as CRASHED: if this process is
+  ``daskflow.heartbeat-timeout`` (60 s) as CRASHED: if this process is
   killed, its runs do not stay RUNNING forever;
 - reads which of them another process asked to cancel (``daskflow runs
   cancel``), every ``daskflow.cancel-poll-interval`` (1 s), one query for all,
@@ -39,16 +40,23 @@ class RunWatch:
         Called with the id of each registered flow run whose cancellation was
         requested, on the watch's thread, at every poll until it unregisters.
     heartbeat_interval, poll_interval
-        Seconds between heartbeats, and between looks for cancellation requests.
+        Seconds between heartbeats (None: :data:`HEARTBEAT_INTERVAL`, or a third
+        of ``daskflow.heartbeat-timeout`` if shorter), and between looks for
+        cancellation requests.
     """
 
     def __init__(
         self,
         store: Any,
         on_cancel: Callable[[str], object],
-        heartbeat_interval: float = HEARTBEAT_INTERVAL,
+        heartbeat_interval: float | None = None,
         poll_interval: float = 1.0,
     ) -> None:
+        if heartbeat_interval is None:
+            from daskflow import config
+
+            timeout = config.get_seconds("heartbeat-timeout")
+            heartbeat_interval = min(HEARTBEAT_INTERVAL, timeout / 3) or HEARTBEAT_INTERVAL
         self._store = store
         self._on_cancel = on_cancel
         self._heartbeat_interval = heartbeat_interval
@@ -57,6 +65,7 @@ class RunWatch:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._failing: set[str] = set()  # what failed and was said, until a heartbeat works
 
     def register(self, flow_run_id: str) -> None:
         """Watch ``flow_run_id`` until :meth:`unregister`."""
@@ -82,8 +91,8 @@ class RunWatch:
                 continue
             try:
                 requested = self._store.cancel_requests(ids)
-            except Exception:
-                logger.warning("daskflow: could not read cancellation requests", exc_info=True)
+            except Exception as exc:
+                self._failed("read cancellation requests", exc)
                 requested = []
             for flow_run_id in requested:
                 try:
@@ -94,5 +103,14 @@ class RunWatch:
                 last_beat = time.monotonic()
                 try:
                     self._store.heartbeat(ids, time.time())
-                except Exception:
-                    logger.warning("daskflow: could not write heartbeats", exc_info=True)
+                except Exception as exc:
+                    self._failed("write heartbeats", exc)
+                else:
+                    self._failing.clear()
+
+    def _failed(self, what: str, error: Exception) -> None:
+        """Say once that the store refuses ``what`` (its batches go to the journal)."""
+        if what not in self._failing:
+            self._failing.add(what)
+            logger.warning("daskflow: could not %s in the run store (%s)", what, error)
+        logger.debug("daskflow: could not %s", what, exc_info=True)

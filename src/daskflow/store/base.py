@@ -23,8 +23,10 @@ How the events map to rows:
 (``daskflow runs cancel``) sets it, and the flow's process, polling
 :meth:`RunStore.cancel_requests`, cancels the run and records its state.
 
-Writes are idempotent per event batch only in the sense that a batch is one
-transaction; the engine never sends an event twice.
+A batch is one transaction; the engine never sends an event twice. A batch
+replayed from the journal (:mod:`daskflow.store.journal`) comes with its id,
+which the store records with it: the same id again is skipped, so a journal
+replayed twice is written once.
 """
 
 from __future__ import annotations
@@ -46,8 +48,8 @@ __all__ = [
     "TransitionRow",
 ]
 
-#: A RUNNING (or SCHEDULED) flow run whose heartbeat is older than this many
-#: seconds is CRASHED (its process died). Heartbeats are written every 10 s.
+#: The default of ``daskflow.heartbeat-timeout``: a RUNNING (or SCHEDULED) flow run
+#: whose heartbeat is older than this many seconds is CRASHED (its process died).
 HEARTBEAT_TIMEOUT = 60.0
 
 
@@ -169,8 +171,8 @@ class RunStore(Protocol):
 
     url: str
 
-    def write(self, events: Sequence[Event]) -> None:
-        """Record a batch of events in one transaction."""
+    def write(self, events: Sequence[Event], *, replay_id: str | None = None) -> None:
+        """Record a batch of events in one transaction; a ``replay_id`` seen before: nothing."""
 
     def heartbeat(self, flow_run_ids: Sequence[str], now: float) -> None:
         """Mark these RUNNING flow runs alive at ``now``."""

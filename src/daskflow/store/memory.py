@@ -19,7 +19,6 @@ from daskflow.observers.events import Event
 from daskflow.states import StateType
 
 from .base import (
-    HEARTBEAT_TIMEOUT,
     FlowRunRow,
     LogRow,
     TaskRunBin,
@@ -66,8 +65,13 @@ class MemoryStore:
 
     url = "memory"
 
-    def __init__(self, *, heartbeat_timeout: float = HEARTBEAT_TIMEOUT) -> None:
+    def __init__(self, *, heartbeat_timeout: float | None = None) -> None:
+        if heartbeat_timeout is None:
+            from daskflow import config
+
+            heartbeat_timeout = config.get_seconds("heartbeat-timeout")
         self.heartbeat_timeout = heartbeat_timeout
+        self._replayed: set[str] = set()
         self._flows: dict[str, _Run] = {}
         self._tasks: dict[str, _Run] = {}
         self._tasks_of: dict[str, list[str]] = {}
@@ -78,10 +82,14 @@ class MemoryStore:
     def __repr__(self) -> str:
         return f"MemoryStore({len(self._flows)} flow runs)"
 
-    def write(self, events: Sequence[Event]) -> None:
-        """Record a batch of events, all at once under the lock."""
+    def write(self, events: Sequence[Event], *, replay_id: str | None = None) -> None:
+        """Record a batch of events, all at once under the lock (``replay_id``: once)."""
         batch = plan(events)
         with self._lock:
+            if replay_id is not None:
+                if replay_id in self._replayed:
+                    return
+                self._replayed.add(replay_id)
             for e in batch.flow_runs.values():
                 row = FlowRunRow(
                     id=e.flow_run_id,

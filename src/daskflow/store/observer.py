@@ -1,7 +1,7 @@
 """Opening the configured run store, and the observer that feeds it.
 
 Where runs are recorded is the config key ``daskflow.store`` (env
-``DASKFLOW_STORE`` wins when set):
+``DASKFLOW_STORE`` sets it, below ``dask.config.set``; see :mod:`daskflow.config`):
 
 - a file path (``~`` expanded) or a ``sqlite:///`` URL: a SQLite store;
 - any other SQLAlchemy URL (``postgresql+psycopg://user@host/db``);
@@ -13,15 +13,24 @@ Where runs are recorded is the config key ``daskflow.store`` (env
 :func:`default_observer` is what the engine calls at the start of each flow
 run: the first time it opens the configured store and registers one
 :class:`StoreObserver` on the event bus, later calls return that observer,
-and when the configuration changes it replaces it.
+and when the configuration changes it replaces it. An observer is on the
+bus before any thread can get it, so no flow run's first events miss it.
+
+No run is lost silently: a batch the store refuses is tried again with
+backoff for ``daskflow.store-retry`` (10 s), then appended to the journal
+(:mod:`daskflow.store.journal`) and replayed when the store takes writes
+again; the user is told once, naming the journal. What neither the store nor
+the journal took is reported as lost (:meth:`StoreObserver.outcome`), and
+``daskflow run`` exits 1 for it.
 """
 
 from __future__ import annotations
 
-import os
+import logging
 import threading
+import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import dask.config
 
@@ -29,11 +38,16 @@ from daskflow.errors import ConfigurationError
 from daskflow.observers.events import Event, Observer, bus
 
 from .base import RunStore
+from .journal import Journal
 from .memory import MemoryStore
 
 __all__ = ["StoreObserver", "configured_url", "default_observer", "open_store"]
 
+logger = logging.getLogger("daskflow.store")
+
 _NONE = ("none", "")
+#: Seconds between two tries to replay the journal while the store refuses writes, at most.
+_REPLAY_BACKOFF_MAX = 30.0
 _memory: MemoryStore | None = None
 _default: tuple[str, StoreObserver | None] | None = None
 _lock = threading.Lock()
@@ -42,10 +56,19 @@ _lock = threading.Lock()
 class StoreObserver(Observer):
     """Writes every batch of events to a run store, as one transaction.
 
+    A batch the store refuses is tried again with backoff for
+    ``retry_for`` seconds; then it goes to this process's journal, as do the
+    batches after it (their order is kept) until the journal could be
+    replayed into the store. Called on the bus's one dispatcher thread.
+
     Parameters
     ----------
     store
         Where to write; closed when the observer is unregistered.
+    retry_for
+        Seconds to keep trying a refused batch; None: ``daskflow.store-retry``.
+    journal_folder
+        Where to journal; None: ``daskflow.journal``.
 
     Examples
     --------
@@ -54,26 +77,131 @@ class StoreObserver(Observer):
     >>> bus.unregister(observer)
     """
 
-    def __init__(self, store: RunStore) -> None:
+    def __init__(
+        self,
+        store: RunStore,
+        *,
+        retry_for: float | None = None,
+        journal_folder: str | None = None,
+    ) -> None:
+        from daskflow import config
+
         self.store = store
+        self.retry_for = config.get_seconds("store-retry") if retry_for is None else retry_for
+        self.journal = Journal(store.url, getattr(store, "where", store.url), journal_folder)
+        self._journaled: set[str] = set()  # flow runs with a batch in the journal now
+        self._lost: set[str] = set()  # flow runs with a batch neither store nor journal took
+        self._told: set[str] = set()  # what the user was told about (once each)
+        self._next_replay = 0.0
+        self._backoff = 0.5
 
     def __repr__(self) -> str:
         return f"StoreObserver({self.store!r})"
 
     def on_events(self, events: Sequence[Event], **kwargs: Any) -> None:
-        """Write the batch (called on the bus's dispatcher thread)."""
-        self.store.write(events)
+        """Write the batch, or journal it (called on the bus's dispatcher thread)."""
+        if not self.journal.empty and not self._replay():
+            self._keep(events, None)  # after what is journaled already, in order
+            return
+        try:
+            self._write(events)
+        except Exception as exc:
+            self._keep(events, exc)
+
+    def outcome(self, flow_run_id: str) -> Literal["recorded", "journaled", "lost"]:
+        """What became of a flow run's events, once the bus delivered them.
+
+        ``"journaled"``: some wait in the journal (:attr:`journal`) for the
+        store; ``"lost"``: some could be written neither to the store nor to
+        the journal.
+        """
+        if flow_run_id in self._lost:
+            return "lost"
+        if flow_run_id in self._journaled:
+            return "journaled"
+        return "recorded"
+
+    def _write(self, events: Sequence[Event]) -> None:
+        deadline = time.monotonic() + self.retry_for
+        delay = 0.05
+        while True:
+            try:
+                self.store.write(events)
+                return
+            except Exception as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                logger.debug("daskflow: writing to %r failed (%s); retrying", self.store, exc)
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    def _replay(self) -> bool:
+        """Try to empty the journal into the store; True when it is empty."""
+        now = time.monotonic()
+        if now < self._next_replay:
+            return False
+        try:
+            count = self.journal.replay_into(self.store)
+        except Exception as exc:
+            self._next_replay = now + self._backoff
+            self._backoff = min(self._backoff * 2, _REPLAY_BACKOFF_MAX)
+            logger.debug("daskflow: the store %r still refuses writes (%s)", self.store, exc)
+            return False
+        self._journaled.clear()
+        self._told.discard("journal")
+        self._backoff = 0.5
+        logger.warning(
+            "daskflow: the run store %s takes writes again: %d journaled batch(es) written",
+            _where(self.store),
+            count,
+        )
+        return True
+
+    def _keep(self, events: Sequence[Event], error: Exception | None) -> None:
+        """Journal a batch the store did not take; report it lost if that fails too."""
+        runs = {event.flow_run_id for event in events}
+        try:
+            path = self.journal.append(events)
+        except OSError as exc:
+            self._lost.update(runs)
+            if "lost" not in self._told:
+                self._told.add("lost")
+                logger.error(
+                    "daskflow: run records LOST: the run store %s refused a batch (%s) and "
+                    "the journal in %s could not be written either (%s)",
+                    _where(self.store),
+                    error or "journaling",
+                    self.journal.folder,
+                    exc,
+                )
+            return
+        self._journaled.update(runs)
+        if self._next_replay == 0.0 or error is not None:
+            self._next_replay = time.monotonic() + self._backoff
+        if "journal" not in self._told:
+            self._told.add("journal")
+            logger.warning(
+                "daskflow: the run store %s cannot be written (%s); run records are kept in "
+                "the journal %s and written into the store when it takes writes again "
+                "(or when a daskflow process next opens it)",
+                _where(self.store),
+                error,
+                path,
+            )
 
     def close(self, **kwargs: Any) -> None:
-        """Close the store."""
+        """Close the store and release the journal (its batches wait for the next opener)."""
+        self.journal.close()
         self.store.close()
 
 
+def _where(store: Any) -> str:
+    return str(getattr(store, "where", store.url))
+
+
 def configured_url() -> str:
-    """The configured store: env ``DASKFLOW_STORE`` if set, else ``daskflow.store``."""
-    url = os.environ.get("DASKFLOW_STORE")
-    if url is None:
-        url = dask.config.get("daskflow.store", default="none")
+    """The configured store: ``daskflow.store`` (env ``DASKFLOW_STORE`` sets it)."""
+    url = dask.config.get("daskflow.store", default="none")
     return str(url if url is not None else "none").strip()
 
 
@@ -148,9 +276,9 @@ def default_observer() -> StoreObserver | None:
             return _default[1]
         old = _default[1] if _default is not None else None
         observer = StoreObserver(store) if store is not None else None
+        if observer is not None:  # on the bus before any other thread can see it
+            bus.register(observer)
         _default = (target, observer)
     if old is not None:
         bus.unregister(old)
-    if observer is not None:
-        bus.register(observer)
     return observer

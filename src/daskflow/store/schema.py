@@ -1,13 +1,14 @@
 """The SQL store's tables, and how an existing database is recognised.
 
-Five tables (SQLAlchemy Core, no ORM)::
+Six tables (SQLAlchemy Core, no ORM)::
 
-    meta         key, value                   ("schema_version", "3")
+    meta         key, value                   ("schema_version", "4")
     flow_runs    id, names, parameters (JSON), created, status columns, heartbeat,
                  resumed_from, entrypoint, scheduled_time, cancel_requested
     task_runs    seq, id, flow_run_id, names, tags (JSON), created, status columns
     transitions  seq, flow_run_id, task_run_id, state, timestamp, ... details (JSON)
     logs         seq, flow_run_id, task_run_id, timestamp, level, logger, message
+    replayed     id, replayed                 (journal batches written: see store.journal)
 
 The "status columns" of both run tables are those of
 :class:`daskflow.store.fold.RunStatus` (``result`` is the stored result's
@@ -25,7 +26,9 @@ daskflow's, or was written by a newer daskflow, raises
 of an older schema is upgraded in place by :func:`upgrade_schema`, adding
 the columns later versions brought, empty: version 2 ``result``,
 ``resumed_from`` and ``entrypoint``; version 3 ``scheduled_time`` (the slot of
-a run started by ``serve``) and ``cancel_requested``.
+a run started by ``serve``) and ``cancel_requested``; version 4 the
+``replayed`` table (ids of the journal batches written, so that a journal
+replayed twice is written once).
 """
 
 from __future__ import annotations
@@ -45,13 +48,14 @@ __all__ = [
     "logs",
     "meta",
     "metadata",
+    "replayed",
     "task_runs",
     "transitions",
     "upgrade_schema",
 ]
 
 #: Version of the tables below; stored in ``meta``. Bump it (and migrate) on change.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 metadata = sa.MetaData()
 _Seq = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite: an alias of rowid
@@ -151,7 +155,16 @@ logs = sa.Table(
     sa.Index("ix_logs_flow_time", "flow_run_id", "timestamp"),
 )
 
+replayed = sa.Table(
+    "replayed",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("replayed", _Time, nullable=False),
+)
+
 _TABLES = frozenset(metadata.tables)
+#: Tables each schema version added: created on upgrade.
+_TABLES_ADDED: dict[int, tuple[sa.Table, ...]] = {4: (replayed,)}
 
 
 def inspect_schema(conn: sa.Connection, where: str) -> Literal["empty", "current", "older"]:
@@ -197,7 +210,7 @@ def inspect_schema(conn: sa.Connection, where: str) -> Literal["empty", "current
             f"written by a newer daskflow (schema version {version}; this daskflow reads "
             f"up to {SCHEMA_VERSION}): upgrade daskflow to read it",
         )
-    missing = _TABLES - names
+    missing = _TABLES - names - _added_after(version)
     if missing:
         raise StoreError(
             where, f"corrupt or unknown layout (tables missing: {', '.join(sorted(missing))})"
@@ -225,6 +238,8 @@ def upgrade_schema(conn: sa.Connection) -> None:
         conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).scalar_one()
     )
     for step in range(version + 1, SCHEMA_VERSION + 1):
+        for new in _TABLES_ADDED.get(step, ()):
+            new.create(conn, checkfirst=True)
         for table, name in _ADDED.get(step, ()):
             column = table.c[name]
             kind = column.type.compile(dialect=conn.dialect)
@@ -232,6 +247,15 @@ def upgrade_schema(conn: sa.Connection) -> None:
     conn.execute(
         sa.update(meta).where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION))
     )
+
+
+def _added_after(version: int | None) -> set[str]:
+    """Names of the tables that schema versions after ``version`` added."""
+    if version is None:
+        return set()
+    return {
+        table.name for step, tables in _TABLES_ADDED.items() if step > version for table in tables
+    }
 
 
 def create_schema(conn: sa.Connection) -> None:

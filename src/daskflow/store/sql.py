@@ -9,9 +9,12 @@ Design, in the order things happen:
   An empty database gets its tables under a write lock (``BEGIN IMMEDIATE`` on
   SQLite, an advisory lock on PostgreSQL), so two processes opening a new
   store at once create it once.
+- **Journals.** Then it replays the batches that processes could not write
+  into it earlier (:mod:`daskflow.store.journal`), before it looks for
+  crashed runs: a run whose last batches were journaled is not taken for dead.
 - **Crashed runs.** On open, flow runs still SCHEDULED, PENDING, RUNNING or
   RETRYING whose heartbeat (or creation, when they never sent one) is older
-  than :data:`~daskflow.store.base.HEARTBEAT_TIMEOUT` are marked CRASHED, with
+  than ``daskflow.heartbeat-timeout`` (60 s) are marked CRASHED, with
   their unfinished task runs: their process (a flow's, or the ``serve`` one
   that holds a SCHEDULED run) died without saying so.
 - **Writing** a batch of events is one transaction of a few bulk statements,
@@ -24,9 +27,12 @@ Design, in the order things happen:
   come from :func:`daskflow.store.fold.fold`, shared with the in-memory store,
   which orders a run's transitions by time: a late one never moves it back.
 - **SQLite** runs in WAL mode (readers never block the writer), with
-  ``synchronous=NORMAL`` and a 30 s ``busy_timeout``. Write transactions
-  begin ``IMMEDIATE``, so two processes take turns instead of failing on a
-  lock upgrade; reads begin a plain deferred transaction.
+  ``synchronous=NORMAL`` and a ``busy_timeout`` of ``daskflow.store-retry``
+  (10 s: how long a write may wait for the store before its batch goes to
+  the journal). Write transactions begin ``IMMEDIATE``, so two processes
+  take turns instead of failing on a lock upgrade; reads begin a plain
+  deferred transaction. A new file (and its WAL files, which SQLite creates
+  with the file's mode) is readable by its owner only.
 
 All methods are thread-safe: SQLAlchemy's pool gives each thread its own
 connection, and writes of one store object are serialised by a lock.
@@ -48,10 +54,10 @@ import sqlalchemy as sa
 
 from daskflow.errors import StoreError
 from daskflow.observers.events import Event, StateChanged
+from daskflow.owner_only import private_file
 from daskflow.states import StateType
 
 from .base import (
-    HEARTBEAT_TIMEOUT,
     FlowRunRow,
     LogRow,
     TaskRunBin,
@@ -77,6 +83,7 @@ from .schema import (
     flow_runs,
     inspect_schema,
     logs,
+    replayed,
     task_runs,
     transitions,
     upgrade_schema,
@@ -84,8 +91,9 @@ from .schema import (
 
 __all__ = ["SQLStore", "to_url"]
 
-#: How long a SQLite writer waits for another process's transaction, in seconds.
-BUSY_TIMEOUT = 30.0
+#: How long a SQLite writer waits for another process's transaction when no
+#: ``daskflow.store-retry`` is configured, in seconds.
+BUSY_TIMEOUT = 10.0
 #: At most this many ids in one ``IN (...)``.
 _CHUNK = 500
 #: At most this many unfinished task runs' statuses are kept in memory (see ``_remember``).
@@ -129,7 +137,11 @@ class SQLStore:
         SQLAlchemy URL: ``sqlite:///path``, ``postgresql+psycopg://user@host/db``.
     heartbeat_timeout
         Seconds without a heartbeat after which a SCHEDULED, PENDING, RUNNING or
-        RETRYING flow run is marked CRASHED when a store is opened.
+        RETRYING flow run is marked CRASHED when a store is opened; None:
+        config ``daskflow.heartbeat-timeout``.
+    replay
+        Replay the journals of this store (batches earlier processes could not
+        write) when it is opened.
 
     Attributes
     ----------
@@ -152,19 +164,30 @@ class SQLStore:
     ['etl-2024-01-02', 'etl-2024-01-01']
     """
 
-    def __init__(self, url: str, *, heartbeat_timeout: float = HEARTBEAT_TIMEOUT) -> None:
+    def __init__(
+        self, url: str, *, heartbeat_timeout: float | None = None, replay: bool = True
+    ) -> None:
+        from daskflow import config
+
         self.url = to_url(url)
+        if heartbeat_timeout is None:
+            heartbeat_timeout = config.get_seconds("heartbeat-timeout")
         self.heartbeat_timeout = heartbeat_timeout
         sa_url = sa.make_url(self.url)
         self._sqlite = sa_url.get_backend_name() == "sqlite"
         if self._sqlite and sa_url.database and sa_url.database != ":memory:":
             self.where = sa_url.database
-            os.makedirs(os.path.dirname(os.path.abspath(sa_url.database)), exist_ok=True)
+            try:
+                private_file(sa_url.database)  # owner-only, and so are its WAL files
+            except OSError as exc:
+                raise StoreError(self.where, f"cannot be created ({exc.strerror})") from exc
         else:
             self.where = sa_url.render_as_string(hide_password=True)
-        self._engine = sa.create_engine(sa_url)
         if self._sqlite:
-            _sqlite_pragmas(self._engine)
+            self._engine = sa.create_engine(sa_url)
+            _sqlite_pragmas(self._engine, config.get_seconds("store-retry") or BUSY_TIMEOUT)
+        else:  # a server that restarted: pooled connections are tested before use
+            self._engine = sa.create_engine(sa_url, pool_pre_ping=True)
         self._lock = threading.Lock()
         self._updates = {table: _status_update(table) for table in (flow_runs, task_runs)}
         self._inserts = {table: table.insert() for table in (flow_runs, task_runs, logs)}
@@ -173,6 +196,10 @@ class SQLStore:
         self._unfinished: dict[str, RunStatus] = {}  # task run id -> status written
         try:
             self._open()
+            if replay:
+                from .journal import replay as replay_journals
+
+                replay_journals(self)
             self.mark_crashed()
         except BaseException:
             self._engine.dispose()
@@ -301,8 +328,13 @@ class SQLStore:
         conn.execute(transitions.insert().from_select([*columns, "message", "details"], rows))
 
     # -- writing -----------------------------------------------------------------
-    def write(self, events: Sequence[Event]) -> None:
-        """Record a batch of events in one transaction (see the module docstring)."""
+    def write(self, events: Sequence[Event], *, replay_id: str | None = None) -> None:
+        """Record a batch of events in one transaction (see the module docstring).
+
+        ``replay_id`` names a journaled batch (:mod:`daskflow.store.journal`):
+        it is recorded with the batch, and a batch of an id recorded before is
+        skipped, so replaying a journal twice writes it once.
+        """
         if not events:
             return
         batch = plan(events)
@@ -317,6 +349,8 @@ class SQLStore:
         new_tasks = [task_values(e, created[e.task_run_id]) for e in batch.task_runs.values()]
         with self._lock:
             with self._write() as conn:
+                if replay_id is not None and not self._first_replay(conn, replay_id):
+                    return
                 self._executemany(conn, self._inserts[flow_runs], new_flows)
                 self._executemany(conn, self._inserts[task_runs], new_tasks)
                 self._update_statuses(conn, flow_runs, batch.flow_changes)
@@ -327,6 +361,15 @@ class SQLStore:
                 self._executemany(conn, self._inserts[transitions], changes)
                 self._executemany(conn, self._inserts[logs], [log_values(e) for e in batch.logs])
             self._remember({**created, **folded})  # committed: now true of the database
+
+    @staticmethod
+    def _first_replay(conn: sa.Connection, replay_id: str) -> bool:
+        """Record ``replay_id`` as written; False if it was written before."""
+        seen = sa.select(replayed.c.id).where(replayed.c.id == replay_id).with_for_update()
+        if conn.execute(seen).first() is not None:
+            return False
+        conn.execute(sa.insert(replayed).values(id=replay_id, replayed=time.time()))
+        return True
 
     def _update_statuses(
         self,
@@ -563,14 +606,14 @@ class SQLStore:
         self._engine.dispose()
 
 
-def _sqlite_pragmas(engine: sa.Engine) -> None:
+def _sqlite_pragmas(engine: sa.Engine, busy_timeout: float) -> None:
     """Per-connection SQLite settings, and BEGIN IMMEDIATE for write transactions."""
 
     @sa.event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, record: Any) -> None:
         dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself (below)
         cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()
 
