@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -43,12 +44,19 @@ def browser():
     driver.quit()
 
 
-def wait_for_http(url: str, timeout: float = 30.0) -> None:
+def wait_for_http(url: str, timeout: float = 30.0, answer: int = 200) -> None:
+    """Wait until ``url`` answers with the status ``answer``."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             with urllib.request.urlopen(url, timeout=2):
                 return
+        except urllib.error.HTTPError as exc:
+            if exc.code == answer:
+                return
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
         except OSError:
             if time.monotonic() > deadline:
                 raise
@@ -111,6 +119,39 @@ def test_the_panel_shows_runs_progress_and_failures(browser, tmp_path):
         later = daskflow("run", f"{FLOWS}:noisy", "--cluster", "sync", store=store, cwd=tmp_path)
         assert later.returncode == 0
         assert "noisy" in page_text(browser, ["noisy"])
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_the_panel_beyond_loopback_works_behind_its_password(browser, tmp_path):
+    """Chromium sends the password to the page, its static files and its websocket."""
+    from tests.test_panel_auth import PASSWORD, environment, non_loopback_address
+
+    store = tmp_path / "runs.db"
+    ok = daskflow("run", f"{FLOWS}:hello", "--cluster", "sync", store=store, cwd=tmp_path)
+    assert ok.returncode == 0
+    from daskflow.panel.serve import free_port
+
+    host = non_loopback_address()
+    port = free_port(host)
+    command = [sys.executable, "-m", "daskflow.cli", "--store", str(store), "dashboard"]
+    server = subprocess.Popen(
+        [*command, "--host", host, "--port", str(port)],
+        cwd=tmp_path,
+        env=environment(tmp_path, PASSWORD),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        address = "127.0.0.1" if host == "0.0.0.0" else host
+        wait_for_http(f"http://{address}:{port}/daskflow", answer=401)  # asks for the password
+        browser.get(f"http://daskflow:{PASSWORD.replace(' ', '%20')}@{address}:{port}/daskflow")
+        # the runs table is filled through the websocket: it shows only if that got in too
+        text = page_text(browser, ["hello", "COMPLETED"])
+        assert "hello" in text
+        assert "COMPLETED" in text
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -12,7 +12,9 @@ In order, the first that applies:
 5. ``"local"`` or nothing: the active client if the user made one
    (``distributed.default_client()``), else the embedded ``LocalCluster``,
    started on first use with ``daskflow.local-cluster`` options, reused for the
-   life of the process and closed at exit.
+   life of the process and closed at exit. Every socket it opens (scheduler,
+   nannies, workers, the dashboard with the panel) listens on 127.0.0.1
+   unless those options name an address (``host``, ``dashboard_address``).
 
 daskflow closes only what it created.
 """
@@ -111,14 +113,38 @@ def _embedded_client() -> Any:
             return client
         from distributed import Client, LocalCluster
 
-        options = dict(config.get("local-cluster") or {})
+        options = _loopback_defaults(dict(config.get("local-cluster") or {}))
         cluster = LocalCluster(**options)
         client = Client(cluster, set_as_default=False)
         _embedded.update(cluster=cluster, client=client)
-        logger.info(
-            "daskflow: started a local Dask cluster, dashboard at %s", client.dashboard_link
-        )
+        logger.info("daskflow: started a local Dask cluster, dashboard at %s", _link(client))
         return client
+
+
+def _loopback_defaults(options: dict[str, Any]) -> dict[str, Any]:
+    """``daskflow.local-cluster`` options with every socket on 127.0.0.1 unless set.
+
+    ``LocalCluster`` already binds the scheduler, nannies and workers to
+    127.0.0.1 when given no ``host`` or ``interface``, but its dashboard
+    defaults to ``":8787"`` (all interfaces), and in-process workers
+    (``processes=False``) open their HTTP server (``/metrics``, ``/health``)
+    on all interfaces. Addresses the user configured are kept as given.
+    """
+    options = dict(options)
+    options.setdefault("dashboard_address", "127.0.0.1:8787")
+    in_process = options.get("processes") is False
+    if in_process and not {"host", "interface", "worker_dashboard_address"} & options.keys():
+        # inproc workers have no host to bind; this also serves their (small) pages
+        options["worker_dashboard_address"] = "127.0.0.1:0"
+    return options
+
+
+def _link(client: Any) -> str:
+    try:  # the panel's module knows where an in-process dashboard answers
+        from daskflow.panel.plugin import dashboard_link
+    except ImportError:
+        return str(client.dashboard_link)
+    return dashboard_link(client)
 
 
 def close_embedded() -> None:
