@@ -47,6 +47,15 @@ stores its result and a cache entry), then again (every task run must end
 CACHED: checked in the run store, the script fails otherwise), then the
 same flow with an uncached task, for reference. ``ms/task`` = wall / N.
 
+3. Signing
+----------
+Stored results are signed (HMAC-SHA256) and checked before they are loaded,
+and written owner-only and whole (a new file renamed into place). In this
+process, no cluster: ``ResultStorage.write`` then ``.read`` of a
+``--sign-mb`` MB DataFrame (default 100) and of a 1 MB pickle, against the
+plain ``pq.write_table`` / ``pq.read_table`` and ``cloudpickle`` + a file, as
+before signing. Medians of ``--repeats`` x 5 turns (the variants alternate).
+
 Dask's nanny starts every worker with ``MALLOC_TRIM_THRESHOLD_=65536``
 (``distributed.nanny.pre-spawn-environ``), which changes how fast writing
 through a Python file object is; the header says what the workers run with,
@@ -338,7 +347,78 @@ class CacheBench:
         }
 
 
+class SigningBench:
+    """Part 3: signed, owner-only result files against plain ones (see the docstring)."""
+
+    def __init__(self, df: ModuleType, root: Path) -> None:
+        from daskflow.results.storage import ResultStorage
+
+        self.storage = ResultStorage(str(root / "signing"))
+        self.plain = root / "plain"
+        self.plain.mkdir()
+
+    def plain_turn(self, value: Any) -> tuple[float, float]:
+        import cloudpickle
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        frame = isinstance(value, pd.DataFrame)
+        path = self.plain / ("x.parquet" if frame else "x.pkl")
+        start = time.perf_counter()
+        if frame:
+            pq.write_table(pa.Table.from_pandas(value), path)
+        else:
+            path.write_bytes(cloudpickle.dumps(value, protocol=5))
+        written = time.perf_counter()
+        if frame:
+            pq.read_table(path).to_pandas()
+        else:
+            cloudpickle.loads(path.read_bytes())
+        return written - start, time.perf_counter() - written
+
+    def signed_turn(self, value: Any) -> tuple[float, float]:
+        start = time.perf_counter()
+        record = self.storage.write("x", value)
+        written = time.perf_counter()
+        self.storage.read(record)
+        return written - start, time.perf_counter() - written
+
+    def run(self, mb: float, repeats: int) -> dict[str, Any]:
+        rng = np.random.default_rng(0)
+        values = {
+            f"{mb:g} MB DataFrame": make_frame(int(mb * 1e6) // BYTES_PER_ROW),
+            "1 MB pickle": {"xs": rng.standard_normal(125_000), "n": 1},
+        }
+        out: dict[str, Any] = {}
+        for label, value in values.items():
+            turns: dict[str, list[tuple[float, float]]] = {"plain": [], "signed": []}
+            self.plain_turn(value), self.signed_turn(value)  # warm-up
+            for _ in range(repeats * 5):
+                turns["plain"].append(self.plain_turn(value))
+                turns["signed"].append(self.signed_turn(value))
+            out[label] = {
+                v: {
+                    "write_ms": statistics.median(w for w, _ in t) * 1e3,
+                    "read_ms": statistics.median(r for _, r in t) * 1e3,
+                }
+                for v, t in turns.items()
+            }
+            print(f"  (signing) {label}: done", flush=True)
+        return out
+
+
 # -- reporting ---------------------------------------------------------------------------------
+def print_signing(signing: dict[str, Any]) -> None:
+    print("\n(3) signed, owner-only result files against plain ones (this process)")
+    print(f"  {'value':<22}{'variant':<9}{'write ms':>10}{'read ms':>10}{'total ms':>10}")
+    for label, variants in signing.items():
+        for v, t in variants.items():
+            total = t["write_ms"] + t["read_ms"]
+            print(f"  {label:<22}{v:<9}{t['write_ms']:>10.1f}{t['read_ms']:>10.1f}{total:>10.1f}")
+        plain, signed = (sum(variants[v].values()) for v in ("plain", "signed"))
+        print(f"  {'':<22}{'cost':<9}{signed - plain:>+30.1f}  ({signed / plain - 1:+.0%})")
+
+
 def print_report(
     persist: dict[str, Any] | None, cache: dict[str, Any] | None, worker_trim: str
 ) -> None:
@@ -396,7 +476,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--gb", type=float, help="DataFrame size in GB (default 1; --quick: 0.1)")
     add("--n", type=int, help="mapped task runs in the cache flow (default 10000; --quick: 1000)")
     add("--repeats", type=int, metavar="N", help="timed runs per variant (default 3; --quick: 1)")
-    add("--only", default="persist,cache", metavar="LIST", help="persist, cache or both")
+    add(
+        "--only",
+        default="persist,cache,signing",
+        metavar="LIST",
+        help="some of persist, cache, signing",
+    )
+    add("--sign-mb", type=float, default=100.0, help="DataFrame size for part 3 (default 100)")
     add("--json", type=Path, metavar="PATH", help="also write the results to PATH as JSON")
     add(
         "--no-malloc-trim",
@@ -410,8 +496,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.n = sizes["n"] if args.n is None else args.n
     args.repeats = (1 if args.quick else 3) if args.repeats is None else args.repeats
     args.only = [w.strip() for w in args.only.split(",") if w.strip()]
-    if unknown := sorted(set(args.only) - {"persist", "cache"}):
-        parser.error(f"unknown part(s) {', '.join(unknown)}; choose from persist, cache")
+    if unknown := sorted(set(args.only) - {"persist", "cache", "signing"}):
+        parser.error(f"unknown part(s) {', '.join(unknown)}; choose from persist, cache, signing")
     if args.repeats < 1 or args.n < 1 or args.gb <= 0:
         parser.error("--repeats and --n must be at least 1, --gb positive")
     return args
@@ -430,25 +516,32 @@ def main(argv: list[str] | None = None) -> None:
             environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
             environ.pop("MALLOC_TRIM_THRESHOLD_", None)
             config["distributed.nanny.pre-spawn-environ"] = environ
-        persist = cache = None
+        persist = cache = signing = None
         worker_trim = ""
-        with (
-            dask.config.set(config),
-            LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster,
-            Client(cluster) as client,
-        ):
-            trim = set(client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_").values())
-            worker_trim = ", ".join(sorted(map(str, trim)))
-            print(f"workers' MALLOC_TRIM_THRESHOLD_: {worker_trim}", flush=True)
-            if "persist" in args.only:
-                print(f"(1) persist, {args.gb} GB", flush=True)
-                persist = PersistBench(df, client, root).run(args.gb, args.repeats)
-            if "cache" in args.only:
-                print(f"(2) cache, n = {args.n}", flush=True)
-                cache = CacheBench(df, client, root).run(args.n, args.repeats)
+        if "signing" in args.only:
+            print(f"(3) signing, {args.sign_mb:g} MB", flush=True)
+            signing = SigningBench(df, root).run(args.sign_mb, args.repeats)
+        if {"persist", "cache"} & set(args.only):
+            with (
+                dask.config.set(config),
+                LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster,
+                Client(cluster) as client,
+            ):
+                trim = set(client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_").values())
+                worker_trim = ", ".join(sorted(map(str, trim)))
+                print(f"workers' MALLOC_TRIM_THRESHOLD_: {worker_trim}", flush=True)
+                if "persist" in args.only:
+                    print(f"(1) persist, {args.gb} GB", flush=True)
+                    persist = PersistBench(df, client, root).run(args.gb, args.repeats)
+                if "cache" in args.only:
+                    print(f"(2) cache, n = {args.n}", flush=True)
+                    cache = CacheBench(df, client, root).run(args.n, args.repeats)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    print_report(persist, cache, worker_trim)
+    if persist is not None or cache is not None:
+        print_report(persist, cache, worker_trim)
+    if signing is not None:
+        print_signing(signing)
     if args.json:
         meta = {
             "quick": args.quick,
@@ -457,7 +550,7 @@ def main(argv: list[str] | None = None) -> None:
             "n": args.n,
             "worker_malloc_trim_threshold": worker_trim,
         }
-        payload = {"config": meta, "persist": persist, "cache": cache}
+        payload = {"config": meta, "persist": persist, "cache": cache, "signing": signing}
         args.json.write_text(json.dumps(payload, indent=2, default=str) + "\n")
 
 

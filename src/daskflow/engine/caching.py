@@ -21,13 +21,19 @@ that cannot be stored is logged as a warning; the run still completes with
 its value. Everything happens on the worker: a remote worker reads and
 writes result storage directly, and the events carry the record to the run
 store (``details["result"]``).
+
+Stored values are signed and checked before they are loaded
+(:mod:`daskflow.results.signing`). The client reads the store's key when it
+resolves a policy, and the policy carries it to the workers. A stored value
+that is refused (tampered, foreign, unsigned) or unreadable is never reused:
+the run logs one warning and runs, and its new result replaces the entry.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from daskflow.results.storage import StoredResult, storage_for
@@ -49,6 +55,10 @@ class ResultPolicy:
         Store each completed result.
     cache_key_fn, expiration, refresh
         The task's caching options (``expiration`` in seconds).
+    key
+        The key the storage's results are signed with, read on the client
+        when the policy is made (None: read it there now) and carried to the
+        workers with the policy; ``b""`` for a policy that stores nothing.
     """
 
     storage: str
@@ -56,6 +66,13 @@ class ResultPolicy:
     cache_key_fn: Callable[[Any, dict[str, Any]], str | None] | None = None
     expiration: float | None = None
     refresh: bool = False
+    key: bytes | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.key is None:  # made on the client: workers get the key it read
+            from daskflow.results.signing import key_for
+
+            object.__setattr__(self, "key", key_for(self.storage))
 
 
 def policy_for(options: Any, flow_persist: bool | None, flow_storage: str | None) -> ResultPolicy:
@@ -65,10 +82,13 @@ def policy_for(options: Any, flow_persist: bool | None, flow_storage: str | None
     persist = options.persist_result
     if persist is None:
         persist = flow_persist if flow_persist is not None else options.caches
+    storage = options.result_storage or flow_storage or default_storage_url()
+    if not persist:
+        return ResultPolicy(storage=storage, persist=False, key=b"")
     return ResultPolicy(
-        storage=options.result_storage or flow_storage or default_storage_url(),
-        persist=bool(persist),
-        cache_key_fn=options.cache_key_fn if persist else None,
+        storage=storage,
+        persist=True,
+        cache_key_fn=options.cache_key_fn,
         expiration=options.cache_expiration,
         refresh=options.refresh_cache,
     )
@@ -94,11 +114,11 @@ def prepare(
     ``info()`` builds the context handed to ``cache_key_fn`` (only when needed).
     """
     policy: ResultPolicy = spec.results
-    storage = storage_for(policy.storage)
+    storage = storage_for(policy.storage, policy.key)
     reuse = spec.reuse
     if reuse is not None:
         record = StoredResult.from_dict(reuse["record"])
-        value = _read(storage, record)
+        value = _read(spec, storage, record)
         if value is not _MISSING:
             return Prepared(
                 key=record.cache_key,
@@ -110,14 +130,14 @@ def prepare(
     if policy.persist:
         own = storage.find(spec.task_run_id)
         if own is not None:
-            value = _read(storage, own)
+            value = _read(spec, storage, own)
             if value is not _MISSING:
                 return Prepared(hit=True, silent=True, value=value)
     key = _cache_key(spec, policy, args, kwargs, info)
     if key is not None and not policy.refresh:
         entry = storage.lookup(key)
         if entry is not None:
-            value = _read(storage, entry)
+            value = _read(spec, storage, entry)
             if value is not _MISSING:
                 return Prepared(
                     key=key,
@@ -138,7 +158,7 @@ def store(spec: Any, key: str | None, value: Any) -> dict[str, Any] | None:
         _warn(spec, "a Dask collection stays on the cluster: it is not written to storage")
         return None
     try:
-        record = storage_for(policy.storage).write(
+        record = storage_for(policy.storage, policy.key).write(
             spec.task_run_id, value, cache_key=key, expiration=policy.expiration
         )
     except Exception as exc:  # a value cloudpickle cannot write, a full disk, ...
@@ -150,11 +170,12 @@ def store(spec: Any, key: str | None, value: Any) -> dict[str, Any] | None:
 _MISSING = object()
 
 
-def _read(storage: Any, record: StoredResult) -> Any:
+def _read(spec: Any, storage: Any, record: StoredResult) -> Any:
+    """The stored value, or ``_MISSING`` (with a warning in the run's logs): run instead."""
     try:
         return storage.read(record)
-    except Exception as exc:
-        logger.warning("daskflow: stored result %s unreadable (%s)", record.location, exc)
+    except Exception as exc:  # refused, unreadable, or a value that fails to unpickle
+        _warn(spec, f"its stored result is not reused, the task runs again: {exc}")
         return _MISSING
 
 

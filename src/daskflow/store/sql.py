@@ -41,6 +41,7 @@ connection, and writes of one store object are serialised by a lock.
 from __future__ import annotations
 
 import contextlib
+import logging
 import operator
 import os
 import sqlite3
@@ -54,7 +55,7 @@ import sqlalchemy as sa
 
 from daskflow.errors import StoreError
 from daskflow.observers.events import Event, StateChanged
-from daskflow.owner_only import private_file
+from daskflow.owner_only import new_private_file
 from daskflow.states import StateType
 
 from .base import (
@@ -90,6 +91,8 @@ from .schema import (
 )
 
 __all__ = ["SQLStore", "to_url"]
+
+logger = logging.getLogger("daskflow.store")
 
 #: How long a SQLite writer waits for another process's transaction when no
 #: ``daskflow.store-retry`` is configured, in seconds.
@@ -178,7 +181,7 @@ class SQLStore:
         if self._sqlite and sa_url.database and sa_url.database != ":memory:":
             self.where = sa_url.database
             try:
-                private_file(sa_url.database)  # owner-only, and so are its WAL files
+                new_private_file(sa_url.database)  # owner-only, and so are its WAL files
             except OSError as exc:
                 raise StoreError(self.where, f"cannot be created ({exc.strerror})") from exc
         else:
@@ -200,7 +203,11 @@ class SQLStore:
                 from .journal import replay as replay_journals
 
                 replay_journals(self)
-            self.mark_crashed()
+            try:
+                self.mark_crashed()
+            except sa.exc.DBAPIError as exc:  # readable, not writable now: runs go on
+                why = error_reason(exc)
+                logger.warning("daskflow: could not mark crashed runs in %s (%s)", self.where, why)
         except BaseException:
             self._engine.dispose()
             raise
