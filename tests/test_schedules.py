@@ -113,3 +113,18 @@ def test_the_last_slot_until_a_moment_includes_the_moment_itself(schedule) -> No
     assert schedule.last_until(slot) == slot
     assert schedule.last_until(slot + timedelta(minutes=14)) == slot
     assert schedule.next_after(schedule.last_until(slot - timedelta(seconds=1))) == slot
+
+
+def test_a_six_field_cron_with_a_fixed_hour_runs_once_in_the_repeated_autumn_hour() -> None:
+    # croniter's sixth field is the second: the hour is still the second field
+    schedule = schedule_for(cron="30 2 * * * 15", timezone="Europe/Berlin")
+    got = slots(schedule, datetime(2026, 10, 24, 12, tzinfo=BERLIN), 2)
+    assert [(s.day, s.hour, s.minute, s.second) for s in got] == [(25, 2, 30, 15), (26, 2, 30, 15)]
+
+
+def test_a_cron_with_no_slot_left_says_so() -> None:
+    schedule = schedule_for(cron="0 0 1 1 * 0 2026-2099", timezone="UTC")
+    assert schedule.next_after(datetime(2098, 6, 1, tzinfo=UTC)).year == 2099
+    with pytest.raises(ScheduleError, match="no slot after"):
+        schedule.next_after(datetime(2099, 6, 1, tzinfo=UTC))
+    assert schedule.last_until(datetime(2099, 6, 1, tzinfo=UTC)) == datetime(2099, 1, 1, tzinfo=UTC)

@@ -3,6 +3,15 @@
 ``@task(...)`` and ``@flow(...)`` validate what they are given here, once, so
 that a bad option is an error at decoration time, not in the middle of a run.
 ``with_options`` makes a copy with :func:`dataclasses.replace`.
+
+Names go to the run store, so a name or a ``task_run_name`` /
+``flow_run_name`` template must be text it can hold (no NUL, no lone
+surrogate). A template is checked as a format string when decorating
+(balanced braces, fields that name parameters) and kept as a
+:class:`NameTemplate`, whose ``format`` never raises: a field the arguments
+cannot fill (a missing name, ``{x.nope}``, ``{x:d}`` for a string, a width
+of a billion) leaves the template's own text as the run's name, so a name
+never fails a run or loses its record.
 """
 
 from __future__ import annotations
@@ -10,13 +19,15 @@ from __future__ import annotations
 import datetime
 import numbers
 import os
+import re
+import string
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from daskflow.errors import ConfigurationError
 
-__all__ = ["FlowOptions", "TaskOptions", "exponential_backoff", "with_changes"]
+__all__ = ["FlowOptions", "NameTemplate", "TaskOptions", "exponential_backoff", "with_changes"]
 
 Hook = Callable[[Any, Any, Any], object]
 
@@ -99,7 +110,7 @@ def _common(cls: type, kind: str, opts: dict[str, Any]) -> dict[str, Any]:
         raise ConfigurationError(
             f"{kind} option", sorted(unknown)[0], f"one of {', '.join(sorted(known))}"
         )
-    values: dict[str, Any] = {"name": opts["name"]}
+    values: dict[str, Any] = {"name": _check_name(opts["name"])}
     if opts.get("retries") is not None:
         values["retries"] = _check_count("retries", opts["retries"])
     if opts.get("retry_delay_seconds") is not None:
@@ -218,10 +229,95 @@ def _check_tags(value: Any) -> frozenset[str]:
     return tags
 
 
-def _check_format(name: str, value: Any) -> str | None:
-    if value is not None and not isinstance(value, str):
-        raise ConfigurationError(name, value, "a format string like 'extract-{day}'")
+#: Names the run store cannot hold: NUL (PostgreSQL text) and lone surrogates (UTF-8).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+#: The widest field a name template fills (a larger width or precision is refused).
+_MAX_FIELD_WIDTH = 1000
+
+
+def _check_name(value: Any) -> str:
+    if not isinstance(value, str) or _UNSTORABLE.search(value):
+        raise ConfigurationError(
+            "name", _cut(value), "a string (with no NUL character or lone surrogate)"
+        )
     return value
+
+
+class NameTemplate(str):
+    """A ``task_run_name`` / ``flow_run_name`` template whose ``format`` never raises.
+
+    Filling in a run's name must not fail the run: when the arguments
+    cannot fill a field (a missing name, an attribute they lack, a format
+    spec their type refuses, a width over 1000), the name is the
+    template's own text. What the store cannot hold (NUL, lone surrogates)
+    is written as a backslash escape.
+
+    Examples
+    --------
+    >>> NameTemplate("extract-{day}").format(day="mon")
+    'extract-mon'
+    >>> NameTemplate("extract-{day.nope}").format(day="mon")
+    'extract-{day.nope}'
+    """
+
+    __slots__ = ()
+
+    def format(self, /, *args: Any, **kwargs: Any) -> str:
+        try:
+            text = _NameFormatter().vformat(str(self), args, kwargs)
+        except Exception:
+            return str(self)
+        return _storable(text)
+
+
+class _NameFormatter(string.Formatter):
+    def format_field(self, value: Any, format_spec: str) -> Any:
+        if any(int(n) > _MAX_FIELD_WIDTH for n in re.findall(r"\d+", format_spec)):
+            raise ValueError(f"format spec {format_spec!r} is too wide for a name")
+        return super().format_field(value, format_spec)
+
+
+def _cut(value: Any) -> Any:
+    """A long string cut for an error message (a 10,000-character name stays readable)."""
+    return value[:79] + "…" if isinstance(value, str) and len(value) > 80 else value
+
+
+def _storable(text: str) -> str:
+    if not _UNSTORABLE.search(text):
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
+def _check_format(name: str, value: Any) -> NameTemplate | None:
+    """A template checked as a format string over the run's arguments."""
+    if value is None:
+        return None
+    expected = "a format string over the parameters, like 'extract-{day}'"
+    if not isinstance(value, str):
+        raise ConfigurationError(name, value, expected)
+    if _UNSTORABLE.search(value):
+        raise ConfigurationError(name, _cut(value), expected + " (with no NUL or lone surrogate)")
+    try:
+        _check_fields(value)
+    except ValueError as exc:
+        raise ConfigurationError(name, _cut(value), f"{expected} ({exc})") from None
+    return NameTemplate(value)
+
+
+def _check_fields(template: str, depth: int = 0) -> None:
+    """Raise ValueError for what no call could fill: bad braces, ``{}``, ``{0}``, ``!x``."""
+    if depth > 1:
+        raise ValueError("format specs nested too deeply")
+    for _, field_name, spec, conversion in string.Formatter().parse(template):
+        if field_name is None:
+            continue
+        if not field_name or field_name[0].isdigit():
+            raise ValueError(f"{{{field_name}}} is positional: name a parameter instead")
+        if conversion not in (None, "r", "s", "a"):
+            raise ValueError(f"unknown conversion !{conversion}")
+        if spec:
+            _check_fields(spec, depth + 1)
 
 
 @dataclass(frozen=True, slots=True)

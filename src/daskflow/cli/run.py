@@ -16,10 +16,13 @@ exit code: 0 completed, 1 failed (the error is printed), 2 bad usage.
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import json
 import os
 import sys
 import traceback
+import types
+import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -28,37 +31,109 @@ from typing import Any
 import click
 
 from daskflow.api.flow import Flow
+from daskflow.api.parameters import cut, parameter_hints, shown
 from daskflow.engine.run_logs import show_on_stderr
 from daskflow.errors import ParameterValidationError
 from daskflow.history import format_duration
 from daskflow.observers.events import Event, FlowRunCreated, Observer, bus
 from daskflow.states import State
 
-__all__ = ["load_flow", "param_option", "parse_parameters", "run_command"]
+__all__ = ["load_flow", "param_option", "parameter_names", "parse_parameters", "run_command"]
 
 
-def parse_parameters(pairs: Sequence[str]) -> dict[str, Any]:
+def parse_parameters(pairs: Sequence[str], flow: Flow[Any, Any] | None = None) -> dict[str, Any]:
     """``["n=3", "day=2024-01-01"]`` → ``{"n": 3, "day": "2024-01-01"}``.
 
     A value is read as JSON when it parses (numbers, lists, objects, true,
-    null, quoted strings), else kept as the string given.
+    null, quoted strings), else kept as the string given. With ``flow``, a
+    parameter annotated ``str`` (or ``str | None``, or a ``Literal`` of
+    strings) keeps its text as given (``-p name=123`` is the string
+    ``"123"``), and a name the flow does not take is refused here, listing
+    the names it takes.
+
+    Raises
+    ------
+    ParameterValidationError
+        A pair that is not ``KEY=VALUE`` with KEY a Python name, or (with
+        ``flow``) a KEY that is not one of the flow's parameters. The
+        message names the parameter, in one line.
 
     Examples
     --------
     >>> parse_parameters(["xs=[1, 2]", "name=world"])
     {'xs': [1, 2], 'name': 'world'}
     """
+    flow_name = cut(flow.name, 80) if flow is not None else "?"
+    text_names = _text_parameters(flow.fn) if flow is not None else set()
+    keys = cut(", ".join(parameter_names(flow.fn)), 200) if flow is not None else ""
     parameters: dict[str, Any] = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
         key = key.strip()
         if not sep or not key.isidentifier():
-            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="'-p'")
+            raise ParameterValidationError(
+                flow_name,
+                cut(key if key.isidentifier() else pair, 40),
+                "a value",
+                f"expected KEY=VALUE with KEY {f'one of {keys}' if keys else 'a parameter name'}"
+                f", got {shown(pair)}",
+            )
+        if key in text_names:
+            parameters[key] = text
+            continue
         try:
             parameters[key] = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             parameters[key] = text
+    if flow is not None:
+        _check_names(flow, parameters)
     return parameters
+
+
+def _text_parameters(fn: Callable[..., Any]) -> set[str]:
+    """The parameters whose ``-p`` value stays text: ``str``, ``str | None``, string Literals."""
+
+    def is_text(hint: Any) -> bool:
+        if hint is str:
+            return True
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+        if origin is typing.Literal:
+            return all(isinstance(a, str) for a in args)
+        if origin in (typing.Union, types.UnionType):
+            kept = [a for a in args if a is not type(None)]
+            return len(kept) == 1 and is_text(kept[0])
+        return False
+
+    return {name for name, hint in parameter_hints(fn).items() if is_text(hint)}
+
+
+def parameter_names(fn: Callable[..., Any]) -> list[str]:
+    """The names ``-p`` can set: the parameters that can be given by keyword."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return []
+    return [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def _check_names(flow: Flow[Any, Any], parameters: dict[str, Any]) -> None:
+    """Refuse a name the flow does not take, listing the ones it does."""
+    try:
+        params = inspect.signature(flow.fn).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    takes = parameter_names(flow.fn)
+    listed = cut(", ".join(takes), 200) or "none"
+    for key in parameters:
+        if key not in takes:
+            raise ParameterValidationError(
+                cut(flow.name, 80),
+                cut(key),
+                "a name the flow takes",
+                f"no such parameter; the flow's parameters are: {listed}",
+            )
 
 
 def _split_target(target: str) -> tuple[str, str]:
@@ -174,7 +249,8 @@ param_option = click.option(
     "params",
     multiple=True,
     metavar="KEY=VALUE",
-    help="A flow parameter; VALUE is read as JSON when it parses, else as a string. Repeatable.",
+    help="A flow parameter; VALUE is read as JSON when it parses, else as a string "
+    "(as given for a parameter annotated str). Repeatable.",
 )
 
 
@@ -201,8 +277,8 @@ def run_command(target: str, params: tuple[str, ...], cluster: str | None, as_js
       daskflow run etl.py:etl -p 'days=["2024-01-01", "2024-01-02"]' -p rate=0.9
       daskflow run etl.py:etl --cluster sync
     """
-    parameters = parse_parameters(params)
     flow = load_flow(target)
+    parameters = parse_parameters(params, flow)
     if cluster:
         flow = flow.with_options(cluster=cluster)
     run_and_report(flow, lambda: flow(**parameters, return_state=True), as_json)
@@ -228,7 +304,42 @@ def run_and_report(flow: Flow[Any, Any], start: Callable[[], State], as_json: bo
     started = watcher.event
     if started is None and isinstance(state.data, ParameterValidationError):
         raise click.UsageError(str(state.data))  # refused before the run began
+    recorded = _recorded(started)
     _report(flow, state, started, as_json)
+    if not recorded:
+        raise click.exceptions.Exit(1)
+
+
+def _recorded(started: FlowRunCreated | None) -> bool:
+    """Wait for the run's record; say where it is if not in the store. False: not kept.
+
+    ``daskflow run`` never exits 0 for a run that is neither in the run store
+    nor in the journal (see :mod:`daskflow.store.observer`).
+    """
+    from daskflow import config
+    from daskflow.store import default_observer
+
+    observer = default_observer()
+    if observer is None or started is None:
+        return True
+    # the flow's end flushed already; a batch may still be retried, then journaled
+    delivered = bus.flush(timeout=config.get_seconds("store-retry") + 30.0)
+    outcome = observer.outcome(started.flow_run_id) if delivered else "lost"
+    if outcome == "journaled":
+        click.echo(
+            f"The run store could not be written: this run is kept in the journal "
+            f"{observer.journal.path}, and is written into the store when it takes "
+            "writes again.",
+            err=True,
+        )
+    elif outcome == "lost":
+        click.echo(
+            f"This run could not be recorded: the run store "
+            f"{getattr(observer.store, 'where', observer.store.url)} and the "
+            f"journal in {observer.journal.folder} both refused it (see the error above).",
+            err=True,
+        )
+    return outcome != "lost"
 
 
 def _report(

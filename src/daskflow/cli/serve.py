@@ -70,8 +70,8 @@ def serve_command(
       daskflow serve etl.py:etl --cron "0 6 * * *" --timezone Europe/Berlin
       daskflow serve etl.py:etl --interval 5m -p source=s3://bucket/raw
     """
-    parameters = parse_parameters(params)
     flow = load_flow(target)
+    parameters = parse_parameters(params, flow)
     if cluster:
         flow = flow.with_options(cluster=cluster)
     if (cron is None) == (interval is None):

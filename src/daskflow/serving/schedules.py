@@ -30,6 +30,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from daskflow.errors import ScheduleError
 
+#: The longest interval a schedule takes: slots must stay datetimes (before
+#: year 9999) for as long as a serve process could run.
+MAX_INTERVAL = timedelta(days=100 * 366)
+
 __all__ = [
     "CronSchedule",
     "IntervalSchedule",
@@ -61,11 +65,14 @@ def parse_timezone(name: str | tzinfo | None) -> tzinfo:
         return UTC
     if isinstance(name, tzinfo):
         return name
+    if not isinstance(name, str):
+        raise ScheduleError("timezone", name, "give an IANA timezone name as a string")
     if name.upper() == "UTC":
         return UTC
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+        # OSError: a name the file system refuses (too long, a folder, unreadable)
         raise ScheduleError(
             "timezone", name, "not a timezone of the IANA database (e.g. 'Europe/Berlin')"
         ) from exc
@@ -84,20 +91,26 @@ def parse_interval(value: timedelta | float | str) -> timedelta:
     """
     if isinstance(value, timedelta):
         interval = value
+    elif isinstance(value, bool):
+        raise ScheduleError("interval", value, "a duration, not True or False")
     else:
         from dask.utils import parse_timedelta
 
         try:
             seconds = parse_timedelta(value, default="seconds")
-        except (KeyError, ValueError, TypeError) as exc:
+        except (KeyError, ValueError, TypeError, IndexError, OverflowError) as exc:
             raise ScheduleError(
                 "interval", value, "not a duration (write e.g. 30, '30s', '5m', '1h', '1d')"
             ) from exc
         if seconds is None or not math.isfinite(seconds):
             raise ScheduleError("interval", value, "not a finite duration")
+        if seconds > MAX_INTERVAL.total_seconds():
+            raise ScheduleError("interval", value, f"longer than {MAX_INTERVAL.days} days")
         interval = timedelta(seconds=seconds)
     if interval <= timedelta(0):
         raise ScheduleError("interval", value, "must be longer than zero")
+    if interval > MAX_INTERVAL:
+        raise ScheduleError("interval", value, f"longer than {MAX_INTERVAL.days} days")
     return interval
 
 
@@ -130,18 +143,30 @@ class CronSchedule:
         fields = self.expression.split()
         if len(fields) < 2:  # an alias: @daily, @weekly ... have a fixed hour; @hourly not
             return self.expression.strip().lower() not in {"@hourly", "@minutely"}
-        hour = fields[2] if len(fields) == 6 else fields[1]
+        hour = fields[1]  # croniter: minute hour day month weekday [second [year]]
         return "*" not in hour and "/" not in hour and "-" not in hour
 
     def next_after(self, moment: datetime) -> datetime:
-        from croniter import croniter
+        """The first slot after ``moment``.
 
-        slot: datetime = croniter(self.expression, moment.astimezone(self.timezone)).get_next(
-            datetime
-        )
-        if self._fixed_hour and _second_occurrence(slot):
-            # the repeated autumn hour: a fixed-hour slot already ran in its first pass
-            slot = croniter(self.expression, slot).get_next(datetime)
+        Raises
+        ------
+        ScheduleError
+            No slot is left (an expression limited to years that have passed).
+        """
+        from croniter import CroniterBadDateError, croniter
+
+        try:
+            slot: datetime = croniter(self.expression, moment.astimezone(self.timezone)).get_next(
+                datetime
+            )
+            if self._fixed_hour and _second_occurrence(slot):
+                # the repeated autumn hour: a fixed-hour slot already ran in its first pass
+                slot = croniter(self.expression, slot).get_next(datetime)
+        except (CroniterBadDateError, OverflowError) as exc:
+            raise ScheduleError(
+                "cron", self.expression, f"no slot after {moment.isoformat()}"
+            ) from exc
         return slot
 
     def last_until(self, moment: datetime) -> datetime | None:
@@ -151,9 +176,12 @@ class CronSchedule:
             before: datetime = croniter(self.expression, moment.astimezone(self.timezone)).get_prev(
                 datetime
             )
-        except CroniterBadDateError:
+        except (CroniterBadDateError, OverflowError):
             return None
-        following = self.next_after(before)
+        try:
+            following = self.next_after(before)
+        except ScheduleError:
+            return before
         return following if following <= moment else before
 
     def describe(self) -> str:

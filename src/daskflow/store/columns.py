@@ -4,7 +4,10 @@ Pure functions, no SQLAlchemy: each ``*_values`` function gives the column
 values (a dict) of one table row; each ``*_row`` function turns a result row
 (anything with attributes named as the columns) into a public row of
 :mod:`daskflow.store.base`. JSON columns (parameters, tags, details) are
-encoded and decoded here.
+encoded and decoded here. Values for the ``String(255)`` columns are cut to
+fit (:func:`fit`), and text that no database can hold (lone surrogates, NUL)
+is escaped (:func:`clean`), so no name, message or traceback ever fails a
+batch.
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ from .base import FlowRunRow, LogRow, TaskRunRow, TransitionRow
 from .fold import STATUS_COLUMNS, RunStatus, jsonable
 
 __all__ = [
+    "NAME_LENGTH",
+    "clean",
     "decode_result",
+    "fit",
     "flow_row",
     "flow_values",
     "log_row",
@@ -33,10 +39,50 @@ __all__ = [
 ]
 
 
+#: Length of the ``String(255)`` columns of :mod:`daskflow.store.schema` (names,
+#: worker, error type). A longer value would fail the whole batch on a database
+#: that checks lengths (PostgreSQL), so values are cut to fit here.
+NAME_LENGTH = 255
+
+
+def clean(text: str | None) -> str | None:
+    """``text`` as every database stores it: lone surrogates and NUL escaped.
+
+    SQLite refuses a string UTF-8 cannot encode (a lone surrogate from a
+    badly decoded file name), PostgreSQL one holding NUL. ASCII text without
+    NUL, nearly all of it, is returned as it is after one quick check.
+
+    Examples
+    --------
+    >>> clean("a\x00b")
+    'a\\x00b'
+    """
+    if text is None:
+        return None
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text.replace("\x00", "\\x00") if "\x00" in text else text
+
+
+def fit(value: str | None, length: int = NAME_LENGTH) -> str | None:
+    """``value`` cleaned (:func:`clean`) and cut to ``length`` characters."""
+    value = clean(value)
+    if value is None or len(value) <= length:
+        return value
+    return value[:length]
+
+
 def status_values(status: RunStatus, prefix: str = "") -> dict[str, Any]:
     """The status columns of a run, names prefixed with ``prefix``."""
     values = {prefix + name: getattr(status, name) for name in STATUS_COLUMNS}
     values[prefix + "state"] = status.state.value
+    values[prefix + "worker"] = fit(status.worker)
+    values[prefix + "error_type"] = fit(status.error_type)
+    for name in ("state_message", "error_message", "traceback"):
+        values[prefix + name] = clean(values[prefix + name])
     return values
 
 
@@ -44,11 +90,11 @@ def flow_values(event: FlowRunCreated, status: RunStatus) -> dict[str, Any]:
     """A ``flow_runs`` row for a flow run created with ``status``."""
     return {
         "id": event.flow_run_id,
-        "flow_name": event.flow_name,
-        "name": event.run_name,
+        "flow_name": fit(event.flow_name),
+        "name": fit(event.run_name),
         "parameters": json.dumps(jsonable(event.parameters)),
         "parent_flow_run_id": event.parent_flow_run_id,
-        "version": event.version,
+        "version": fit(event.version),
         "created": event.timestamp,
         "heartbeat": None,
         "resumed_from": event.resumed_from,
@@ -64,8 +110,8 @@ def task_values(event: TaskRunCreated, status: RunStatus) -> dict[str, Any]:
     return {
         "id": event.task_run_id,
         "flow_run_id": event.flow_run_id,
-        "task_name": event.task_name,
-        "name": event.run_name,
+        "task_name": fit(event.task_name),
+        "name": fit(event.run_name),
         "map_index": event.map_index,
         "tags": _tags(event.tags),
         "created": event.timestamp,
@@ -82,11 +128,11 @@ def transition_values(change: StateChanged) -> dict[str, Any]:
         "state": state.type.value,
         "timestamp": state.timestamp,
         "attempt": change.attempt,
-        "worker": change.worker,
-        "message": state.message,
-        "error_type": state.error_type,
-        "error_message": state.error_message,
-        "traceback": state.traceback,
+        "worker": fit(change.worker),
+        "message": clean(state.message),
+        "error_type": fit(state.error_type),
+        "error_message": clean(state.error_message),
+        "traceback": clean(state.traceback),
         "details": json.dumps(jsonable(change.details)) if change.details else "{}",
     }
 
@@ -98,8 +144,8 @@ def log_values(event: LogEmitted) -> dict[str, Any]:
         "task_run_id": event.task_run_id,
         "timestamp": event.timestamp,
         "level": event.level,
-        "logger": event.logger,
-        "message": event.message,
+        "logger": fit(event.logger),
+        "message": clean(event.message),
     }
 
 

@@ -10,8 +10,9 @@ same rows out of the same events:
   columns a state change updates) and returns the new status.
 
 Events of one run may arrive in several batches, and a transition can arrive
-late with an earlier timestamp (the RETRYING of an attempt whose worker died
-is only known at the end of the flow run). :func:`fold` therefore orders by
+late with an earlier timestamp (an attempt whose worker died is only known
+at the end of the flow run: its RETRYING, and its RUNNING when the worker
+died before sending it). :func:`fold` therefore orders by
 timestamp, not by arrival: a transition older than the run's current state is
 recorded (its transition row) but does not change the state, and a final
 state is never replaced by one that is not final. Every RUNNING transition
@@ -162,7 +163,10 @@ def jsonable(mapping: Mapping[str, Any]) -> dict[str, Any]:
         try:
             out[str(key)] = json.loads(json.dumps(value, allow_nan=False))
         except (TypeError, ValueError, RecursionError):
-            out[str(key)] = repr(value)
+            try:
+                out[str(key)] = repr(value)
+            except Exception:  # a broken __repr__ must not cost the run its record
+                out[str(key)] = f"<{type(value).__name__} object>"
     return out
 
 
