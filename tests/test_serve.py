@@ -301,3 +301,24 @@ def test_cancelling_the_scheduled_run_skips_its_slot_and_serving_goes_on():
     finally:
         serving.close()
     assert all(r.start_time is None for r in scheduled_runs("yearly"))  # nothing ran
+
+
+def test_a_cron_whose_last_slot_passed_stops_serving_after_its_run():
+    from datetime import UTC, datetime, timedelta
+
+    @flow(name="last-slot", cluster="sync")
+    def last_slot() -> int:
+        return 1
+
+    # minute hour day month weekday second year: one slot only, two seconds from now
+    t = datetime.now(UTC) + timedelta(seconds=2)
+    cron = f"{t.minute} {t.hour} {t.day} {t.month} * {t.second} {t.year}"
+    done = threading.Event()
+    thread = threading.Thread(target=lambda: (last_slot.serve(cron=cron), done.set()))
+    thread.start()
+    try:
+        assert done.wait(60), "serve kept waiting for a slot that never comes"
+    finally:
+        thread.join(60)
+    [run] = scheduled_runs("last-slot")
+    assert run.state.type is StateType.COMPLETED

@@ -51,7 +51,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from daskflow import config
-from daskflow.errors import ConfigurationError
+from daskflow.errors import ConfigurationError, ScheduleError
 from daskflow.observers.events import FlowRunCreated, StateChanged, bus
 from daskflow.serving.schedules import CronSchedule, IntervalSchedule, schedule_for
 from daskflow.states import State, StateType
@@ -222,10 +222,22 @@ class _Server:
                     logger.info("slot %s skipped: its run was cancelled", _local(slot.when))
                 else:
                     self._launch(slot)
-                self._next = self._following(slot.when)
-                slot = None
+                when, slot = slot.when, None
+                try:
+                    self._next = self._following(when)
+                except ScheduleError as exc:  # a cron whose years ran out
+                    logger.warning("%s: serving stops once its runs end", exc)
+                    self._finish_active()
+                    break
         finally:
             self._shutdown(slot)
+
+    def _finish_active(self) -> None:
+        """Wait for the runs this process started to end (there is no slot left)."""
+        with self._lock:
+            running = list(self.active.values())
+        for thread in running:
+            thread.join()
 
     def _schedule(self, when: datetime) -> _Slot:
         """Record the run of slot ``when`` as SCHEDULED, watched for cancellation."""
