@@ -112,5 +112,8 @@ class RunWatch:
         """Say once that the store refuses ``what`` (its batches go to the journal)."""
         if what not in self._failing:
             self._failing.add(what)
-            logger.warning("daskflow: could not %s in the run store (%s)", what, error)
+            from daskflow.store.base import error_reason
+
+            reason = error_reason(error)  # the database's own words, never the SQL
+            logger.warning("daskflow: could not %s in the run store (%s)", what, reason)
         logger.debug("daskflow: could not %s", what, exc_info=True)

@@ -46,6 +46,7 @@ __all__ = [
     "TaskRunBin",
     "TaskRunRow",
     "TransitionRow",
+    "error_reason",
 ]
 
 #: The default of ``daskflow.heartbeat-timeout``: a RUNNING (or SCHEDULED) flow run
@@ -144,6 +145,17 @@ class LogRow:
     logger: str
     message: str
     task_name: str | None = None
+
+
+def error_reason(exc: BaseException) -> str:
+    """The first line of the database's own message, without SQLAlchemy's additions.
+
+    Never the SQL statement nor the rows' values, which SQLAlchemy appends
+    (they may hold parameters and log lines): what a warning may show.
+    """
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def merge_bins(

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from daskflow.observers.events import Event
+from daskflow.observers.events import Event, FlowRunCreated
 from daskflow.states import StateType
 
 from .base import (
@@ -84,12 +84,18 @@ class MemoryStore:
 
     def write(self, events: Sequence[Event], *, replay_id: str | None = None) -> None:
         """Record a batch of events, all at once under the lock (``replay_id``: once)."""
-        batch = plan(events)
         with self._lock:
             if replay_id is not None:
                 if replay_id in self._replayed:
                     return
                 self._replayed.add(replay_id)
+                # a journal carries the creation of runs the store may hold already
+                events = [
+                    e
+                    for e in events
+                    if not (isinstance(e, FlowRunCreated) and e.flow_run_id in self._flows)
+                ]
+            batch = plan(events)
             for e in batch.flow_runs.values():
                 row = FlowRunRow(
                     id=e.flow_run_id,

@@ -35,9 +35,9 @@ from typing import Any, Literal
 import dask.config
 
 from daskflow.errors import ConfigurationError
-from daskflow.observers.events import Event, Observer, bus
+from daskflow.observers.events import Event, FlowRunCreated, Observer, StateChanged, bus
 
-from .base import RunStore
+from .base import RunStore, error_reason
 from .journal import Journal
 from .memory import MemoryStore
 
@@ -92,6 +92,8 @@ class StoreObserver(Observer):
         self._journaled: set[str] = set()  # flow runs with a batch in the journal now
         self._lost: set[str] = set()  # flow runs with a batch neither store nor journal took
         self._told: set[str] = set()  # what the user was told about (once each)
+        self._live: dict[str, FlowRunCreated] = {}  # flow runs created and not ended
+        self._carried: set[str] = set()  # flow runs whose creation is in the journal now
         self._next_replay = 0.0
         self._backoff = 0.5
 
@@ -100,13 +102,29 @@ class StoreObserver(Observer):
 
     def on_events(self, events: Sequence[Event], **kwargs: Any) -> None:
         """Write the batch, or journal it (called on the bus's dispatcher thread)."""
-        if not self.journal.empty and not self._replay():
-            self._keep(events, None)  # after what is journaled already, in order
-            return
         try:
-            self._write(events)
-        except Exception as exc:
-            self._keep(events, exc)
+            if not self.journal.empty and not self._replay():
+                self._keep(events, None)  # after what is journaled already, in order
+                return
+            try:
+                self._write(events)
+            except Exception as exc:
+                self._keep(events, exc)
+        finally:
+            self._follow(events)
+
+    def _follow(self, events: Sequence[Event]) -> None:
+        """Keep the creation of each flow run until it ends (see :meth:`_keep`)."""
+        live = self._live
+        for event in events:
+            if isinstance(event, FlowRunCreated):
+                live[event.flow_run_id] = event
+            elif (
+                isinstance(event, StateChanged)
+                and event.task_run_id is None
+                and event.state.type.is_final
+            ):
+                live.pop(event.flow_run_id, None)
 
     def outcome(self, flow_run_id: str) -> Literal["recorded", "journaled", "lost"]:
         """What became of a flow run's events, once the bus delivered them.
@@ -148,6 +166,7 @@ class StoreObserver(Observer):
             logger.debug("daskflow: the store %r still refuses writes (%s)", self.store, exc)
             return False
         self._journaled.clear()
+        self._carried.clear()
         self._told.discard("journal")
         self._backoff = 0.5
         logger.warning(
@@ -160,8 +179,15 @@ class StoreObserver(Observer):
     def _keep(self, events: Sequence[Event], error: Exception | None) -> None:
         """Journal a batch the store did not take; report it lost if that fails too."""
         runs = {event.flow_run_id for event in events}
+        reason = error_reason(error) if error is not None else "journaling"
+        # a flow run's creation goes to the journal with its first journaled batch: the
+        # journal alone then recreates it, even in a copy of the store from before it
+        created = {e.flow_run_id for e in events if type(e) is FlowRunCreated}
+        carried = [
+            self._live[run_id] for run_id in runs - created - self._carried if run_id in self._live
+        ]
         try:
-            path = self.journal.append(events)
+            path = self.journal.append([*carried, *events])
         except OSError as exc:
             self._lost.update(runs)
             if "lost" not in self._told:
@@ -170,12 +196,13 @@ class StoreObserver(Observer):
                     "daskflow: run records LOST: the run store %s refused a batch (%s) and "
                     "the journal in %s could not be written either (%s)",
                     _where(self.store),
-                    error or "journaling",
+                    reason,
                     self.journal.folder,
                     exc,
                 )
             return
         self._journaled.update(runs)
+        self._carried.update(runs)
         if self._next_replay == 0.0 or error is not None:
             self._next_replay = time.monotonic() + self._backoff
         if "journal" not in self._told:
@@ -185,7 +212,7 @@ class StoreObserver(Observer):
                 "the journal %s and written into the store when it takes writes again "
                 "(or when a daskflow process next opens it)",
                 _where(self.store),
-                error,
+                reason,
                 path,
             )
 

@@ -39,6 +39,8 @@ import sqlalchemy as sa
 
 from daskflow.errors import StoreError
 
+from .base import error_reason
+
 __all__ = [
     "SCHEMA_VERSION",
     "create_schema",
@@ -262,9 +264,3 @@ def create_schema(conn: sa.Connection) -> None:
     """Create every table and index, and record the schema version."""
     metadata.create_all(conn)
     conn.execute(sa.insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
-
-
-def error_reason(exc: BaseException) -> str:
-    """The first line of the database's own message, without SQLAlchemy's additions."""
-    orig = getattr(exc, "orig", None)
-    return str(orig if orig is not None else exc).strip().splitlines()[0]

@@ -54,7 +54,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from daskflow.errors import StoreError
-from daskflow.observers.events import Event, StateChanged
+from daskflow.observers.events import Event, FlowRunCreated, StateChanged
 from daskflow.owner_only import new_private_file
 from daskflow.states import StateType
 
@@ -226,7 +226,10 @@ class SQLStore:
             with self._engine.connect() as conn:
                 found = inspect_schema(conn, self.where)
         except sa.exc.DBAPIError as exc:  # SQLite reads the header as it connects
-            what = "not a daskflow database" if self._sqlite else "cannot be opened"
+            # SQLite: "file is not a database" is a DatabaseError; a file it may not open
+            # (a read-only folder, which WAL mode needs to write) an OperationalError
+            unreadable = self._sqlite and not isinstance(exc, sa.exc.OperationalError)
+            what = "not a daskflow database" if unreadable else "cannot be opened"
             raise StoreError(self.where, f"{what} ({error_reason(exc)})") from exc
         if self._sqlite:  # only now that the file is known to be ours (or empty)
             self._use_wal()
@@ -340,10 +343,15 @@ class SQLStore:
 
         ``replay_id`` names a journaled batch (:mod:`daskflow.store.journal`):
         it is recorded with the batch, and a batch of an id recorded before is
-        skipped, so replaying a journal twice writes it once.
+        skipped, so replaying a journal twice writes it once. A journaled batch
+        may carry the creation of a flow run the store holds already (the
+        journal carries it for a store restored from before the run): it is
+        left out.
         """
         if not events:
             return
+        if replay_id is not None:
+            events = self._without_known_flow_runs(events)
         batch = plan(events)
         new_flows = [
             flow_values(e, fold(RunStatus(), batch.flow_changes.pop(e.flow_run_id, ())))
@@ -368,6 +376,14 @@ class SQLStore:
                 self._executemany(conn, self._inserts[transitions], changes)
                 self._executemany(conn, self._inserts[logs], [log_values(e) for e in batch.logs])
             self._remember({**created, **folded})  # committed: now true of the database
+
+    def _without_known_flow_runs(self, events: Sequence[Event]) -> Sequence[Event]:
+        created = [e.flow_run_id for e in events if isinstance(e, FlowRunCreated)]
+        if not created:
+            return events
+        query = sa.select(flow_runs.c.id).where(flow_runs.c.id.in_(created))
+        known = {row[0] for row in self._read(query)}
+        return [e for e in events if not (isinstance(e, FlowRunCreated) and e.flow_run_id in known)]
 
     @staticmethod
     def _first_replay(conn: sa.Connection, replay_id: str) -> bool:
