@@ -154,12 +154,17 @@ class TaskRunTimeout(DaskflowError, TimeoutError):
 
 
 class FlowRunTimeout(DaskflowError, TimeoutError):
-    """A flow run ran longer than its ``timeout_seconds``."""
+    """A flow run ran longer than its ``timeout_seconds``.
 
-    def __init__(self, flow_name: str, seconds: float) -> None:
+    ``seconds`` is None where only the deadline is known (code in the flow
+    waiting on a task run when it passed).
+    """
+
+    def __init__(self, flow_name: str, seconds: float | None) -> None:
         self.flow_name = flow_name
         self.seconds = seconds
-        super().__init__(f"flow {flow_name!r} timed out after {seconds:g} s")
+        after = "at its deadline" if seconds is None else f"after {seconds:g} s"
+        super().__init__(f"flow {flow_name!r} timed out {after}")
 
 
 class UpstreamFailedError(DaskflowError, RuntimeError):

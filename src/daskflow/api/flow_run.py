@@ -15,17 +15,27 @@ Steps, in order:
      whatever the function did meanwhile;
    - FAILED when the function raised, or a task run failed that the function
      never looked at (``.result()``, ``.state``, ``.wait()``, ``allow_failure``);
+   - CRASHED when ``KeyboardInterrupt`` or ``SystemExit`` stopped it;
    - TIMED_OUT at the deadline (waiting runs are cancelled);
    - COMPLETED otherwise, with the return value;
 
 4. call the hooks with the final state (``on_failure``, ``on_cancellation`` or
    ``on_completion``) and return the value (or the state with
-   ``return_state=True``).
+   ``return_state=True``), or raise what ended the run, as it was.
+
+Every run that starts ends in a final state, recorded before anything is
+raised: whatever the flow function raises (``RecursionError``,
+``KeyboardInterrupt``, ``SystemExit``, any ``BaseException``), and also when
+its cluster cannot be reached (the run is recorded FAILED, never started).
+A flow called within :data:`STACK_RESERVE` frames of the recursion limit
+raises ``RecursionError`` before its run exists, so deep subflow recursion
+fails where every run above it can still record its end.
 """
 
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -86,19 +96,27 @@ def run_flow(
     """
     options = flow.options
     try:
+        _check_stack(flow.name)
         bound = bind_parameters(flow.name, flow.fn, args, kwargs, options.validate_parameters)
-    except ParameterValidationError as exc:
-        if return_state:  # return_state never raises: the bad parameter is the failure
+    except (ParameterValidationError, RecursionError) as exc:
+        if return_state:  # return_state never raises: the bad parameter (or depth) is the failure
             return State.from_exception(StateType.FAILED, exc)
         raise
     parameters = dict(bound.arguments)
     parent = current_runner()
-    if parent is not None and options.cluster is None:
-        backend = parent.backend
-    else:
-        backend = make_backend(options.cluster)
     flow_run_id = scheduled or uuid.uuid4().hex
     name = run_name(flow, parameters, flow_run_id)
+    try:
+        if parent is not None and options.cluster is None:
+            backend = parent.backend
+        else:
+            backend = make_backend(options.cluster)
+    except Exception as exc:  # an unreachable cluster: the run is recorded, never started
+        state = State.from_exception(StateType.FAILED, exc)
+        _record_unstarted(flow, parameters, parent, flow_run_id, name, state, scheduled, resume)
+        if return_state:
+            return state
+        raise
     token = open_token(flow_run_id, parent.flow_run_id if parent is not None else None)
     try:
         with _observed(flow_run_id, flow.name, top_level=parent is None):
@@ -116,6 +134,82 @@ def run_flow(
             )
     finally:
         close_token(flow_run_id)
+
+
+#: Frames of Python stack a flow run needs in hand to start: enough to record
+#: its end, and a subflow's, whatever is raised below it.
+STACK_RESERVE = 150
+
+
+def _check_stack(flow_name: str) -> None:
+    """Raise ``RecursionError`` now if the stack is too deep to run a flow and record its end.
+
+    Deep subflow recursion then fails at a flow call, before its run exists,
+    where every run above still has the stack to record its end; hitting the
+    limit inside the engine instead could leave runs RUNNING.
+    """
+    try:
+        _descend(STACK_RESERVE)
+    except RecursionError:
+        raise RecursionError(
+            f"flow {flow_name!r} was called too deep in the stack to run "
+            f"(within {STACK_RESERVE} frames of the recursion limit, "
+            f"{sys.getrecursionlimit()}): does a flow call itself without end?"
+        ) from None
+
+
+def _descend(frames: int) -> int:
+    return frames if frames <= 0 else _descend(frames - 1)
+
+
+def _record_unstarted(
+    flow: Any,
+    parameters: dict[str, Any],
+    parent: FlowRunner | None,
+    flow_run_id: str,
+    name: str,
+    state: State,
+    scheduled: str | None,
+    resume: ResumePlan | None,
+) -> None:
+    """Record a flow run that could not start (its cluster is unreachable) as ended."""
+    from daskflow.store import default_observer
+
+    default_observer()
+    created = (
+        []
+        if scheduled is not None
+        else [_created(flow, parameters, parent, flow_run_id, name, resume)]
+    )
+    _publish(
+        [
+            *created,
+            StateChanged(flow_run_id, None, State(StateType.PENDING)),
+            StateChanged(flow_run_id, None, state),
+        ]
+    )
+    bus.flush()
+
+
+def _created(
+    flow: Any,
+    parameters: dict[str, Any],
+    parent: FlowRunner | None,
+    flow_run_id: str,
+    name: str,
+    resume: ResumePlan | None,
+) -> FlowRunCreated:
+    return FlowRunCreated(
+        flow_run_id,
+        flow.name,
+        name,
+        parameters,
+        parent.flow_run_id if parent else None,
+        time.time(),
+        flow.options.version,
+        resume.flow_run_id if resume is not None else None,
+        flow.entrypoint,
+    )
 
 
 def plan_resume(flow: Any, run_id: str) -> tuple[dict[str, Any], ResumePlan]:
@@ -157,22 +251,63 @@ def _run(
     options = flow.options
     parameters = dict(bound.arguments)
     # a run serve recorded as SCHEDULED exists already
-    events: list[Any] = []
-    if not recorded:
-        events.append(
-            FlowRunCreated(
-                flow_run_id,
-                flow.name,
-                run_name,
-                parameters,
-                parent.flow_run_id if parent else None,
-                time.time(),
-                options.version,
-                resume.flow_run_id if resume is not None else None,
-                flow.entrypoint,
-            )
-        )
-    _publish([*events, StateChanged(flow_run_id, None, State(StateType.PENDING))])
+    created = (
+        [] if recorded else [_created(flow, parameters, parent, flow_run_id, run_name, resume)]
+    )
+    _publish([*created, StateChanged(flow_run_id, None, State(StateType.PENDING))])
+    attempt = 1
+    try:
+        state, attempt = _attempts(flow, bound, backend, flow_run_id, resume, token)
+    except BaseException as exc:  # a second Ctrl-C while ending, one during a retry's delay
+        _publish([StateChanged(flow_run_id, None, _ended_by(exc), attempt)])
+        bus.flush()
+        raise
+    _publish([StateChanged(flow_run_id, None, state, attempt)])
+    info = FlowRunInfo(
+        flow_run_id,
+        run_name,
+        flow.name,
+        parameters,
+        parent.flow_run_id if parent else None,
+        attempt,
+        backend.panel_url(flow_run_id),
+    )
+    if state.is_failed():
+        hooks = options.on_failure
+    elif state.type is StateType.CANCELLED:
+        hooks = options.on_cancellation
+    else:
+        hooks = options.on_completion
+    call_hooks(hooks, flow, info, state)
+    bus.flush()
+    if return_state and not (
+        state.type is StateType.CRASHED and isinstance(state.data, _INTERRUPTS)
+    ):
+        return state
+    return state.result()  # raises what ended it, as it was (KeyboardInterrupt included)
+
+
+#: Raised in the flow's own process, these end its run CRASHED, and still reach the
+#: caller with ``return_state=True``: the process is being stopped.
+_INTERRUPTS = (KeyboardInterrupt, SystemExit)
+
+
+def _ended_by(exc: BaseException) -> State:
+    """The final state of a flow run ended by ``exc`` (CRASHED for an interrupt)."""
+    kind = StateType.CRASHED if isinstance(exc, _INTERRUPTS) else StateType.FAILED
+    return State.from_exception(kind, exc)
+
+
+def _attempts(
+    flow: Any,
+    bound: Any,
+    backend: Any,
+    flow_run_id: str,
+    resume: ResumePlan | None,
+    token: CancelToken,
+) -> tuple[State, int]:
+    """Attempt after attempt (``retries``): the final state, and the attempt it ended in."""
+    options = flow.options
     attempt = 0
     while True:
         attempt += 1
@@ -180,6 +315,7 @@ def _run(
         if (
             state.is_failed()
             and state.type is not StateType.CRASHED
+            and isinstance(state.data, Exception | None)  # a bare BaseException: never again
             and attempt <= options.retries
             and not token.cancelled
         ):
@@ -202,32 +338,10 @@ def _run(
                 ]
             )
             if token.wait(delay):  # cancelled while waiting to retry
-                state = _cancelled(token)
-                break
+                return _cancelled(token), attempt
             resume = reusable  # the next attempt reuses what this one stored
             continue
-        break
-    _publish([StateChanged(flow_run_id, None, state, attempt)])
-    info = FlowRunInfo(
-        flow_run_id,
-        run_name,
-        flow.name,
-        parameters,
-        parent.flow_run_id if parent else None,
-        attempt,
-        backend.panel_url(flow_run_id),
-    )
-    if state.is_failed():
-        hooks = options.on_failure
-    elif state.type is StateType.CANCELLED:
-        hooks = options.on_cancellation
-    else:
-        hooks = options.on_completion
-    call_hooks(hooks, flow, info, state)
-    bus.flush()
-    if return_state:
-        return state
-    return state.result()
+        return state, attempt
 
 
 @contextlib.contextmanager
@@ -282,6 +396,7 @@ def _attempt(
     runner.resume = resume
     runner.token = token
     if options.timeout_seconds is not None:
+        runner.timeout = options.timeout_seconds
         runner.deadline = time.time() + options.timeout_seconds
     with runner:
         _publish([StateChanged(flow_run_id, None, State(StateType.RUNNING), attempt)])
@@ -333,14 +448,14 @@ def _outcome(flow: Any, bound: Any, runner: FlowRunner) -> State:
                 data=first.exception(),
             )
         return State(StateType.COMPLETED, data=value)
-    except FlowRunTimeout as exc:
+    except FlowRunTimeout as exc:  # at the deadline, or code in the flow waiting when it passed
         runner.cancel_all()
         runner.conclude()
         return State.from_exception(StateType.TIMED_OUT, exc)
-    except Exception as exc:
+    except BaseException as exc:  # also KeyboardInterrupt, SystemExit: the run still ends
         runner.cancel_all()
         runner.conclude()
-        return State.from_exception(StateType.FAILED, exc)
+        return _ended_by(exc)
 
 
 def _cancelled(token: CancelToken) -> State:

@@ -19,6 +19,7 @@ from typing import Any, Generic, NamedTuple, TypeVar, overload
 
 from daskflow.engine.runner import FlowRunner
 from daskflow.engine.runs import TaskRun
+from daskflow.errors import FlowRunTimeout
 from daskflow.graph.arguments import RunGroupRef, RunRef
 from daskflow.states import State
 
@@ -124,8 +125,8 @@ class MappedFuture(RunGroupRef, Sequence[TaskFuture[R]]):
         if self._futures is None:
             self._runner.flush()
             self._ready.wait(self._runner._remaining(None))
-        if self._futures is None:
-            raise TimeoutError(f"{self._task_name}.map did not expand in time")
+        if self._futures is None:  # only the flow run's deadline ends the wait above
+            raise FlowRunTimeout(self._runner.flow_name or self._runner.flow_run_id, None)
         return self._futures
 
     # -- the Sequence protocol ---------------------------------------------------

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from daskflow.api.futures import MappedFuture, TaskFuture
+from daskflow.engine.attempt import TaskFailure
 from daskflow.engine.runner import FlowRunner, current_runner
 from daskflow.engine.runs import TaskRun
 from daskflow.errors import NoFlowRunError, NotATaskError
@@ -125,7 +126,10 @@ class Task(Generic[P, R]):
         runner = current_runner()
         if runner is None:
             raise NoFlowRunError(f"{self.name}.submit()", f"outside a flow, call {self.name}(...)")
-        return TaskFuture(self._create(runner, args, kwargs, wait_for), runner)
+        run = self._create(runner, args, kwargs, wait_for)
+        if runner.backend.eager:  # it ran in this thread: an interrupt there stops the flow
+            _raise_interrupt(run)
+        return TaskFuture(run, runner)
 
     def map(
         self, *args: Any, wait_for: Sequence[Any] | None = None, **kwargs: Any
@@ -205,6 +209,20 @@ class Task(Generic[P, R]):
             return template.format(**bound)
         except (KeyError, IndexError, TypeError, ValueError):
             return template
+
+
+def _raise_interrupt(run: TaskRun) -> None:
+    """Raise the ``KeyboardInterrupt`` / ``SystemExit`` that ended ``run``, if one did.
+
+    The attempt wrapper records such a run CRASHED instead of raising; where
+    it ran in the flow's own thread (``cluster="sync"``), Ctrl-C must still
+    stop the flow, not only that task.
+    """
+    failure = run.value if run.has_value else None
+    if type(failure) is TaskFailure and isinstance(
+        failure.state.data, KeyboardInterrupt | SystemExit
+    ):
+        raise failure.state.data
 
 
 def _module_attribute(fn: Any) -> Any:

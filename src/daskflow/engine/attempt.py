@@ -16,19 +16,25 @@ submits. In one call, on the worker, it
 
 It never raises for the user's code, so Dask sees every daskflow task succeed
 and dependents always run the wrapper, which is how ``UPSTREAM_FAILED`` and
-``allow_failure`` work without a round trip to the client. An exception Dask
-does see (a worker that died too often, ``KilledWorker``) is infrastructure:
-the client records it as ``CRASHED``.
+``allow_failure`` work without a round trip to the client. That holds for
+``KeyboardInterrupt``, ``SystemExit`` and other ``BaseException`` raised by
+the task too: the run ends ``CRASHED`` (the first two) or ``FAILED``, is not
+retried, and the worker thread lives on. An exception Dask does see (a worker
+that died too often, ``KilledWorker``) is infrastructure: the client records
+it as ``CRASHED``.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import pickle
 import random
 import time
 from collections.abc import Sequence
 from typing import Any
+
+import cloudpickle
 
 from daskflow.engine.caching import prepare, store
 from daskflow.engine.call import CallSpec, TaskRunInfo
@@ -39,7 +45,12 @@ from daskflow.engine.limits import held
 from daskflow.engine.prints import capture_prints
 from daskflow.engine.run_logs import current_task_run
 from daskflow.engine.timeouts import attempt_deadline, call_with_timeout
-from daskflow.errors import CancelledRunError, TaskRunTimeout, UpstreamFailedError
+from daskflow.errors import (
+    CancelledRunError,
+    DaskflowError,
+    TaskRunTimeout,
+    UpstreamFailedError,
+)
 from daskflow.states import State, StateType
 
 __all__ = ["TaskFailure", "length_of", "run_task"]
@@ -50,8 +61,10 @@ _SIZED = (list, tuple, range, set, frozenset)
 class TaskFailure:
     """The Dask result of a task run that ended failed: its final state.
 
-    The exception travels with it when it pickles; when it does not, the
-    state's strings (type, message, traceback) still do.
+    The exception travels with it, rebuilt from its class, ``args`` and
+    attributes when its constructor takes other arguments
+    (:func:`dump_exception`); where it cannot be rebuilt (its class cannot be
+    imported there), the state's strings (type, message, traceback) name it.
     """
 
     __slots__ = ("run_name", "state")
@@ -67,15 +80,102 @@ class TaskFailure:
 
     def __reduce__(self) -> tuple[Any, ...]:
         state = self.state
-        if state.data is not None:
-            try:  # both ways: an exception whose __init__ takes other arguments
-                pickle.loads(pickle.dumps(state.data))  # fails only when unpickled
-            except Exception:
-                state = state.with_data(None)
-        return (TaskFailure, (state, self.run_name))
+        if state.data is None:
+            return (TaskFailure, (state, self.run_name))
+        exc = state.data
+        kind = type(exc)
+        return (
+            _load_failure,
+            (
+                state.with_data(None),
+                self.run_name,
+                dump_exception(exc),
+                kind.__module__,
+                kind.__qualname__,
+            ),
+        )
 
     def __repr__(self) -> str:
         return f"TaskFailure({self.run_name!r}, {self.state!r})"
+
+
+def dump_exception(exc: Any) -> bytes | None:
+    """``exc`` pickled so that it unpickles as itself, or None when it cannot be.
+
+    The normal pickle round trip first; an exception whose constructor takes
+    other arguments than its ``args`` (``MyError(code, detail)`` calling
+    ``super().__init__(message)``) is pickled by its class, ``args`` and
+    ``__dict__`` instead, and rebuilt without calling its constructor.
+    """
+    try:
+        data = cloudpickle.dumps(exc)
+        pickle.loads(data)
+        return data
+    except Exception:
+        pass
+    if not isinstance(exc, BaseException):
+        return None
+    for attributes in (exc.__dict__, {}):  # the attributes may be what cannot pickle
+        try:
+            data = cloudpickle.dumps(_ByParts(exc, attributes))
+            pickle.loads(data)
+            return data
+        except Exception:
+            continue
+    return None
+
+
+class _ByParts:
+    """Pickles an exception as its class, ``args`` and attributes (see :func:`dump_exception`)."""
+
+    __slots__ = ("attributes", "exc")
+
+    def __init__(self, exc: BaseException, attributes: dict[str, Any]) -> None:
+        self.exc = exc
+        self.attributes = attributes
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_exception, (type(self.exc), self.exc.args, self.attributes))
+
+
+def _rebuild_exception(
+    cls: type[BaseException], args: tuple[Any, ...], attributes: dict[str, Any]
+) -> BaseException:
+    exc = cls.__new__(cls, *args)
+    BaseException.__init__(exc, *args)
+    exc.__dict__.update(attributes)
+    return exc
+
+
+def _load_failure(
+    state: State, run_name: str, data: bytes | None, module: str, qualname: str
+) -> TaskFailure:
+    """A :class:`TaskFailure` unpickled, with its exception rebuilt.
+
+    When this process cannot rebuild it (its class cannot be imported here),
+    a stand-in takes its place: a :class:`~daskflow.errors.DaskflowError`
+    named like the original class, with the original text.
+    """
+    try:
+        exc = pickle.loads(data) if data is not None else None
+    except Exception:
+        exc = None
+    if exc is None:
+        exc = _stand_in(module, qualname)(state.error_message or "")
+    return TaskFailure(state.with_data(exc), run_name)
+
+
+@functools.lru_cache(maxsize=64)
+def _stand_in(module: str, qualname: str) -> type[DaskflowError]:
+    return type(
+        qualname.rpartition(".")[2],
+        (DaskflowError,),
+        {
+            "__module__": module,
+            "__qualname__": qualname,
+            "__doc__": "Stands for an exception whose class cannot be imported here.",
+        },
+    )
 
 
 def length_of(value: Any) -> int:
@@ -304,6 +404,10 @@ def _attempts(
             log.event(retrying, attempt)
             _sleep(delay)
             continue
+        except BaseException as exc:  # never retried; the worker thread must live on
+            interrupted = isinstance(exc, (KeyboardInterrupt, SystemExit))
+            final = StateType.CRASHED if interrupted else StateType.FAILED
+            return _finish(spec, log, State.from_exception(final, exc), attempt, args, kwargs)
         value = persist_collection(value)
         details = store(spec, cache_key, value) if spec.results is not None else None
         details = describe_collection(value, details)
@@ -328,6 +432,7 @@ def _absorb_failures(
 ) -> tuple[list[Any], list[TaskFailure]]:
     """Swap allowed failures for their exceptions; return the blocking ones."""
     allowed = {slot.index for slot in spec.slots() if slot.allow_failure}
+    allowed.update(spec.allowed)  # ``wait_for=[allow_failure(f)]`` fills no slot
     values: list[Any] = []
     blocking: list[TaskFailure] = []
     for i, value in enumerate(upstream):

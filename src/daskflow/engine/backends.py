@@ -21,13 +21,17 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from daskflow.engine.attempt import TaskFailure, length_of, run_task
 from daskflow.engine.emit import TOPIC, drain_worker_events, local_sink
 from daskflow.engine.runs import TaskRun
 from daskflow.errors import CrashedError, SerializationError, UpstreamFailedError
 from daskflow.states import State, StateType
+
+if TYPE_CHECKING:
+    from daskflow.engine.worker_loss import Placement
+    from daskflow.observers.events import StateChanged
 
 __all__ = ["DistributedBackend", "SyncBackend"]
 
@@ -94,11 +98,12 @@ class DistributedBackend:
         return _configured_panel_url(flow_run_id)
 
     def describe(self, flow_run_id: str | None = None) -> str:
-        client = self.client
-        where = f"the Dask cluster at {client.scheduler.address} (dashboard {client.dashboard_link}"
-        if self._router.panel:
-            from daskflow.panel.plugin import panel_link
+        from daskflow.panel.plugin import dashboard_link, panel_link
 
+        client = self.client
+        link = dashboard_link(client)
+        where = f"the Dask cluster at {client.scheduler.address} (dashboard {link}"
+        if self._router.panel:
             return f"{where}, daskflow panel {panel_link(client, flow_run_id)})"
         return f"{where}; see this run with `daskflow dashboard`)"
 
@@ -247,36 +252,78 @@ class DistributedBackend:
         """Collect every event the workers still hold or have on the way.
 
         One ``client.run`` returns what each worker has queued and how many
-        batches it sent; then wait (briefly) until those batches arrived.
+        batches it sent; then wait (briefly) until those batches arrived. A
+        worker that dies meanwhile is not waited for: its batches died with
+        it, and the flow run rebuilds its attempts from the scheduler
+        (:mod:`daskflow.engine.worker_loss`).
         """
-        try:
-            replies = self.client.run(drain_worker_events)
+        try:  # a worker dying under the call fails only its own reply
+            replies = self.client.run(drain_worker_events, on_error="return")
         except Exception:
             logger.debug("daskflow: could not drain worker events", exc_info=True)
             return
+        replies = {w: r for w, r in replies.items() if isinstance(r, dict)}
         for reply in replies.values():
             if reply["events"]:
                 self._router.deliver(reply["events"])
+        missing = self.wait_for_batches({w: r["seq"] for w, r in replies.items()}, timeout)
+        for worker in missing:
+            logger.warning("daskflow: events from worker %s did not all arrive", worker)
+
+    def wait_for_batches(self, batches: dict[str, int], timeout: float) -> list[str]:
+        """Wait until batch number ``batches[worker]`` of each worker arrived.
+
+        Returns the live workers whose batches did not arrive in time. A
+        worker that left is not waited for: the worker-loss event says so at
+        once, and while batches are missing the scheduler is asked every half
+        second which workers are alive (in case that event is late).
+        """
         deadline = time.monotonic() + timeout
-        for worker, reply in replies.items():
-            if not self._router.wait_for(worker, reply["seq"], deadline):
-                logger.warning("daskflow: events from worker %s did not all arrive", worker)
+        waiting = dict(batches)
+        while waiting:
+            step = min(deadline, time.monotonic() + 0.5)
+            waiting = {
+                w: seq for w, seq in waiting.items() if not self._router.wait_for(w, seq, step)
+            }
+            if not waiting or time.monotonic() >= deadline:
+                break
+            try:
+                live = set(self.client.run_on_scheduler(_worker_addresses))
+            except Exception:
+                continue
+            waiting = {w: seq for w, seq in waiting.items() if w in live}
+        return list(waiting)
 
     def length(self, run: TaskRun) -> int:
         """How many elements a completed run's value has, computed where it lives."""
         return int(self.client.submit(length_of, run.future, pure=False).result())
 
-    def worker_deaths(self, runs: Sequence[TaskRun], since: int | None = None) -> dict[Any, int]:
-        """How often a worker died under each run (``suspicious`` on the scheduler).
+    def lost_attempts(
+        self,
+        flow_run_id: str,
+        runs: Sequence[TaskRun],
+        since: int | None,
+        placements: dict[str, list[Placement]],
+    ) -> list[StateChanged]:
+        """Transitions of attempts that died with their worker (see :mod:`.worker_loss`).
 
-        Asks the scheduler only when a worker left after the count ``since``
-        (see :meth:`workers_lost`): a flow run on a healthy cluster pays nothing.
+        Asks the scheduler, once, only when a worker left after the count
+        ``since`` (see :meth:`workers_lost`): a flow run on a healthy cluster
+        pays nothing.
         """
-        keys = {r.key for r in runs if r.future is not None}
+        from daskflow.engine.worker_loss import WorkerLossWatch, counted_deaths, lost_attempts
+
         lost = self.workers_lost()
-        if not keys or (lost is not None and since is not None and lost <= since):
-            return {}
+        if not runs or (lost is not None and since is not None and lost <= since):
+            return []
+        by_key = {r.key: r for r in runs if r.future is not None}
+        keys = set(by_key)
         try:
+            if lost is not None:  # the plugin keeps each death
+                deaths = self.client.run_on_scheduler(
+                    lambda dask_scheduler: WorkerLossWatch.deaths_of(dask_scheduler, keys)
+                )
+                return lost_attempts(flow_run_id, by_key, deaths, placements)
             counts = self.client.run_on_scheduler(
                 lambda dask_scheduler: {
                     k: ts.suspicious for k, ts in dask_scheduler.tasks.items() if ts.suspicious
@@ -284,8 +331,9 @@ class DistributedBackend:
             )
         except Exception:
             logger.debug("daskflow: could not read worker deaths from the scheduler", exc_info=True)
-            return {}
-        return {k: n for k, n in counts.items() if k in keys}
+            return []
+        counts = {k: n for k, n in counts.items() if k in keys}
+        return counted_deaths(flow_run_id, by_key, counts, placements)
 
 
 class _Router:
@@ -302,6 +350,7 @@ class _Router:
         # takes events only from the client it runs on, so none counts twice
         self._client = weakref.ref(client)
         self._seen: dict[str, int] = {}
+        self._departed: set[str] = set()  # workers that left: never waited for
         self._arrived = threading.Condition()
         self.workers_lost: int | None = 0
         self.panel = False  # the daskflow panel is served on this client's dashboard
@@ -316,6 +365,9 @@ class _Router:
     def on_worker_loss(self, event: tuple[float, Any]) -> None:
         if self.workers_lost is not None:
             self.workers_lost += 1
+        with self._arrived:
+            self._departed.add(event[1]["worker"])
+            self._arrived.notify_all()
 
     def deliver(self, events: list[Any]) -> None:
         by_flow: dict[str, list[tuple[Any, ...]]] = {}
@@ -325,10 +377,14 @@ class _Router:
             self._route(flow_run_id, items, self._client())
 
     def wait_for(self, worker: str, seq: int, deadline: float) -> bool:
-        """Wait until batch ``seq`` of ``worker`` arrived; False at the deadline."""
+        """Wait until batch ``seq`` of ``worker`` arrived or the worker left.
+
+        False at the deadline, when a live worker's batch is still missing.
+        """
         with self._arrived:
             return self._arrived.wait_for(
-                lambda: self._seen.get(worker, 0) >= seq, max(0.0, deadline - time.monotonic())
+                lambda: self._seen.get(worker, 0) >= seq or worker in self._departed,
+                max(0.0, deadline - time.monotonic()),
             )
 
 
@@ -347,6 +403,10 @@ class _Lazy:
                 "ended; return it from the flow to keep it"
             )
         return self.run.future.result()
+
+
+def _worker_addresses(dask_scheduler: Any) -> list[str]:
+    return list(dask_scheduler.workers)
 
 
 def _configured_panel_url(flow_run_id: str) -> str | None:

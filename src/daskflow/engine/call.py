@@ -123,6 +123,10 @@ class CallSpec:
     limits
         ``(tag, n)`` concurrency limits the run takes a slot of, in order
         (see :mod:`daskflow.engine.limits`).
+    allowed
+        Positions among the upstream values of runs passed through
+        ``allow_failure`` in ``wait_for=[...]`` (they fill no slot): the call
+        runs when they failed.
     """
 
     task: Any
@@ -139,6 +143,7 @@ class CallSpec:
     flow_name: str | None = None
     panel_url: str | None = None
     limits: tuple[tuple[str, int], ...] = ()
+    allowed: frozenset[int] = frozenset()
 
     def bind(self, upstream: Sequence[Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """The real ``(args, kwargs)`` once the upstream values are known."""

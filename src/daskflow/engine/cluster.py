@@ -140,10 +140,8 @@ def _loopback_defaults(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _link(client: Any) -> str:
-    try:  # the panel's module knows where an in-process dashboard answers
-        from daskflow.panel.plugin import dashboard_link
-    except ImportError:
-        return str(client.dashboard_link)
+    from daskflow.panel.plugin import dashboard_link  # where an in-process one answers
+
     return dashboard_link(client)
 
 

@@ -14,7 +14,9 @@ goes depends on where the wrapper runs:
   wait an interval. When a flow run ends without every final state in hand,
   the client collects what is still queued with :func:`drain_worker_events`
   and waits for the batches already on their way, so observers see every
-  transition.
+  transition. A worker that died is not waited for: what it had not sent
+  died with it, and the client rebuilds those attempts from what the
+  scheduler saw (:mod:`daskflow.engine.worker_loss`).
 - **In-process without a worker** (``cluster="sync"``) a sink installed with
   :func:`local_sink` receives each event directly.
 

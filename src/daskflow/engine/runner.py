@@ -49,6 +49,7 @@ from daskflow.engine.limits import limits_for
 from daskflow.engine.resume import Identities, Identity, ResumePlan
 from daskflow.engine.run_logs import LOG
 from daskflow.engine.runs import TaskRun
+from daskflow.errors import FlowRunTimeout
 from daskflow.observers.events import LogEmitted, StateChanged, TaskRunCreated, bus
 from daskflow.states import State, StateType
 
@@ -113,6 +114,10 @@ class FlowRunner:
         self._on_activate: dict[str, list[Callable[[], None]]] = {}
         self._activation = threading.Lock()
         self.deadline: float | None = None
+        self.timeout: float | None = None  # the flow's timeout_seconds, when it has one
+        # per task run id, what its events said from workers it has since left (a worker
+        # died, or its result was recomputed elsewhere); None until a run first moves
+        self.placements: dict[str, list[Any]] | None = None
         self.token: CancelToken | None = None  # set: the flow run was cancelled
         self._id_prefix = uuid.uuid4().hex[:24]
         self._id_counter = itertools.count()
@@ -374,16 +379,33 @@ class FlowRunner:
         return None
 
     def wait(self, runs: Sequence[TaskRun], timeout: float | None = None) -> bool:
-        """Wait until every run in ``runs`` has a final state; False on timeout."""
+        """Wait until every run in ``runs`` has a final state; False on timeout.
+
+        Raises
+        ------
+        FlowRunTimeout
+            The flow run's own deadline (``timeout_seconds``) passed first:
+            the flow run ends TIMED_OUT, whatever the code waiting does.
+        """
         deadline = None if timeout is None else time.time() + timeout
+        done = True
         for run in runs:
             left = None if deadline is None else max(0.0, deadline - time.time())
             if not self.ensure_submitted(run, left):
-                return False
-        if isinstance(self.backend, DistributedBackend):
+                done = False
+                break
+        if done and isinstance(self.backend, DistributedBackend):
             left = None if deadline is None else max(0.0, deadline - time.time())
-            return self.backend.wait(runs, self._remaining(left))
-        return True
+            done = self.backend.wait(runs, self._remaining(left))
+        flow_deadline = self.deadline
+        if (
+            not done
+            and flow_deadline is not None
+            and (deadline is None or flow_deadline <= deadline)
+            and time.time() >= flow_deadline
+        ):
+            raise FlowRunTimeout(self.flow_name or self.flow_run_id, self.timeout)
+        return done
 
     def result(
         self, run: TaskRun, timeout: float | None = None, raise_on_failure: bool = True
@@ -406,7 +428,8 @@ class FlowRunner:
 
     def results(self, runs: Sequence[TaskRun], raise_on_failure: bool = True) -> list[Any]:
         """Values of many runs, gathered from the cluster in one call."""
-        self.wait(runs)
+        if not self.wait(runs):
+            raise TimeoutError(f"{len(runs)} task run(s) did not finish in time")
         for run in runs:
             run.handled = True
         if isinstance(self.backend, DistributedBackend):
@@ -454,6 +477,10 @@ class FlowRunner:
             if run is None:
                 continue
             state_type = StateType(event[2])
+            if run.worker is not None and event[5] != run.worker:  # it left a worker (rare)
+                from daskflow.engine.worker_loss import moved
+
+                self.placements = moved(self.placements, run)
             run.latest = state_type
             run.attempt = event[4]
             run.worker = event[5]
@@ -496,17 +523,22 @@ class FlowRunner:
     def conclude(self) -> list[tuple[TaskRun, State]]:
         """Final states of all runs; publishes what workers could not report.
 
+        That is the final state of runs whose last events never arrived, and
+        the attempts that died with a worker (:mod:`daskflow.engine.worker_loss`).
         Returns the failed runs with their states.
         """
         backend = self.backend
-        deaths: dict[Any, int] = {}
+        rebuilt: list[StateChanged] = []
         if isinstance(backend, DistributedBackend):
             if bus.active and any(r.final_event is None for r in self.runs):
                 backend.drain_events()  # every transition, before the flow run ends
             backend.fetch_failures(self.runs)
-            deaths = backend.worker_deaths(self.runs, since=self._workers_lost)
+            if bus.active:
+                rebuilt = backend.lost_attempts(
+                    self.flow_run_id, self.runs, self._workers_lost, self.placements or {}
+                )
         failed = []
-        missing = []
+        missing: list[StateChanged] = []
         reported = {id(r) for r in self.runs if r.final_event is not None or r.local_state}
         for run in self.runs:
             state = self.final_state(run)
@@ -526,30 +558,7 @@ class FlowRunner:
                 # the wrapper never reached its hooks (a dead worker, a Dask error)
                 call_hooks(run.task.options.on_failure, run.task, self._info(run), state)
         if bus.active:
-            for key, count in deaths.items():
-                dead = next((r for r in self.runs if r.key == key), None)
-                if dead is None:
-                    continue
-                # the dead attempt's own events died with it: it ran before the first seen
-                final = self.final_state(dead)
-                when = (dead.started or (final.timestamp if final else time.time())) - 1e-3
-                for _ in range(count):
-                    missing.append(
-                        StateChanged(
-                            self.flow_run_id,
-                            dead.id,
-                            State(
-                                StateType.RETRYING,
-                                when,
-                                message="a worker died during this attempt; "
-                                "Dask rescheduled the task",
-                            ),
-                            0,
-                            None,
-                            {"worker_died": True},
-                        )
-                    )
-            bus.publish(missing)
+            bus.publish(rebuilt + missing)
         return failed
 
     def _info(self, run: TaskRun) -> TaskRunInfo:

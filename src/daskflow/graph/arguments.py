@@ -119,18 +119,21 @@ class Walked:
 class Collector:
     """Gathers the upstream runs of one call while its arguments are walked."""
 
-    __slots__ = ("dynamic", "index", "upstream")
+    __slots__ = ("allowed", "dynamic", "index", "upstream")
 
     def __init__(self) -> None:
         self.upstream: list[TaskRun] = []
         self.index: dict[tuple[int, bool], int] = {}
         self.dynamic: list[RunGroupRef] = []
+        #: positions of runs passed through ``allow_failure`` (in ``wait_for`` too)
+        self.allowed: list[int] = []
 
     def copy(self) -> Collector:
         other = Collector()
         other.upstream = list(self.upstream)
         other.index = dict(self.index)
         other.dynamic = list(self.dynamic)
+        other.allowed = list(self.allowed)
         return other
 
     def position(self, run: TaskRun, allow: bool) -> int:
@@ -139,6 +142,8 @@ class Collector:
         if i is None:
             i = self.index[key] = len(self.upstream)
             self.upstream.append(run)
+            if allow:
+                self.allowed.append(i)
         return i
 
     def slot(self, run: TaskRun, allow: bool) -> Slot:
@@ -230,5 +235,6 @@ def build_call(
         args=tuple(new_args),
         kwargs=new_kwargs,
         nested=frozenset(nested),
+        allowed=frozenset(collector.allowed) if collector.allowed else frozenset(),
     )
     return spec, collector.upstream
