@@ -26,13 +26,10 @@ Design, in the order things happen:
   so the batches of a running flow only write. New statuses
   come from :func:`daskflow.store.fold.fold`, shared with the in-memory store,
   which orders a run's transitions by time: a late one never moves it back.
-- **SQLite** runs in WAL mode (readers never block the writer), with
-  ``synchronous=NORMAL`` and a ``busy_timeout`` of ``daskflow.store-retry``
-  (10 s: how long a write may wait for the store before its batch goes to
-  the journal). Write transactions begin ``IMMEDIATE``, so two processes
-  take turns instead of failing on a lock upgrade; reads begin a plain
-  deferred transaction. A new file (and its WAL files, which SQLite creates
-  with the file's mode) is readable by its owner only.
+- **SQLite** runs in WAL mode, waits ``daskflow.store-retry`` for another
+  process's lock, and begins write transactions ``IMMEDIATE``
+  (:mod:`daskflow.store.sqlite`). A new file (and its WAL files, which SQLite
+  creates with the file's mode) is readable by its owner only.
 
 All methods are thread-safe: SQLAlchemy's pool gives each thread its own
 connection, and writes of one store object are serialised by a lock.
@@ -43,8 +40,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import operator
-import os
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -89,14 +84,12 @@ from .schema import (
     transitions,
     upgrade_schema,
 )
+from .sqlite import BUSY_TIMEOUT, sqlite_pragmas, to_url, use_wal
 
 __all__ = ["SQLStore", "to_url"]
 
 logger = logging.getLogger("daskflow.store")
 
-#: How long a SQLite writer waits for another process's transaction when no
-#: ``daskflow.store-retry`` is configured, in seconds.
-BUSY_TIMEOUT = 10.0
 #: At most this many ids in one ``IN (...)``.
 _CHUNK = 500
 #: At most this many unfinished task runs' statuses are kept in memory (see ``_remember``).
@@ -110,24 +103,6 @@ _ALIVE = [
     StateType.RUNNING.value,
     StateType.RETRYING.value,
 ]
-
-
-def to_url(target: str) -> str:
-    """The SQLAlchemy URL for a store: a path becomes a SQLite URL; ``~`` expanded.
-
-    Examples
-    --------
-    >>> to_url("/tmp/runs.db")
-    'sqlite:////tmp/runs.db'
-    >>> to_url("postgresql+psycopg://me@db/runs")
-    'postgresql+psycopg://me@db/runs'
-    """
-    if "://" not in target:
-        return "sqlite:///" + os.path.abspath(os.path.expanduser(target))
-    url = sa.make_url(target)
-    if url.get_backend_name() == "sqlite" and url.database and url.database.startswith("~"):
-        return url.set(database=os.path.expanduser(url.database)).render_as_string(False)
-    return target
 
 
 class SQLStore:
@@ -188,7 +163,7 @@ class SQLStore:
             self.where = sa_url.render_as_string(hide_password=True)
         if self._sqlite:
             self._engine = sa.create_engine(sa_url)
-            _sqlite_pragmas(self._engine, config.get_seconds("store-retry") or BUSY_TIMEOUT)
+            sqlite_pragmas(self._engine, config.get_seconds("store-retry") or BUSY_TIMEOUT)
         else:  # a server that restarted: pooled connections are tested before use
             self._engine = sa.create_engine(sa_url, pool_pre_ping=True)
         self._lock = threading.Lock()
@@ -232,7 +207,7 @@ class SQLStore:
             what = "not a daskflow database" if unreadable else "cannot be opened"
             raise StoreError(self.where, f"{what} ({error_reason(exc)})") from exc
         if self._sqlite:  # only now that the file is known to be ours (or empty)
-            self._use_wal()
+            use_wal(self._engine)
         if found != "current":
             with self._write() as conn:
                 if conn.dialect.name == "postgresql":
@@ -242,29 +217,6 @@ class SQLStore:
                     create_schema(conn)
                 elif again == "older":
                     upgrade_schema(conn)
-
-    def _use_wal(self) -> None:
-        """Switch the SQLite file to WAL mode (once: the mode is kept in the file).
-
-        Switching needs the file to itself for a moment, and SQLite does not
-        wait for that with ``busy_timeout``: when another process holds it
-        (two processes opening a new store at once), try again.
-        """
-        deadline = time.monotonic() + BUSY_TIMEOUT
-        while True:
-            raw = self._engine.raw_connection()
-            try:
-                cursor = raw.cursor()
-                if cursor.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
-                    return
-                cursor.execute("PRAGMA journal_mode=WAL")
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
-            finally:
-                raw.close()
-            time.sleep(0.01)
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sa.Connection]:
@@ -627,23 +579,6 @@ class SQLStore:
     def close(self) -> None:
         """Close every pooled connection (SQLite folds its WAL file back in)."""
         self._engine.dispose()
-
-
-def _sqlite_pragmas(engine: sa.Engine, busy_timeout: float) -> None:
-    """Per-connection SQLite settings, and BEGIN IMMEDIATE for write transactions."""
-
-    @sa.event.listens_for(engine, "connect")
-    def _connect(dbapi_connection: Any, record: Any) -> None:
-        dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself (below)
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-        cursor.execute("PRAGMA synchronous = NORMAL")
-        cursor.close()
-
-    @sa.event.listens_for(engine, "begin")
-    def _begin(conn: sa.Connection) -> None:
-        write = conn.get_execution_options().get("daskflow_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
 def _status_update(table: sa.Table) -> sa.Update:
