@@ -57,6 +57,9 @@ def test_the_quickstart_example_runs():
     )
     assert result.returncode == 0, result.stderr
     assert "etl over 14 days: total" in result.stdout
+    # a first run is quiet: no warning from Dask as the embedded cluster closes at exit,
+    # whichever of daskflow and distributed was imported first
+    assert result.stderr == ""
 
 
 def test_config_and_env_select_sync():

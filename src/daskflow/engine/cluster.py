@@ -117,6 +117,9 @@ def _embedded_client() -> Any:
         cluster = LocalCluster(**options)
         client = Client(cluster, set_as_default=False)
         _embedded.update(cluster=cluster, client=client)
+        # registered now, after distributed's own exit handler: ours runs first (atexit
+        # runs the last registered first), so the cluster closes quietly (close_embedded)
+        atexit.register(close_embedded)
         logger.info("daskflow: started a local Dask cluster, dashboard at %s", _link(client))
         return client
 
@@ -163,4 +166,4 @@ def close_embedded() -> None:
         cluster.close()
 
 
-atexit.register(close_embedded)
+atexit.register(close_embedded)  # clients made for addresses and cluster objects too
