@@ -129,17 +129,32 @@ def _loopback_defaults(options: dict[str, Any]) -> dict[str, Any]:
 
     ``LocalCluster`` already binds the scheduler, nannies and workers to
     127.0.0.1 when given no ``host`` or ``interface``, but its dashboard
-    defaults to ``":8787"`` (all interfaces), and in-process workers
+    defaults to ``":8787"`` (all interfaces; here 127.0.0.1, on 8787 or,
+    when another dashboard holds it, any free port, without Dask's warning
+    about it), and in-process workers
     (``processes=False``) open their HTTP server (``/metrics``, ``/health``)
     on all interfaces. Addresses the user configured are kept as given.
     """
     options = dict(options)
-    options.setdefault("dashboard_address", "127.0.0.1:8787")
+    # Dask's port, or any free one when it is taken (distributed would warn and do that)
+    options.setdefault("dashboard_address", f"127.0.0.1:{_free_or_any(8787)}")
     in_process = options.get("processes") is False
     if in_process and not {"host", "interface", "worker_dashboard_address"} & options.keys():
         # inproc workers have no host to bind; this also serves their (small) pages
         options["worker_dashboard_address"] = "127.0.0.1:0"
     return options
+
+
+def _free_or_any(port: int) -> int:
+    """``port`` if nothing listens on it on 127.0.0.1, else 0 (any free port)."""
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return 0
+    return port
 
 
 def _link(client: Any) -> str:
