@@ -120,7 +120,7 @@ def _common(cls: type, kind: str, opts: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class TaskOptions:
-    """How a task runs. See SPEC §1 for the meaning of each option."""
+    """How a task runs: the options of :func:`daskflow.task`, which describes each."""
 
     name: str
     retries: int = 0
@@ -322,7 +322,7 @@ def _check_fields(template: str, depth: int = 0) -> None:
 
 @dataclass(frozen=True, slots=True)
 class FlowOptions:
-    """How a flow runs. See SPEC §1 for the meaning of each option."""
+    """How a flow runs: the options of :func:`daskflow.flow`, which describes each."""
 
     name: str
     description: str | None = None

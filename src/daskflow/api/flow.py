@@ -192,14 +192,28 @@ def flow(fn: Any = None, /, **options: Any) -> Any:
     fn
         The function (when used bare).
     **options
-        See SPEC §1: ``name``, ``description``, ``version``, ``retries``,
-        ``retry_delay_seconds``, ``timeout_seconds``, ``validate_parameters``,
-        ``cluster``, ``on_completion``, ``on_failure``, ``on_cancellation``
-        (hooks called with the final state; ``on_cancellation`` when the run
-        ends ``CANCELLED``, as in Prefect), ``flow_run_name``,
-        ``log_prints``, ``persist_result`` and ``result_storage`` (the defaults
-        of the flow's tasks: with ``persist_result=True`` every task result is
-        stored, so :meth:`Flow.resume` can reuse all of them).
+        All keyword, all optional:
+
+        - ``name``, ``description``, ``version``: what the runs are recorded as
+          (default name: the function's name);
+        - ``retries``, ``retry_delay_seconds``: attempts of the whole flow run
+          after a failure, and the delay before each (a number or a list);
+        - ``timeout_seconds``: the flow run ends ``TIMED_OUT`` at this deadline;
+        - ``validate_parameters``: check parameters against the type hints
+          with pydantic before any task runs (default True);
+        - ``cluster``: where the flow's tasks run: ``"local"`` (default: the
+          active ``distributed.Client``, else an embedded ``LocalCluster``),
+          ``"sync"``, an address ``"tcp://host:8786"``, a ``Client`` or a Dask
+          cluster object;
+        - ``on_completion``, ``on_failure``, ``on_cancellation``: hooks called
+          with the final state (``on_cancellation`` when the run ends
+          ``CANCELLED``, as in Prefect);
+        - ``flow_run_name``: a format string over the parameters;
+        - ``log_prints``: ``print()`` in the flow function becomes run log
+          records;
+        - ``persist_result``, ``result_storage``: the defaults of the flow's
+          tasks (with ``persist_result=True`` every task result is stored, so
+          :meth:`Flow.resume` can reuse all of them).
 
     Examples
     --------

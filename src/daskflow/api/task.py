@@ -280,12 +280,34 @@ def task(fn: Any = None, /, **options: Any) -> Any:
     fn
         The function (when used bare).
     **options
-        See SPEC §1: ``name``, ``retries``, ``retry_delay_seconds``,
-        ``retry_jitter_factor``, ``retry_on``, ``retry_condition_fn``,
-        ``timeout_seconds``, ``tags``, ``on_completion``, ``on_failure``,
-        ``log_prints``, ``task_run_name``, ``resources``, ``cache_key_fn``,
-        ``cache_expiration``, ``refresh_cache``, ``persist_result``,
-        ``result_storage``.
+        All keyword, all optional:
+
+        - ``name``: the display name (default: the function's name);
+        - ``retries``: extra attempts after a failure (default 0);
+        - ``retry_delay_seconds``: a number, or a list (attempt ``i`` waits
+          ``list[min(i, len - 1)]``; see :func:`daskflow.exponential_backoff`);
+        - ``retry_jitter_factor``: a random extra delay, up to this times the delay;
+        - ``retry_on``: an exception type or tuple: retry only these;
+        - ``retry_condition_fn``: ``fn(task, task_run, state) -> bool``; False
+          fails at once;
+        - ``timeout_seconds``: an attempt running longer ends ``TIMED_OUT``
+          (a failure for retries), also for blocking code;
+        - ``tags``: strings, for concurrency limits and filtering runs;
+        - ``on_completion``, ``on_failure``: hooks ``fn(task, task_run, state)``
+          called with the final state (a failing hook is logged, never breaks
+          the run);
+        - ``log_prints``: ``print()`` inside the task becomes run log records;
+        - ``task_run_name``: a format string over the arguments, e.g.
+          ``"extract-{day}"``;
+        - ``resources``: Dask worker resources, e.g. ``{"GPU": 1}``;
+        - ``cache_key_fn``: ``fn(context, arguments) -> str | None``; runs with
+          equal keys share one stored result (:func:`daskflow.cache.task_input_hash`);
+        - ``cache_expiration``: a ``timedelta`` (or seconds) past which a cached
+          result is not reused;
+        - ``refresh_cache``: run anyway and overwrite the cached result;
+        - ``persist_result``: store the result (default: when caching, or when
+          the flow persists results);
+        - ``result_storage``: a folder or fsspec URL for this task's results.
 
     Examples
     --------

@@ -1,0 +1,42 @@
+"""What a user sees of the package itself: its license, and docstrings that stand alone."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import inspect
+from pathlib import Path
+
+import daskflow
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_public_name_documents_itself_without_pointing_elsewhere():
+    for name in daskflow.__all__:
+        obj = getattr(daskflow, name)
+        if not (inspect.isclass(obj) or inspect.isfunction(obj) or inspect.ismodule(obj)):
+            continue  # constants
+        doc = inspect.getdoc(obj) or ""
+        assert doc.strip(), f"daskflow.{name} has no docstring"
+        assert "SPEC" not in doc, (
+            f"help(daskflow.{name}) sends readers to a file that isn't shipped"
+        )
+
+
+def test_the_task_and_flow_options_are_described_where_help_shows_them():
+    for decorator, options in [
+        (daskflow.task, ["retries", "retry_delay_seconds", "timeout_seconds", "cache_key_fn"]),
+        (daskflow.flow, ["retries", "timeout_seconds", "cluster", "validate_parameters"]),
+    ]:
+        doc = inspect.getdoc(decorator) or ""
+        assert all(f"``{option}``:" in doc or f"``{option}``," in doc for option in options)
+
+
+def test_the_package_states_its_license():
+    metadata = importlib.metadata.metadata("daskflow")
+    assert metadata["License-Expression"] == "BSD-3-Clause"
+    assert "BSD 3-Clause License" in (ROOT / "LICENSE").read_text()
+    assert any(
+        c.startswith("Programming Language :: Python :: 3.11")
+        for c in metadata.get_all("Classifier") or []
+    )
