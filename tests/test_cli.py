@@ -300,3 +300,30 @@ def test_targets_split_into_file_and_flow(target, expected):
     from daskflow.cli.run import _split_target
 
     assert _split_target(target) == expected
+
+
+def test_a_syntax_error_in_the_flow_file_is_bad_usage_naming_the_line(tmp_path: Path) -> None:
+    (tmp_path / "broken.py").write_text("from daskflow import flow\n\n@flow\ndef f(:\n    pass\n")
+    result = daskflow("run", "broken.py:f", store=tmp_path / "runs.db", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "broken.py, line 4: SyntaxError: invalid syntax" in result.stderr
+    assert "def f(:" in result.stderr
+
+
+def test_an_ambiguous_id_prefix_lists_the_runs_it_matches(tmp_path: Path) -> None:
+    import time
+
+    from daskflow.observers.events import FlowRunCreated
+    from daskflow.store.sql import SQLStore
+
+    store = tmp_path / "runs.db"
+    recorded = SQLStore(str(store))
+    ids = ["abcdef01" + "0" * 24, "abcdef02" + "0" * 24]
+    recorded.write([FlowRunCreated(i, "f", f"f-{i[:8]}", {}, None, time.time()) for i in ids])
+    recorded.close()
+    result = daskflow("runs", "show", "abcdef", store=store, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "ambiguous run id 'abcdef'" in result.stderr
+    assert all(i[:12] in result.stderr for i in ids)
+    assert daskflow("runs", "show", "abcdef01", store=store, cwd=tmp_path).returncode == 0

@@ -9,6 +9,7 @@ is computed again.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -142,6 +143,11 @@ def test_cli_runs_retry(tmp_path):
     assert retried.returncode == 0, retried.stderr
     assert '"result": 30' in retried.stdout
     assert count(tmp_path, "a") == count(tmp_path, "b") == 1
+    new_id = json.loads(retried.stdout)["id"]
+    shown = daskflow("runs", "show", new_id, "--json", store=store, cwd=tmp_path, env=env)
+    assert json.loads(shown.stdout)["resumed_from"] == old_id
+    shown = daskflow("runs", "show", new_id, store=store, cwd=tmp_path, env=env)
+    assert f"resumed from  {old_id}" in shown.stdout
 
     unknown = daskflow("runs", "retry", "feedc0de", store=store, cwd=tmp_path, env=env)
     assert unknown.returncode == 2

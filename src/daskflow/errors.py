@@ -213,16 +213,28 @@ class ShellCommandError(DaskflowError, RuntimeError):
 
 
 class RunNotFoundError(DaskflowError, LookupError):
-    """No flow run in the run store has this id, or this prefix names no single run."""
+    """No flow run in the run store has this id, or this prefix names no single run.
 
-    def __init__(self, run_id: str, store: str | None = None) -> None:
+    ``matches`` holds some of the ids a prefix matches when it is ambiguous.
+    """
+
+    def __init__(self, run_id: str, store: str | None = None, matches: Iterable[str] = ()) -> None:
         self.run_id = run_id
         self.store = store
+        self.matches = list(matches)
         where = f" in the run store {store}" if store else ""
-        super().__init__(
-            f"no flow run with id {run_id!r}{where} "
-            f"(give a full id, or a prefix of 6+ characters that only one run's id starts with)"
-        )
+        if len(self.matches) > 1:
+            listed = ", ".join(m[:12] for m in self.matches)
+            message = (
+                f"ambiguous run id {run_id!r}{where}: several flow runs start with it "
+                f"({listed}{', ...' if len(self.matches) >= 5 else ''}); give more characters"
+            )
+        else:
+            message = (
+                f"no flow run with id {run_id!r}{where} (give a full id, or a prefix of "
+                "6+ characters that only one run's id starts with)"
+            )
+        super().__init__(message)
 
 
 class NoFlowRunError(DaskflowError, RuntimeError):

@@ -98,6 +98,7 @@ def flow_run_dict(run: FlowRun) -> dict[str, Any]:
         "end_time": _iso(run.end_time),
         "duration": _seconds(run.duration),
         "parent_id": run.parent_id,
+        "resumed_from": run.resumed_from,
         "version": run.version,
         "scheduled_time": _iso(run.scheduled_time),
         "cancel_requested": _iso(run.cancel_requested),

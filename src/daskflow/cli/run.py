@@ -167,6 +167,12 @@ def _import_file(path: Path) -> ModuleType:
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
+    except SyntaxError as exc:  # bad usage: say where, as Python would, without our frames
+        del sys.modules[name]
+        where = f"{exc.filename or path}, line {exc.lineno}"
+        code = (exc.text or "").rstrip("\n")
+        caret = f"\n    {code}\n    {' ' * max((exc.offset or 1) - 1, 0)}^" if code else ""
+        raise click.UsageError(f"{where}: {type(exc).__name__}: {exc.msg}{caret}") from exc
     except Exception as exc:
         del sys.modules[name]
         click.echo(traceback.format_exc(), err=True)

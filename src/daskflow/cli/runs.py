@@ -143,6 +143,8 @@ def _flow_run_fields(run: history.FlowRun) -> Table:
         ("duration", format_duration(run.duration)),
         ("parent", run.parent_id or "-"),
     ]
+    if run.resumed_from:  # `runs retry` made it: the run it retried
+        rows.append(("resumed from", run.resumed_from))
     error = f"{state.error_type}: {state.error_message}" if state.error_type else ""
     if error and error != state.message:
         rows.append(("error", error))

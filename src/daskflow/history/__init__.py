@@ -135,7 +135,7 @@ def get_run(run_id: str, *, store: RunStore | str | None = None) -> FlowRun:
     ------
     RunNotFoundError
         No run has this id, or the prefix is shorter than 6 characters or
-        matches several runs.
+        matches several runs (then the error is "ambiguous" and lists some).
 
     Examples
     --------
@@ -146,5 +146,6 @@ def get_run(run_id: str, *, store: RunStore | str | None = None) -> FlowRun:
     opened = _open(store)
     row = opened.get_flow_run(run_id) if run_id else None
     if row is None:
-        raise RunNotFoundError(run_id, safe_url(opened))
+        matches = opened.match_flow_runs(run_id) if len(run_id) >= 6 else []
+        raise RunNotFoundError(run_id, safe_url(opened), matches)
     return FlowRun(row, opened)

@@ -223,6 +223,9 @@ class RunStore(Protocol):
     def get_flow_run(self, flow_run_id: str) -> FlowRunRow | None:
         """One flow run by id, or by a unique id prefix (as the CLI shows them)."""
 
+    def match_flow_runs(self, prefix: str, limit: int = 5) -> list[str]:
+        """Ids of up to ``limit`` flow runs whose id starts with ``prefix`` (sorted)."""
+
     def list_task_runs(
         self,
         flow_run_id: str,

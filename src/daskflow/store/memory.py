@@ -264,6 +264,11 @@ class MemoryStore:
                 run = found[0] if len(found) == 1 else None
             return run.current() if run is not None else None
 
+    def match_flow_runs(self, prefix: str, limit: int = 5) -> list[str]:
+        """Ids of up to ``limit`` flow runs whose id starts with ``prefix`` (sorted)."""
+        with self._lock:
+            return sorted(i for i in self._flows if i.startswith(prefix))[:limit]
+
     def list_task_runs(
         self,
         flow_run_id: str,

@@ -486,6 +486,12 @@ class SQLStore:
             rows = self._read(sa.select(flow_runs).where(prefix).limit(2))
         return flow_row(rows[0]) if len(rows) == 1 else None
 
+    def match_flow_runs(self, prefix: str, limit: int = 5) -> list[str]:
+        """Ids of up to ``limit`` flow runs whose id starts with ``prefix`` (sorted)."""
+        fr = flow_runs
+        query = sa.select(fr.c.id).where(fr.c.id.startswith(prefix, autoescape=True))
+        return [row[0] for row in self._read(query.order_by(fr.c.id).limit(limit))]
+
     def list_task_runs(
         self,
         flow_run_id: str,
