@@ -327,3 +327,20 @@ def test_an_ambiguous_id_prefix_lists_the_runs_it_matches(tmp_path: Path) -> Non
     assert "ambiguous run id 'abcdef'" in result.stderr
     assert all(i[:12] in result.stderr for i in ids)
     assert daskflow("runs", "show", "abcdef01", store=store, cwd=tmp_path).returncode == 0
+
+
+def test_runs_list_keeps_ids_states_and_times_whole_beside_a_long_flow_name(
+    tmp_path: Path,
+) -> None:
+    name = "a-very-long-flow-name-for-the-nightly-feature-scoring-pipeline-of-the-marketing-team"
+    (tmp_path / "long.py").write_text(
+        f"from daskflow import flow\n\n@flow(name={name!r})\ndef f() -> int:\n    return 1\n"
+    )
+    store = tmp_path / "runs.db"
+    started = daskflow("run", "long.py:f", "--cluster", "sync", store=store, cwd=tmp_path)
+    listed = daskflow("runs", "list", store=store, cwd=tmp_path, env={"COLUMNS": "80"})
+    assert listed.returncode == 0, listed.stderr
+    assert run_id(started)[:8] in listed.stdout
+    assert "COMPLETED" in listed.stdout
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", listed.stdout), listed.stdout
+    assert max(len(line) for line in listed.stdout.splitlines()) <= 80

@@ -141,6 +141,7 @@ def test_cli_runs_retry(tmp_path):
         "runs", "retry", old_id, "--cluster", "sync", "--json", store=store, cwd=tmp_path, env=env
     )
     assert retried.returncode == 0, retried.stderr
+    assert "Note:" not in retried.stderr  # its results were stored: no hint
     assert '"result": 30' in retried.stdout
     assert count(tmp_path, "a") == count(tmp_path, "b") == 1
     new_id = json.loads(retried.stdout)["id"]
@@ -196,3 +197,20 @@ def test_without_stored_results_a_flow_retry_runs_everything_again(tmp_path):
     (tmp_path / "closed").touch()
     assert f(str(tmp_path)) == 30
     assert count(tmp_path, "a") == count(tmp_path, "b") == 2
+
+
+def test_cli_runs_retry_says_when_nothing_can_be_reused(tmp_path):
+    store = tmp_path / "runs.db"
+    (tmp_path / "closed").touch()
+    failed = daskflow(
+        "run", f"{FLOWS}:unstored", "-p", f"folder={tmp_path}", "--cluster", "sync",
+        store=store, cwd=tmp_path,
+    )  # fmt: skip
+    assert failed.returncode == 1
+    old_id = failed.stdout.split("started: id ")[1].split()[0]
+    (tmp_path / "closed").unlink()
+    retried = daskflow("runs", "retry", old_id, "--cluster", "sync", store=store, cwd=tmp_path)
+    assert retried.returncode == 0, retried.stderr
+    assert "none of the 2 task runs that completed" in retried.stderr
+    assert "persist_result=True" in retried.stderr
+    assert count(tmp_path, "a") == count(tmp_path, "b") == 2  # both ran again, as said

@@ -91,4 +91,10 @@ def resumable(folder: str) -> int:
     return gate(folder, a + b)
 
 
+@flow
+def unstored(folder: str) -> int:
+    """Like ``resumable``, but its results are not stored: a retry runs every task again."""
+    return gate(folder, step(folder, "a", 1) + step(folder, "b", 2))
+
+
 not_a_flow = "just a string"

@@ -72,8 +72,13 @@ def list_command(
     from rich.table import Table
 
     table = Table(title=f"Flow runs (newest {len(found)})", title_justify="left")
+    # id, state, start and duration keep their width; long flow and run names fold
+    fixed = {"ID": 8, "STATE": max(len(r.state.type.value) for r in found), "STARTED": 19}
     for column in ("ID", "FLOW", "NAME", "STATE", "STARTED", "DURATION"):
-        table.add_column(column, no_wrap=column != "NAME")
+        if column in ("FLOW", "NAME"):
+            table.add_column(column, overflow="fold")
+        else:
+            table.add_column(column, no_wrap=True, min_width=fixed.get(column, len(column)))
     for run in found:
         table.add_row(
             run.id[:8],
@@ -240,6 +245,14 @@ def retry_command(
     flow = load_flow(f"{path}:{old.flow_name}")
     if cluster:
         flow = flow.with_options(cluster=cluster)
+    completed = [t for t in old.read_task_runs() if t.state.is_completed()]
+    if completed and not any(t.result_location for t in completed):
+        click.echo(
+            f"Note: none of the {len(completed)} task runs that completed in {old.id[:8]} "
+            "stored its result, so they all run again. Set persist_result=True on the flow "
+            "(or cache tasks) to reuse them next time.",
+            err=True,
+        )
     run_and_report(flow, lambda: flow.resume(old.id, return_state=True), as_json)
 
 
