@@ -233,7 +233,7 @@ def test_an_unknown_flow_exits_2_and_lists_the_flows_in_the_file(tmp_path):
 
     unnamed = daskflow("run", str(FLOWS), store=tmp_path / "s.db", cwd=tmp_path)
     assert unnamed.returncode == 2
-    assert "holds 5 flows" in unnamed.stderr
+    assert "holds 6 flows" in unnamed.stderr
 
 
 def test_an_unknown_file_exits_2_and_says_where_it_looked(tmp_path):
