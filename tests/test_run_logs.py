@@ -66,3 +66,24 @@ def test_logs_from_a_cluster_reached_by_address(processes_client, observer):
     assert f() == 5
     (record,) = [log for log in observer.logs if log.message == "processing 5"]
     assert observer.task_runs[record.task_run_id].task_name == "noisy"
+
+
+def test_each_retry_is_a_log_record_naming_the_attempt_the_error_and_the_delay(
+    cluster, observer, tmp_path
+):
+    from tests.resources.tasks import fails_twice
+
+    @flow(cluster=cluster)
+    def retried(folder: str) -> str:
+        return fails_twice.with_options(retries=3, retry_delay_seconds=0.05)(folder)
+
+    assert retried(str(tmp_path)) == "ok"
+    records = [log for log in observer.logs if log.logger == "daskflow.runs.retries"]
+    assert [r.message for r in records] == [
+        f"task run 'fails_twice': attempt {i} of 4 failed (ConnectionError: not yet); "
+        "retrying in 0.05 s"
+        for i in (1, 2)
+    ]
+    assert all(r.level == logging.WARNING for r in records)
+    [task_run] = observer.task_runs.values()
+    assert {r.task_run_id for r in records} == {task_run.id}

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import pickle
 import random
 import time
@@ -43,7 +44,7 @@ from daskflow.engine.emit import emit, worker_address
 from daskflow.engine.hooks import call_hooks, call_safely
 from daskflow.engine.limits import held
 from daskflow.engine.prints import capture_prints
-from daskflow.engine.run_logs import current_task_run
+from daskflow.engine.run_logs import LOG, current_task_run
 from daskflow.engine.timeouts import attempt_deadline, call_with_timeout
 from daskflow.errors import (
     CancelledRunError,
@@ -197,6 +198,10 @@ def _size_of(value: Any) -> int | None:
     return None
 
 
+#: The logger name of the records daskflow writes about a task run's attempts.
+RETRY_LOGGER = "daskflow.runs.retries"
+
+
 class _Attempts:
     """Emits one task run's transitions."""
 
@@ -231,6 +236,11 @@ class _Attempts:
             ),
             final=state.type.is_final,
         )
+
+    def record(self, level: int, message: str) -> None:
+        """A log record of this task run, written by daskflow itself (a retry, say)."""
+        spec = self.spec
+        emit((spec.flow_run_id, spec.task_run_id, LOG, time.time(), level, RETRY_LOGGER, message))
 
 
 def _info(spec: CallSpec, attempt: int, args: Sequence[Any], kwargs: dict[str, Any]) -> TaskRunInfo:
@@ -402,6 +412,11 @@ def _attempts(
                 f"retrying in {delay:.3g} s",
             )
             log.event(retrying, attempt)
+            log.record(
+                logging.WARNING,
+                f"task run {spec.run_name!r}: attempt {attempt} of {options.retries + 1} failed "
+                f"({type(exc).__name__}: {exc}); retrying in {delay:.3g} s",
+            )
             _sleep(delay)
             continue
         except BaseException as exc:  # never retried; the worker thread must live on
