@@ -344,3 +344,24 @@ def test_runs_list_keeps_ids_states_and_times_whole_beside_a_long_flow_name(
     assert "COMPLETED" in listed.stdout
     assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", listed.stdout), listed.stdout
     assert max(len(line) for line in listed.stdout.splitlines()) <= 80
+
+
+@pytest.mark.parametrize("cluster", ["local", "sync"])
+def test_run_prints_every_worker_s_log_lines_once_as_they_arrive(
+    tmp_path: Path, cluster: str
+) -> None:
+    store = tmp_path / "runs.db"
+    args = ("run", f"{FLOWS}:noisy", "-p", "n=2", "--cluster", cluster)
+    result = daskflow(*args, store=store, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for line in (
+        "| WARNING | Flow run 'noisy-",  # the flow function's own record
+        "| INFO    | Task run 'chatty-0' - chatty says 0",  # a print in a task on a worker
+        "| INFO    | Task run 'chatty-1' - chatty says 1",
+    ):
+        assert result.stderr.count(line) == 1, result.stderr
+    quiet = daskflow(
+        *args, store=store, cwd=tmp_path, env={"DASKFLOW__LOGGING__CONSOLE_LEVEL": "OFF"}
+    )
+    assert quiet.returncode == 0, quiet.stderr
+    assert "chatty says" not in quiet.stderr

@@ -32,7 +32,7 @@ import click
 
 from daskflow.api.flow import Flow
 from daskflow.api.parameters import cut, parameter_hints, shown
-from daskflow.engine.run_logs import show_on_stderr
+from daskflow.cli.console_logs import ConsoleLogs, console_level
 from daskflow.errors import ParameterValidationError
 from daskflow.history import format_duration
 from daskflow.observers.events import Event, FlowRunCreated, Observer, bus
@@ -301,12 +301,17 @@ def run_and_report(flow: Flow[Any, Any], start: Callable[[], State], as_json: bo
         click.echo(f"Flow run {event.run_name!r} started: id {event.flow_run_id}", err=as_json)
 
     watcher = _RunStarted(announce)
-    show_on_stderr("daskflow.runs")  # records of runs in this process (flow functions, sync)
+    level = console_level()
+    logs = ConsoleLogs(level) if level is not None else None
     bus.register(watcher)
+    if logs is not None:  # every run log record, from every worker, as it arrives
+        bus.register(logs)
     try:
         state = start()
     finally:
         bus.unregister(watcher)
+        if logs is not None:
+            bus.unregister(logs)
     started = watcher.event
     if started is None and isinstance(state.data, ParameterValidationError):
         raise click.UsageError(str(state.data))  # refused before the run began
