@@ -180,3 +180,21 @@ def test_validate_parameters_off_passes_values_as_given(cluster):
         return type(n).__name__
 
     assert f("3") == "str"  # no pydantic coercion
+
+
+def test_a_chain_below_a_failure_names_its_root_and_the_flow_fails_with_the_root_error(
+    cluster, observer
+):
+    @flow(cluster=cluster)
+    def f() -> None:
+        inc.submit(inc.submit(boom.submit(4)))  # nothing looked at: all three unhandled
+
+    state = f(return_state=True)
+    assert state.type is StateType.FAILED
+    with pytest.raises(RuntimeError, match="boom 4") as info:
+        state.result()
+    assert not isinstance(info.value, UpstreamFailedError)  # the user's own error, not ours
+    blocked = [r for r in observer.task_runs.values() if r.task_name == "inc"]
+    assert [r.state.type for r in blocked] == [StateType.UPSTREAM_FAILED] * 2
+    for run in blocked:  # two hops down, the root is still named, with its error
+        assert "it started with 'boom' (RuntimeError: boom 4)" in run.state.error_message

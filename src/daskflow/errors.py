@@ -168,13 +168,22 @@ class FlowRunTimeout(DaskflowError, TimeoutError):
 
 
 class UpstreamFailedError(DaskflowError, RuntimeError):
-    """A task run was not started because a task it depends on failed."""
+    """A task run was not started because a task it depends on failed.
 
-    def __init__(self, task_name: str, upstream: Iterable[str] = ()) -> None:
+    ``root`` names the task run whose failure started it all, with its
+    error (``"'extract-3' (ConnectionError: timed out)"``), however many
+    task runs lie between.
+    """
+
+    def __init__(
+        self, task_name: str, upstream: Iterable[str] = (), root: str | None = None
+    ) -> None:
         self.task_name = task_name
         self.upstream = tuple(upstream)
+        self.root = root
         which = f" ({', '.join(self.upstream)})" if self.upstream else ""
-        super().__init__(f"task {task_name!r} did not run: an upstream task failed{which}")
+        cause = f"; it started with {root}" if root else ""
+        super().__init__(f"task {task_name!r} did not run: an upstream task failed{which}{cause}")
 
 
 class CrashedError(DaskflowError, RuntimeError):

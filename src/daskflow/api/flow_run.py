@@ -438,7 +438,10 @@ def _outcome(flow: Any, bound: Any, runner: FlowRunner) -> State:
         failed = runner.conclude()
         unhandled = [s for r, s in failed if not r.handled]
         if unhandled:
-            first = unhandled[0]
+            # the flow fails with the root failure's error (the user's code), not with
+            # the UPSTREAM_FAILED of a run downstream of it, when the root is unhandled too
+            roots = [s for s in unhandled if s.type is not StateType.UPSTREAM_FAILED]
+            first = (roots or unhandled)[0]
             return State(
                 StateType.FAILED,
                 message=f"{len(unhandled)} task run(s) failed; first: {first.message}",

@@ -351,7 +351,9 @@ def run_task(spec: CallSpec, *upstream_values: Any) -> Any:
         if type(value) is TaskFailure:
             upstream, blocking = _absorb_failures(spec, upstream)
             if blocking:
-                exc = UpstreamFailedError(spec.run_name, (f.run_name for f in blocking))
+                exc = UpstreamFailedError(
+                    spec.run_name, (f.run_name for f in blocking), _root_of(blocking[0])
+                )
                 state = State.from_exception(StateType.UPSTREAM_FAILED, exc)
                 return _finish(spec, log, state, 0, (), {})
             break
@@ -440,6 +442,16 @@ def _invoke(
         return call_with_timeout(fn, args, kwargs, timeout, lambda: TaskRunTimeout(name, timeout))
     finally:
         attempt_deadline.reset(token)
+
+
+def _root_of(failure: TaskFailure) -> str:
+    """The task run whose failure ``failure`` comes from, and its error, in words."""
+    cause = failure.state.data
+    if isinstance(cause, UpstreamFailedError) and cause.root:
+        return cause.root  # it did not run either: the root travels down the chain
+    state = failure.state
+    error = f" ({state.error_type}: {state.error_message})" if state.error_type else ""
+    return f"{failure.run_name!r}{error}"
 
 
 def _absorb_failures(
