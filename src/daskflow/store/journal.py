@@ -37,6 +37,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import fields
 from typing import Any, Protocol
 
 from daskflow.observers.events import (
@@ -76,58 +77,39 @@ def store_key(url: str) -> str:
     return hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
+#: How each kind of event is named in a journal line.
+_KINDS: dict[type, str] = {
+    StateChanged: "state",
+    TaskRunCreated: "task",
+    FlowRunCreated: "flow",
+    LogEmitted: "log",
+}
+
+
 def encode(event: Event) -> dict[str, Any]:
-    """One event as JSON-ready data, as much of it as a store records."""
+    """One event as JSON-ready data, as much of it as a store records.
+
+    Its fields as they are, but for what JSON cannot hold: a state becomes
+    its type, time and texts (not its exception object), tags a sorted list,
+    parameters and details :func:`~daskflow.store.fold.jsonable`, and a task
+    run's Dask key, which no store keeps, is left out.
+    """
+    kind = _KINDS.get(type(event))
+    if kind is None:
+        raise TypeError(f"not a run event: {event!r}")
+    data: dict[str, Any] = {f.name: getattr(event, f.name) for f in fields(event)}
+    data["kind"] = kind
     if isinstance(event, StateChanged):
         s = event.state
-        return {
-            "kind": "state",
-            "flow_run_id": event.flow_run_id,
-            "task_run_id": event.task_run_id,
-            "state": [
-                *(s.type.value, s.timestamp, s.message),
-                *(s.error_type, s.error_message, s.traceback),
-            ],
-            "attempt": event.attempt,
-            "worker": event.worker,
-            "details": jsonable(event.details),
-        }
-    if isinstance(event, TaskRunCreated):
-        return {
-            "kind": "task",
-            "task_run_id": event.task_run_id,
-            "flow_run_id": event.flow_run_id,
-            "task_name": event.task_name,
-            "run_name": event.run_name,
-            "map_index": event.map_index,
-            "tags": sorted(event.tags),
-            "timestamp": event.timestamp,
-        }
-    if isinstance(event, FlowRunCreated):
-        return {
-            "kind": "flow",
-            "flow_run_id": event.flow_run_id,
-            "flow_name": event.flow_name,
-            "run_name": event.run_name,
-            "parameters": jsonable(event.parameters),
-            "parent_flow_run_id": event.parent_flow_run_id,
-            "timestamp": event.timestamp,
-            "version": event.version,
-            "resumed_from": event.resumed_from,
-            "entrypoint": event.entrypoint,
-            "scheduled_time": event.scheduled_time,
-        }
-    if isinstance(event, LogEmitted):
-        return {
-            "kind": "log",
-            "flow_run_id": event.flow_run_id,
-            "task_run_id": event.task_run_id,
-            "timestamp": event.timestamp,
-            "level": event.level,
-            "logger": event.logger,
-            "message": event.message,
-        }
-    raise TypeError(f"not a run event: {event!r}")
+        texts = [s.message, s.error_type, s.error_message, s.traceback]
+        data["state"] = [s.type.value, s.timestamp, *texts]
+        data["details"] = jsonable(event.details)
+    elif isinstance(event, TaskRunCreated):
+        data["tags"] = sorted(event.tags)
+        del data["key"]
+    elif isinstance(event, FlowRunCreated):
+        data["parameters"] = jsonable(event.parameters)
+    return data
 
 
 def decode(data: dict[str, Any]) -> Event:
