@@ -14,6 +14,7 @@ after another (``cluster="sync"``: for debugging with pdb).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import pickle
 import threading
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from daskflow.engine.attempt import TaskFailure, length_of, run_task
 from daskflow.engine.emit import TOPIC, drain_worker_events, local_sink
 from daskflow.engine.runs import TaskRun
+from daskflow.engine.scatter import ScatteredArguments, data_refs
 from daskflow.errors import CrashedError, SerializationError, UpstreamFailedError
 from daskflow.states import State, StateType
 
@@ -52,8 +54,9 @@ class SyncBackend:
 
     def execute(self, run: TaskRun) -> None:
         events: list[tuple[Any, ...]] = []
-        upstream = [up.value for up in run.upstream]
         assert run.spec is not None
+        upstream = [up.value for up in run.upstream]
+        upstream.extend(reversed(run.spec.data))  # large arguments: see DataSlot
         with local_sink(events.append):
             run.value = run_task(run.spec, *upstream)
         self._on_events(run.spec.flow_run_id, events, None)
@@ -121,22 +124,27 @@ class DistributedBackend:
 
         graph: dict[Any, Any] = {}
         keys = []
-        for run in runs:
-            if run.local_state is not None:
-                continue
-            refs: list[Any] = []
-            for up in run.upstream:
-                if up.local_state is not None and up.future is None:
-                    break
-                refs.append(up.future if up.future is not None else TaskRef(up.key))
-            if len(refs) < len(run.upstream):
-                _fail_locally(run, UpstreamFailedError(run.run_name))
-                continue
-            graph[run.key] = Task(run.key, run_task, run.spec, *refs)
-            keys.append(run.key)
-        if not keys:
-            return
         try:
+            scattered = self._scatter(runs)
+            for run in runs:
+                if run.local_state is not None:
+                    continue
+                refs: list[Any] = []
+                for up in run.upstream:
+                    if up.local_state is not None and up.future is None:
+                        break
+                    refs.append(up.future if up.future is not None else TaskRef(up.key))
+                if len(refs) < len(run.upstream):
+                    _fail_locally(run, UpstreamFailedError(run.run_name))
+                    continue
+                spec = run.spec
+                if spec is not None and spec.data:  # sent already: the graph refers to them
+                    refs.extend(data_refs(spec.data, scattered))
+                    spec = dataclasses.replace(spec, data=())
+                graph[run.key] = Task(run.key, run_task, spec, *refs)
+                keys.append(run.key)
+            if not keys:
+                return
             futures = self.client.get(_as_expression(graph), keys, sync=False, resources=resources)
         except Exception as exc:
             if not _is_pickling_error(exc):
@@ -146,6 +154,11 @@ class DistributedBackend:
         for run, future in zip((r for r in runs if r.key in graph), futures, strict=True):
             run.future = future
             run.spec = None  # the cluster has it now; don't pin the arguments here
+
+    def _scatter(self, runs: Sequence[TaskRun]) -> dict[int, Any]:
+        """Send the batch's large arguments (:mod:`daskflow.engine.scatter`)."""
+        large = [obj for r in runs if r.spec is not None and r.spec.data for obj in r.spec.data]
+        return self._router.scattered.futures(self.client, large)
 
     # -- reading outcomes ----------------------------------------------------------
     def wait(self, runs: Sequence[TaskRun], timeout: float | None) -> bool:
@@ -354,6 +367,7 @@ class _Router:
         self._arrived = threading.Condition()
         self.workers_lost: int | None = 0
         self.panel = False  # the daskflow panel is served on this client's dashboard
+        self.scattered = ScatteredArguments()  # large arguments sent on their own
 
     def __call__(self, event: tuple[float, dict[str, Any]]) -> None:
         _, message = event
@@ -482,6 +496,7 @@ def _blame_unpicklable(runs: Sequence[TaskRun], exc: BaseException) -> None:
         spec = run.spec
         parts: list[tuple[str, Any]] = [(f"argument {i}", a) for i, a in enumerate(spec.args)]
         parts += [(f"argument {k!r}", v) for k, v in spec.kwargs.items()]
+        parts += [(f"an argument of type {type(v).__name__}", v) for v in spec.data]
         parts.append(("the task function", run.task.fn))
         for what, obj in parts:
             try:

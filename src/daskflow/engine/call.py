@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
-__all__ = ["CallSpec", "FlowRunInfo", "ItemSlot", "Slot", "TaskRunInfo", "fill_slots"]
+__all__ = ["CallSpec", "DataSlot", "FlowRunInfo", "ItemSlot", "Slot", "TaskRunInfo", "fill_slots"]
 
 
 class Slot:
@@ -59,6 +59,21 @@ class ItemSlot(Slot):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.index, self.item, self.allow_failure))
+
+
+class DataSlot(Slot):
+    """A large argument sent to the cluster on its own (``client.scatter``).
+
+    Its value is the ``index``-th value counted from the *end* of the
+    upstream values: the backend appends a call's scattered arguments after
+    its upstream runs, last first (:attr:`CallSpec.data`), so the position
+    does not depend on how many upstream runs the call has.
+    """
+
+    __slots__ = ()
+
+    def fill(self, upstream: Sequence[Any]) -> Any:
+        return upstream[len(upstream) - 1 - self.index]
 
 
 def nth_item(value: Any, i: int) -> Any:
@@ -127,6 +142,11 @@ class CallSpec:
         Positions among the upstream values of runs passed through
         ``allow_failure`` in ``wait_for=[...]`` (they fill no slot): the call
         runs when they failed.
+    data
+        Large arguments (``daskflow.submit.scatter-threshold``) that
+        :class:`DataSlot` stands for, in slot order. Only on the client:
+        the distributed backend scatters them and sends the spec without
+        them; the values arrive after the upstream values, last first.
     """
 
     task: Any
@@ -144,6 +164,7 @@ class CallSpec:
     panel_url: str | None = None
     limits: tuple[tuple[str, int], ...] = ()
     allowed: frozenset[int] = frozenset()
+    data: tuple[Any, ...] = ()
 
     def bind(self, upstream: Sequence[Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """The real ``(args, kwargs)`` once the upstream values are known."""

@@ -15,6 +15,9 @@ In order, the first that applies:
    life of the process and closed at exit. Every socket it opens (scheduler,
    nannies, workers, the dashboard with the panel) listens on 127.0.0.1
    unless those options name an address (``host``, ``dashboard_address``).
+   Its worker processes do not run the ``__main__`` script again
+   (:mod:`daskflow.engine.script_main`), so a script that calls a flow with
+   no ``if __name__ == "__main__":`` guard works as written.
 
 daskflow closes only what it created.
 """
@@ -28,6 +31,7 @@ import threading
 from typing import Any
 
 from daskflow import config
+from daskflow.engine import script_main
 from daskflow.errors import ClusterConnectionError, ConfigurationError
 
 __all__ = ["SYNC", "resolve_client"]
@@ -113,6 +117,7 @@ def _embedded_client() -> Any:
             return client
         from distributed import Client, LocalCluster
 
+        script_main.install()  # its worker processes do not run the user's script again
         options = _loopback_defaults(dict(config.get("local-cluster") or {}))
         cluster = LocalCluster(**options)
         client = Client(cluster, set_as_default=False)

@@ -11,6 +11,13 @@ The walk stays cheap for big arguments: it only enters the built-in
 containers (exact types), never DataFrames, arrays or other objects, and
 ``quote(x)`` passes ``x`` without looking inside at all.
 
+An object (not a plain value or a built-in container) of at least
+``daskflow.submit.scatter-threshold`` bytes by ``dask.sizeof`` — a DataFrame
+passed from the flow, an array — becomes a :class:`DataSlot`: the backend
+sends it to the cluster on its own, once, as Dask's advice to ``scatter``
+large objects says, instead of inside the graph (where distributed would warn
+"Sending large graph" and send it again with every batch that uses it).
+
 The future classes of the user API subclass :class:`RunRef` (one run) and
 :class:`RunGroupRef` (a map's runs), so this layer recognises them without
 importing the API.
@@ -21,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
-from daskflow.engine.call import CallSpec, ItemSlot, Slot
+from daskflow.engine.call import CallSpec, DataSlot, ItemSlot, Slot
 from daskflow.engine.runs import TaskRun
 
 __all__ = [
@@ -119,7 +126,7 @@ class Walked:
 class Collector:
     """Gathers the upstream runs of one call while its arguments are walked."""
 
-    __slots__ = ("allowed", "dynamic", "index", "upstream")
+    __slots__ = ("allowed", "data", "dynamic", "index", "upstream")
 
     def __init__(self) -> None:
         self.upstream: list[TaskRun] = []
@@ -127,6 +134,8 @@ class Collector:
         self.dynamic: list[RunGroupRef] = []
         #: positions of runs passed through ``allow_failure`` (in ``wait_for`` too)
         self.allowed: list[int] = []
+        #: large arguments, sent to the cluster on their own (:class:`DataSlot`)
+        self.data: list[Any] = []
 
     def copy(self) -> Collector:
         other = Collector()
@@ -134,6 +143,7 @@ class Collector:
         other.index = dict(self.index)
         other.dynamic = list(self.dynamic)
         other.allowed = list(self.allowed)
+        other.data = list(self.data)
         return other
 
     def position(self, run: TaskRun, allow: bool) -> int:
@@ -190,7 +200,29 @@ class Collector:
             if any(found for _, (_, found) in pairs):
                 return {k: t for k, (t, _) in pairs}, True
             return obj, False
+        if is_large(obj):
+            self.data.append(obj)
+            return DataSlot(len(self.data) - 1), True
         return obj, False
+
+
+def is_large(obj: Any) -> bool:
+    """At least ``daskflow.submit.scatter-threshold`` bytes, by ``dask.sizeof``."""
+    from dask.sizeof import sizeof
+
+    try:
+        return sizeof(obj) >= _scatter_threshold()
+    except Exception:  # a sizeof that fails: sent inside the graph, as before
+        return False
+
+
+def _scatter_threshold() -> float:
+    from dask.utils import parse_bytes
+
+    from daskflow import config
+
+    value = config.get("submit.scatter-threshold", "1MiB")
+    return float("inf") if value is None else parse_bytes(value)
 
 
 def build_call(
@@ -236,5 +268,6 @@ def build_call(
         kwargs=new_kwargs,
         nested=frozenset(nested),
         allowed=frozenset(collector.allowed) if collector.allowed else frozenset(),
+        data=tuple(collector.data),
     )
     return spec, collector.upstream
