@@ -3,8 +3,11 @@
 ``.ci/run`` installs Debian's ``chromium`` and ``chromium-driver``; on a
 machine without them the test is skipped, except under CI where it fails.
 The page is a Bokeh app: its tables are DOM elements, so the test reads the
-run, its progress and its failure as text, and keeps a screenshot under the
-test's temporary folder.
+run, its progress and its failure as text, and keeps screenshots under the
+test's temporary folder; with ``DASKFLOW_DOCS_IMAGES=1`` it writes them into
+``docs/images/`` instead, for the documentation's panel page::
+
+    DASKFLOW_DOCS_IMAGES=1 python -m pytest tests/test_panel_browser.py
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import pytest
 
 from tests.test_cli import FLOWS, daskflow
 
+DOCS_IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 
@@ -73,6 +77,21 @@ def page_text(driver, expected: list[str], timeout: float = 30.0) -> str:
         time.sleep(0.3)
 
 
+def screenshot(driver, tmp_path: Path, name: str, height: int | None = None) -> Path:
+    """Save the page as ``name``: in docs/images/ with DASKFLOW_DOCS_IMAGES=1, else tmp_path.
+
+    ``height`` resizes the window first (the whole page in one picture).
+    """
+    folder = DOCS_IMAGES if os.environ.get("DASKFLOW_DOCS_IMAGES") == "1" else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    if height is not None:
+        driver.set_window_size(1600, height)
+        time.sleep(1.0)  # Bokeh lays the page out again
+    path = folder / name
+    driver.save_screenshot(str(path))
+    return path
+
+
 def test_the_panel_shows_runs_progress_and_failures(browser, tmp_path):
     store = tmp_path / "runs.db"
     ok = daskflow("run", f"{FLOWS}:hello", "--cluster", "sync", store=store, cwd=tmp_path)
@@ -106,19 +125,20 @@ def test_the_panel_shows_runs_progress_and_failures(browser, tmp_path):
         wait_for_http(url)
         browser.get(url)
         text = page_text(browser, ["hello", "fails", "FAILED", "exploded: panel test"])
-        browser.save_screenshot(str(tmp_path / "panel.png"))
+        shot = screenshot(browser, tmp_path, "panel-failed-run.png", height=1900)
         assert "hello" in text  # the runs table lists both runs
         assert "fails" in text
         assert "FAILED" in text
         assert "COMPLETED" in text
         assert "exploded: panel test" in text  # the failure, with its message
         assert "explode" in text  # the failed task's name (failures and progress)
-        assert Path(tmp_path / "panel.png").stat().st_size > 10_000
+        assert shot.stat().st_size > 10_000
 
         # live: a run recorded while the page is open appears without a reload
         later = daskflow("run", f"{FLOWS}:noisy", "--cluster", "sync", store=store, cwd=tmp_path)
         assert later.returncode == 0
-        assert "noisy" in page_text(browser, ["noisy"])
+        assert "noisy" in page_text(browser, ["noisy", "chatty says 2"])
+        assert screenshot(browser, tmp_path, "panel-live-run.png").stat().st_size > 10_000
     finally:
         server.terminate()
         server.wait(timeout=30)

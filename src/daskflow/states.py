@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import enum
 import time
-import traceback as _traceback
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -31,6 +30,7 @@ from daskflow.errors import (
     DaskflowError,
     InvalidTransitionError,
 )
+from daskflow.tracebacks import format_exception
 
 __all__ = ["InvalidTransitionError", "State", "StateType", "transition"]
 
@@ -127,7 +127,7 @@ class State:
             message=message or f"{exc.__class__.__name__}: {exc}",
             error_type=exc.__class__.__name__,
             error_message=str(exc),
-            traceback="".join(_traceback.format_exception(exc)),
+            traceback=format_exception(exc),
             data=exc,
         )
 

@@ -15,6 +15,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from daskflow.errors import NotATaskError
 from daskflow.options import FlowOptions, with_changes
+from daskflow.tracebacks import hide_internal_frames
 
 __all__ = ["Flow", "flow"]
 
@@ -54,7 +55,11 @@ class Flow(Generic[P, R]):
         """Run the flow; with ``return_state=True`` return its final ``State``."""
         from daskflow.api.flow_run import run_flow
 
-        return run_flow(self, args, kwargs, return_state)
+        try:
+            return run_flow(self, args, kwargs, return_state)
+        except BaseException as exc:  # the user's frames only (daskflow.tracebacks)
+            hide_internal_frames(exc)
+            raise
 
     def resume(self, run_id: str, *, return_state: bool = False) -> Any:
         """Run a failed or crashed flow run again, reusing its stored task results.
@@ -88,7 +93,11 @@ class Flow(Generic[P, R]):
         from daskflow.api.flow_run import plan_resume, run_flow
 
         parameters, plan = plan_resume(self, run_id)
-        return run_flow(self, (), parameters, return_state, resume=plan)
+        try:
+            return run_flow(self, (), parameters, return_state, resume=plan)
+        except BaseException as exc:
+            hide_internal_frames(exc)
+            raise
 
     def serve(
         self,

@@ -119,7 +119,7 @@ def run_flow(
         raise
     token = open_token(flow_run_id, parent.flow_run_id if parent is not None else None)
     try:
-        with _observed(flow_run_id, flow.name, top_level=parent is None):
+        with _observed(flow_run_id, flow.name, top_level=parent is None, run_name=name):
             return _run(
                 flow,
                 bound,
@@ -345,17 +345,23 @@ def _attempts(
 
 
 @contextlib.contextmanager
-def _observed(flow_run_id: str, flow_name: str, top_level: bool) -> Iterator[None]:
-    """Record the run in the store, watched; show progress for a top-level run."""
+def _observed(
+    flow_run_id: str, flow_name: str, top_level: bool, run_name: str | None = None
+) -> Iterator[None]:
+    """Record the run in the store, watched; show a top-level run's logs and progress.
+
+    Only a top-level run shows them (its subflows' records and task runs
+    are its own), so no record prints twice.
+    """
     from daskflow.store import default_observer
 
     observer = default_observer()
     watch = run_watch(observer.store) if observer is not None else None
     with contextlib.ExitStack() as stack:
         if top_level:
-            from daskflow.progress import display_for
+            from daskflow.progress import show_run
 
-            stack.enter_context(display_for(flow_run_id, flow_name))
+            stack.enter_context(show_run(flow_run_id, flow_name, run_name=run_name))
         if watch is not None:
             watch.register(flow_run_id)
             stack.callback(watch.unregister, flow_run_id)

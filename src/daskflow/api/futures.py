@@ -22,6 +22,7 @@ from daskflow.engine.runs import TaskRun
 from daskflow.errors import FlowRunTimeout
 from daskflow.graph.arguments import RunGroupRef, RunRef
 from daskflow.states import State
+from daskflow.tracebacks import hide_internal_frames
 
 __all__ = ["DoneAndNotDone", "MappedFuture", "TaskFuture", "resolve_futures", "wait"]
 
@@ -65,7 +66,11 @@ class TaskFuture(RunRef, Generic[R]):
         raise_on_failure
             When False, a failed run returns its exception instead of raising.
         """
-        return self._runner.result(self._run, timeout, raise_on_failure)
+        try:
+            return self._runner.result(self._run, timeout, raise_on_failure)
+        except BaseException as exc:  # the user's frames only (daskflow.tracebacks)
+            hide_internal_frames(exc)
+            raise
 
     def wait(self, timeout: float | None = None) -> None:
         """Wait until the run ended (whatever its outcome)."""
@@ -146,6 +151,13 @@ class MappedFuture(RunGroupRef, Sequence[TaskFuture[R]]):
     # -- outcomes ----------------------------------------------------------------
     def result(self, timeout: float | None = None, raise_on_failure: bool = True) -> list[R]:
         """Every element's value, gathered from the cluster in one call."""
+        try:
+            return self._results(timeout, raise_on_failure)
+        except BaseException as exc:  # the user's frames only (daskflow.tracebacks)
+            hide_internal_frames(exc)
+            raise
+
+    def _results(self, timeout: float | None, raise_on_failure: bool) -> list[R]:
         futures = self._all()
         source = self._source
         if source is not None:

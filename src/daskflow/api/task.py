@@ -24,6 +24,7 @@ from daskflow.engine.runs import TaskRun
 from daskflow.errors import NoFlowRunError, NotATaskError
 from daskflow.graph.arguments import Collector, build_call
 from daskflow.options import TaskOptions, with_changes
+from daskflow.tracebacks import code_files
 
 __all__ = ["Task", "task"]
 
@@ -82,9 +83,19 @@ class Task(Generic[P, R]):
             return self.__qualname__
         if isinstance(origin, Task) and origin.fn is self.fn:
             return (_copy_with_options, (origin, self.options))
-        # by value (a notebook, a local function): the source read here travels along,
-        # since a worker cannot read the source of code typed into a notebook cell
-        return (_rebuild, (self.fn, self.options, self.__dict__.get("source")))
+        # by value (a script's __main__, a notebook, a local function): the source read
+        # here travels along, since a worker cannot read the source of code typed into a
+        # notebook cell, and so do the files of its code, which cloudpickle renames
+        return (_rebuild, (self.fn, self.options, self.__dict__.get("source"), self.code_files))
+
+    @functools.cached_property
+    def code_files(self) -> dict[str, str]:
+        """Where the function's code (and the code it calls) lives, for tracebacks.
+
+        Read where the task was defined and sent along when it goes to a
+        worker by value (see :mod:`daskflow.tracebacks`).
+        """
+        return code_files(self.fn)
 
     @functools.cached_property
     def source(self) -> str | None:
@@ -241,10 +252,14 @@ def _copy_with_options(origin: Task[Any, Any], options: TaskOptions) -> Task[Any
     return Task(origin.fn, options)
 
 
-def _rebuild(fn: Any, options: TaskOptions, source: str | None) -> Task[Any, Any]:
+def _rebuild(
+    fn: Any, options: TaskOptions, source: str | None, files: dict[str, str] | None = None
+) -> Task[Any, Any]:
     rebuilt = Task(fn, options)
     if source is not None:
         rebuilt.__dict__["source"] = source
+    if files:
+        rebuilt.__dict__["code_files"] = files
     return rebuilt
 
 

@@ -32,10 +32,10 @@ import click
 
 from daskflow.api.flow import Flow
 from daskflow.api.parameters import cut, parameter_hints, shown
-from daskflow.cli.console_logs import ConsoleLogs, console_level
 from daskflow.errors import ParameterValidationError
 from daskflow.history import format_duration
 from daskflow.observers.events import Event, FlowRunCreated, Observer, bus
+from daskflow.progress.console_logs import console_level
 from daskflow.states import State
 
 __all__ = ["load_flow", "param_option", "parameter_names", "parse_parameters", "run_command"]
@@ -301,17 +301,12 @@ def run_and_report(flow: Flow[Any, Any], start: Callable[[], State], as_json: bo
         click.echo(f"Flow run {event.run_name!r} started: id {event.flow_run_id}", err=as_json)
 
     watcher = _RunStarted(announce)
-    level = console_level()
-    logs = ConsoleLogs(level) if level is not None else None
+    console_level()  # a bad daskflow.logging.console-level is a usage error here
     bus.register(watcher)
-    if logs is not None:  # every run log record, from every worker, as it arrives
-        bus.register(logs)
-    try:
+    try:  # the run prints its own log lines (daskflow.progress.show_run)
         state = start()
     finally:
         bus.unregister(watcher)
-        if logs is not None:
-            bus.unregister(logs)
     started = watcher.event
     if started is None and isinstance(state.data, ParameterValidationError):
         raise click.UsageError(str(state.data))  # refused before the run began

@@ -53,6 +53,7 @@ from daskflow.errors import (
     UpstreamFailedError,
 )
 from daskflow.states import State, StateType
+from daskflow.tracebacks import prepare_task_traceback, rebuild, ship
 
 __all__ = ["TaskFailure", "length_of", "run_task"]
 
@@ -68,11 +69,13 @@ class TaskFailure:
     imported there), the state's strings (type, message, traceback) name it.
     """
 
-    __slots__ = ("run_name", "state")
+    __slots__ = ("root", "run_name", "state")
 
-    def __init__(self, state: State, run_name: str) -> None:
+    def __init__(self, state: State, run_name: str, root: TaskFailure | None = None) -> None:
         self.state = state
         self.run_name = run_name
+        #: for ``UPSTREAM_FAILED``: the failure of the run it all started with
+        self.root = root
 
     def exception(self) -> BaseException:
         exc = self.state.exception()
@@ -82,7 +85,7 @@ class TaskFailure:
     def __reduce__(self) -> tuple[Any, ...]:
         state = self.state
         if state.data is None:
-            return (TaskFailure, (state, self.run_name))
+            return (TaskFailure, (state, self.run_name, self.root))
         exc = state.data
         kind = type(exc)
         return (
@@ -93,6 +96,8 @@ class TaskFailure:
                 dump_exception(exc),
                 kind.__module__,
                 kind.__qualname__,
+                ship(exc.__traceback__),
+                self.root,
             ),
         )
 
@@ -149,13 +154,22 @@ def _rebuild_exception(
 
 
 def _load_failure(
-    state: State, run_name: str, data: bytes | None, module: str, qualname: str
+    state: State,
+    run_name: str,
+    data: bytes | None,
+    module: str,
+    qualname: str,
+    shipped_traceback: list[tuple[str, str, int]] | None = None,
+    root: TaskFailure | None = None,
 ) -> TaskFailure:
     """A :class:`TaskFailure` unpickled, with its exception rebuilt.
 
     When this process cannot rebuild it (its class cannot be imported here),
     a stand-in takes its place: a :class:`~daskflow.errors.DaskflowError`
-    named like the original class, with the original text.
+    named like the original class, with the original text. The exception
+    gets its traceback from where it was raised back, and an
+    ``UpstreamFailedError`` the root failure's exception as its cause, so
+    Python prints the user's frames of the task that failed first.
     """
     try:
         exc = pickle.loads(data) if data is not None else None
@@ -163,7 +177,10 @@ def _load_failure(
         exc = None
     if exc is None:
         exc = _stand_in(module, qualname)(state.error_message or "")
-    return TaskFailure(state.with_data(exc), run_name)
+    rebuild(exc, shipped_traceback)
+    if root is not None and isinstance(exc, UpstreamFailedError):
+        exc.__cause__ = root.exception()
+    return TaskFailure(state.with_data(exc), run_name, root)
 
 
 @functools.lru_cache(maxsize=64)
@@ -314,6 +331,7 @@ def _finish(
     kwargs: dict[str, Any],
     value: Any = None,
     details: dict[str, Any] | None = None,
+    root: TaskFailure | None = None,
 ) -> Any:
     """Emit the final state, call the hooks, return the Dask result."""
     failed = state.type.is_failed
@@ -323,7 +341,7 @@ def _finish(
     hooks = options.on_failure if failed else () if cancelled else options.on_completion
     if hooks:
         call_hooks(hooks, spec.task, _info(spec, attempt, args, kwargs), state)
-    return TaskFailure(state, spec.run_name) if failed or cancelled else value
+    return TaskFailure(state, spec.run_name, root) if failed or cancelled else value
 
 
 def run_task(spec: CallSpec, *upstream_values: Any) -> Any:
@@ -351,11 +369,13 @@ def run_task(spec: CallSpec, *upstream_values: Any) -> Any:
         if type(value) is TaskFailure:
             upstream, blocking = _absorb_failures(spec, upstream)
             if blocking:
+                root = blocking[0].root or blocking[0]
                 exc = UpstreamFailedError(
                     spec.run_name, (f.run_name for f in blocking), _root_of(blocking[0])
                 )
+                exc.__cause__ = root.state.data  # its text shows the root's traceback
                 state = State.from_exception(StateType.UPSTREAM_FAILED, exc)
-                return _finish(spec, log, state, 0, (), {})
+                return _finish(spec, log, state, 0, (), {}, root=root)
             break
 
     args, kwargs = spec.bind(upstream)
@@ -400,6 +420,7 @@ def _attempts(
             cancelled = State(StateType.CANCELLED, message=str(exc))
             return _finish(spec, log, cancelled, attempt, args, kwargs)
         except Exception as exc:
+            prepare_task_traceback(exc, task.__dict__.get("code_files"))
             final = StateType.TIMED_OUT if isinstance(exc, TaskRunTimeout) else StateType.FAILED
             failed = State.from_exception(final, exc)
             if not _should_retry(spec, exc, failed, attempt, args, kwargs):
@@ -422,6 +443,7 @@ def _attempts(
             _sleep(delay)
             continue
         except BaseException as exc:  # never retried; the worker thread must live on
+            prepare_task_traceback(exc, task.__dict__.get("code_files"))
             interrupted = isinstance(exc, (KeyboardInterrupt, SystemExit))
             final = StateType.CRASHED if interrupted else StateType.FAILED
             return _finish(spec, log, State.from_exception(final, exc), attempt, args, kwargs)

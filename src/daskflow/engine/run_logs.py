@@ -11,8 +11,9 @@ process turns each record into a log event and hands it to
 - in the flow's own thread, or under ``cluster="sync"``, the flow run's
   local sink receives it directly.
 
-Records still propagate to the usual handlers (a worker's stderr, the
-client's console). A log event is a tuple
+Records still propagate to the usual handlers (those a user configured);
+the console shows them from their events, once, wherever they were written
+(:mod:`daskflow.progress.console_logs`). A log event is a tuple
 ``(flow_run_id, task_run_id, "LOG", timestamp, levelno, logger, message)``.
 """
 
@@ -20,14 +21,12 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import sys
 import threading
 import traceback
-from collections.abc import Callable
 
 from daskflow.engine.emit import emit
 
-__all__ = ["LOG", "ROOT", "RunLogHandler", "current_task_run", "install", "show_on_stderr"]
+__all__ = ["LOG", "ROOT", "RunLogHandler", "current_task_run", "install"]
 
 LOG = "LOG"
 ROOT = "daskflow.runs"
@@ -84,26 +83,3 @@ def install(level: int = logging.INFO) -> None:
             if root.level == logging.NOTSET or root.level > level:
                 root.setLevel(level)
             _handler = handler
-
-
-def show_on_stderr(*names: str) -> Callable[[], None]:
-    """Print records of these loggers (INFO and up) on stderr; returns an undo.
-
-    For the command line (``daskflow run``, ``serve``): a person watching
-    sees the flow's log lines as they happen.
-    """
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s | %(levelname)-7s | %(message)s"))
-    loggers = [logging.getLogger(name) for name in names]
-    levels = [log.level for log in loggers]
-    for log in loggers:
-        log.addHandler(handler)
-        if log.level == logging.NOTSET or log.level > logging.INFO:
-            log.setLevel(logging.INFO)
-
-    def undo() -> None:
-        for log, level in zip(loggers, levels, strict=True):
-            log.removeHandler(handler)
-            log.setLevel(level)
-
-    return undo

@@ -5,15 +5,27 @@
   to views (the Bokeh panel reads the same snapshots);
 - :mod:`~daskflow.progress.terminal`: ``rich`` live lines and a summary table;
 - :mod:`~daskflow.progress.notebook`: an HTML display updated in place;
-- :mod:`~daskflow.progress.display`: :func:`display_for`, which the engine
-  wraps around each top-level flow run, choosing a view by
-  ``daskflow.progress``.
+- :mod:`~daskflow.progress.console_logs`: :class:`ConsoleLogs`, the run's
+  log records printed on the console as they arrive;
+- :mod:`~daskflow.progress.display`: :func:`show_run`, which the engine
+  wraps around each top-level flow run (its log lines, and
+  :func:`display_for`, a view chosen by ``daskflow.progress``).
 
 Importing this package is cheap: ``rich`` and ``IPython`` load only when a
 view is shown.
 """
 
-from daskflow.progress.display import choose_view, display_for
+from daskflow.progress.console_logs import ConsoleLogs, console_level
+from daskflow.progress.display import choose_view, display_for, show_run
 from daskflow.progress.tracker import ProgressSnapshot, RunTracker, TaskProgress
 
-__all__ = ["ProgressSnapshot", "RunTracker", "TaskProgress", "choose_view", "display_for"]
+__all__ = [
+    "ConsoleLogs",
+    "ProgressSnapshot",
+    "RunTracker",
+    "TaskProgress",
+    "choose_view",
+    "console_level",
+    "display_for",
+    "show_run",
+]

@@ -1,7 +1,12 @@
 """Choosing and running a progress view around one top-level flow run.
 
-The engine wraps every top-level flow run in ``with display_for(flow_run_id,
-flow_name): ...``. What that shows follows ``daskflow.progress``:
+The engine wraps every top-level flow run in ``with show_run(flow_run_id,
+flow_name): ...``: its log lines on the console
+(:mod:`~daskflow.progress.console_logs`, config
+``daskflow.logging.console-level``) and :func:`display_for`, its progress.
+While the terminal view is live, the log lines go through its ``rich``
+console, above the bars. What :func:`display_for` shows follows
+``daskflow.progress``:
 
 - ``auto`` (the default): the notebook view inside a Jupyter kernel, the
   terminal view when standard output is a terminal, else nothing;
@@ -26,17 +31,20 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 import dask.config
 
+from daskflow.errors import ConfigurationError
 from daskflow.observers.events import bus
+from daskflow.progress.console_logs import ConsoleLogs, console_level
 from daskflow.progress.tracker import RunTracker
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["ViewKind", "choose_view", "display_for", "in_kernel"]
+__all__ = ["ViewKind", "choose_view", "display_for", "in_kernel", "show_run"]
 
 logger = logging.getLogger("daskflow.progress")
 
@@ -171,6 +179,12 @@ class _Display:
             return
         self._view = view
 
+    @property
+    def live_console(self) -> Console | None:
+        """The console of the terminal view while it draws live lines, else None."""
+        console = getattr(self._view, "console", None)
+        return console if console is not None and console.is_terminal else None
+
     def __exit__(self, *exc_info: object) -> None:
         view, self._view = self._view, None
         if view is None:
@@ -182,3 +196,55 @@ class _Display:
             logger.warning("daskflow: cannot show the progress summary", exc_info=True)
         finally:
             bus.unregister(self.tracker)
+
+
+@contextlib.contextmanager
+def show_run(
+    flow_run_id: str,
+    flow_name: str,
+    *,
+    run_name: str | None = None,
+    console: Console | None = None,
+) -> Iterator[None]:
+    """Show one top-level flow run while the ``with`` block runs: its log lines and progress.
+
+    The log records of the run and its subflows print on the console as they
+    arrive (:class:`~daskflow.progress.console_logs.ConsoleLogs`, at
+    ``daskflow.logging.console-level``), above the live lines of the terminal
+    view when it shows; :func:`display_for` shows the progress. On exit the
+    bus is flushed, so the run's last records print before the summary.
+
+    Parameters
+    ----------
+    flow_run_id
+        The flow run; its ``FlowRunCreated`` is published inside the block.
+    flow_name
+        Its flow's name, for the progress headline.
+    run_name
+        Its run name, for its log lines (else learnt from its
+        ``FlowRunCreated``, which ``serve`` publishes before the run starts).
+    console
+        A ``rich`` console for the terminal view, as for :func:`display_for`.
+
+    Examples
+    --------
+    >>> with show_run(flow_run_id, "etl"):  # doctest: +SKIP
+    ...     state = run_the_flow()
+    """
+    try:
+        level = console_level()
+    except ConfigurationError as exc:  # a bad setting must not stop the flow
+        logger.warning("daskflow: %s; printing run logs at INFO", exc)
+        level = logging.INFO
+    logs = ConsoleLogs(level, flow_run_id, run_name=run_name) if level is not None else None
+    shown = display_for(flow_run_id, flow_name, console=console)
+    with contextlib.ExitStack() as stack:
+        if logs is not None:
+            bus.register(logs)
+            stack.callback(bus.unregister, logs)  # flushes: the last records print
+        stack.enter_context(shown)
+        if logs is not None and isinstance(shown, _Display):
+            logs.use_console(shown.live_console)
+            stack.callback(logs.use_console, None)  # the view is gone: plain stderr
+            stack.callback(bus.flush)  # the last records, above the live lines
+        yield

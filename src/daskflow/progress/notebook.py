@@ -86,6 +86,9 @@ def render_live(snapshot: ProgressSnapshot) -> str:
 def render_summary(snapshot: ProgressSnapshot) -> str:
     """The end-of-run table as HTML: completed, failed and total per task name.
 
+    A column of retries appears when a run was retried, and one of first
+    errors when a run failed.
+
     Parameters
     ----------
     snapshot
@@ -98,12 +101,19 @@ def render_summary(snapshot: ProgressSnapshot) -> str:
     """
     totals = snapshot.totals
     show_errors = totals.failed > 0
-    head = [_th("task", "left"), _th("completed"), _th("failed"), _th("total")]
+    show_retries = totals.retried > 0
+    head = [_th("task", "left"), _th("completed"), _th("failed")]
+    if show_retries:
+        head.append(_th("retries"))
+    head.append(_th("total"))
     if show_errors:
         head.append(_th("first error", "left"))
     body = []
     for task in (*snapshot.tasks, totals) if len(snapshot.tasks) > 1 else snapshot.tasks:
-        cells = [_td(task.name, "left"), _td(task.completed), _td(task.failed), _td(task.total)]
+        cells = [_td(task.name, "left"), _td(task.completed), _td(task.failed)]
+        if show_retries:
+            cells.append(_td(task.retried))
+        cells.append(_td(task.total))
         if show_errors:
             cells.append(_td(task.first_error or "", "left"))
         body.append(f"<tr>{''.join(cells)}</tr>")

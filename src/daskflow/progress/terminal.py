@@ -3,9 +3,12 @@
 While the flow runs, a :class:`rich.live.Live` display redraws a few times a
 second from :meth:`RunTracker.snapshot`: a headline (flow, state, elapsed
 time) and one line per task name — a bar and ``done / failed / running of
-total``. The live lines are transient: when the run ends they are replaced by
-one summary table printed once (task name, completed, failed, total; the
-flow's state and duration in the title), which stays in the scroll-back.
+total`` (and the retries, when there were some). The live lines are
+transient: when the run ends they are replaced by one summary table printed
+once (task name, completed, failed, retries when any, total; the flow's
+state and duration in the title), which stays in the scroll-back. The run's
+log lines print through the same console meanwhile, above the live lines
+(:mod:`daskflow.progress.console_logs`).
 
 On a console that is not a terminal (output piped to a file, a CI log) rich
 draws no live frames, so only the summary is written.
@@ -77,8 +80,9 @@ def render_live(snapshot: ProgressSnapshot) -> RenderableType:
 def render_summary(snapshot: ProgressSnapshot) -> RenderableType:
     """The end-of-run table: completed, failed and total task runs per task name.
 
-    Columns for cancelled and unfinished runs appear only when there are
-    some, and one with each task name's first error when a run failed.
+    Columns for retries, cancelled and unfinished runs appear only when
+    there are some, and one with each task name's first error when a run
+    failed.
 
     Parameters
     ----------
@@ -99,6 +103,9 @@ def render_summary(snapshot: ProgressSnapshot) -> RenderableType:
     table.add_column("task", footer="all tasks")
     table.add_column("completed", justify="right", footer=str(totals.completed))
     table.add_column("failed", justify="right", footer=str(totals.failed))
+    show_retries = totals.retried > 0
+    if show_retries:
+        table.add_column("retries", justify="right", footer=str(totals.retried))
     if show_cancelled:
         table.add_column("cancelled", justify="right", footer=str(totals.cancelled))
     if show_unfinished:  # a run interrupted (Ctrl-C), or events lost: a flow waits for its runs
@@ -113,6 +120,8 @@ def render_summary(snapshot: ProgressSnapshot) -> RenderableType:
             str(task.completed),
             Text(str(task.failed), "red" if task.failed else ""),
         ]
+        if show_retries:
+            row.append(Text(str(task.retried), "yellow" if task.retried else ""))
         if show_cancelled:
             row.append(str(task.cancelled))
         if show_unfinished:

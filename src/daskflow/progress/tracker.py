@@ -27,6 +27,11 @@ States fall into five buckets (see :data:`BUCKETS`): pending (``SCHEDULED``,
 ``CRASHED``) and cancelled. A final state is never left: a report that
 arrives late (the ``RETRYING`` the client adds for an attempt lost with its
 worker) does not move a finished run back.
+
+Retries are counted apart: each ``RETRYING`` transition of a task run (one
+per failed attempt that is tried again, whether it failed in the user's code
+or with its worker) adds one to its task name's ``retried``; the same
+transition reported twice counts once.
 """
 
 from __future__ import annotations
@@ -64,18 +69,26 @@ _FINAL_BUCKETS = frozenset({COMPLETED, FAILED, CANCELLED})
 class _TaskCounts:
     """Mutable counts of one task name, owned by the tracker (under its lock)."""
 
-    __slots__ = ("counts", "first_error", "name")
+    __slots__ = ("counts", "first_error", "name", "retried")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.counts = [0, 0, 0, 0, 0]  # indexed by bucket
         self.first_error: str | None = None
+        self.retried = 0
 
     def freeze(self) -> TaskProgress:
         """An immutable copy for views."""
         pending, running, completed, failed, cancelled = self.counts
         return TaskProgress(
-            self.name, pending, running, completed, failed, cancelled, self.first_error
+            self.name,
+            pending,
+            running,
+            completed,
+            failed,
+            cancelled,
+            self.first_error,
+            self.retried,
         )
 
 
@@ -94,6 +107,9 @@ class TaskProgress:
     first_error
         The message of the first run that failed by itself (not
         ``UPSTREAM_FAILED``), or None.
+    retried
+        Retries so far: attempts that failed and were tried again, over
+        every run of this name.
     """
 
     name: str
@@ -103,6 +119,7 @@ class TaskProgress:
     failed: int = 0
     cancelled: int = 0
     first_error: str | None = None
+    retried: int = 0
 
     @property
     def total(self) -> int:
@@ -114,11 +131,22 @@ class TaskProgress:
         """Task runs in a final state."""
         return self.completed + self.failed + self.cancelled
 
+    @property
+    def retries_note(self) -> str:
+        """``"1 retry"``, ``"3 retries"``, or empty when no run was retried."""
+        if not self.retried:
+            return ""
+        return f"{self.retried} {'retry' if self.retried == 1 else 'retries'}"
+
     def describe(self) -> str:
-        """The one line every view shows, e.g. ``"7 done / 1 failed / 2 running of 10"``."""
-        return (
+        """The one line every view shows, e.g. ``"7 done / 1 failed / 2 running of 10"``.
+
+        Retries follow when there were some: ``"... running of 10, 3 retries"``.
+        """
+        line = (
             f"{self.completed} done / {self.failed} failed / {self.running} running of {self.total}"
         )
+        return f"{line}, {self.retries_note}" if self.retried else line
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +212,7 @@ class ProgressSnapshot:
             completed=sum(t.completed for t in tasks),
             failed=sum(t.failed for t in tasks),
             cancelled=sum(t.cancelled for t in tasks),
+            retried=sum(t.retried for t in tasks),
         )
 
 
@@ -222,6 +251,7 @@ class RunTracker(Observer):
         self._flow_ids = {flow_run_id}
         self._tasks: dict[str, _TaskCounts] = {}
         self._runs: dict[str, tuple[_TaskCounts, int]] = {}
+        self._retries: set[tuple[str, int, float]] = set()  # (run id, attempt, time) counted
         self._lock = threading.Lock()
 
     def on_events(self, events: Sequence[Event], **kwargs: Any) -> None:
@@ -259,7 +289,14 @@ class RunTracker(Observer):
             return
         counts, old = entry
         new = BUCKETS[event.state.type]
-        if old in _FINAL_BUCKETS or new == old:
+        if old in _FINAL_BUCKETS:
+            return
+        if event.state.type is StateType.RETRYING:
+            retry = (event.task_run_id, event.attempt, event.state.timestamp)
+            if retry not in self._retries:
+                self._retries.add(retry)
+                counts.retried += 1
+        if new == old:
             return
         counts.counts[old] -= 1
         counts.counts[new] += 1

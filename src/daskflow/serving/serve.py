@@ -146,6 +146,7 @@ class _Server:
         self.store = store
         self.wake = threading.Event()
         self.stopping: str | None = None  # why, once asked to stop
+        self.hurry = threading.Event()  # a second Ctrl-C: stop waiting for runs to wind up
         self.active: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
         self._next: datetime | None = None
@@ -306,8 +307,13 @@ class _Server:
             self.wake.wait(1.0)
 
     def _launch(self, slot: _Slot) -> None:
+        # a daemon: once serve stopped and recorded it, a run whose function does not
+        # return (code Python cannot interrupt) does not keep the process alive
         thread = threading.Thread(
-            target=self._run, args=(slot,), name=f"daskflow-serve-{slot.flow_run_id[:8]}"
+            target=self._run,
+            args=(slot,),
+            name=f"daskflow-serve-{slot.flow_run_id[:8]}",
+            daemon=True,
         )
         with self._lock:
             self.active[slot.flow_run_id] = thread
@@ -364,9 +370,17 @@ class _Server:
             cancel_flow_run(flow_run_id, reason)
         deadline = time.monotonic() + config.get_seconds("serve.grace-period")
         for flow_run_id, thread in running.items():
-            thread.join(max(0.0, deadline - time.monotonic()))
+            while thread.is_alive() and not self.hurry.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                thread.join(min(left, 0.1))  # in steps: a second Ctrl-C stops the wait
             if thread.is_alive():  # the flow function does not return: record it ourselves
-                logger.warning("flow run %s did not stop in time", flow_run_id[:8])
+                logger.warning(
+                    "flow run %s did not stop %s",
+                    flow_run_id[:8],
+                    "before the second Ctrl-C" if self.hurry.is_set() else "in time",
+                )
                 if bus.active:
                     bus.publish(
                         [
@@ -418,14 +432,20 @@ def _local(when: datetime) -> str:
 
 @contextlib.contextmanager
 def _signals(server: _Server) -> Iterator[None]:
-    """Ctrl-C and SIGTERM stop serving (a second Ctrl-C stops at once); main thread only."""
+    """Ctrl-C and SIGTERM stop serving (a second Ctrl-C stops at once); main thread only.
+
+    The second Ctrl-C ends the wait for the cancelled runs rather than raising
+    ``KeyboardInterrupt`` in whatever the main thread does: the runs still
+    going are recorded CANCELLED as at the end of the grace period, and the
+    process exits 0 without a traceback.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def on_signal(number: int, frame: Any) -> None:
         if number == signal.SIGINT and server.stopping is not None:
-            raise KeyboardInterrupt
+            server.hurry.set()
         server.request_stop(signal.Signals(number).name)
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -438,13 +458,16 @@ def _signals(server: _Server) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _logging_to_stderr() -> Iterator[None]:
-    """Show serve's log lines (and the runs') on stderr unless logging is set up already."""
-    from daskflow.engine.run_logs import show_on_stderr
+    """Show serve's log lines on stderr unless logging is set up already.
+
+    Each run prints its own records (:func:`daskflow.progress.show_run`).
+    """
+    from daskflow.progress.console_logs import show_on_stderr
 
     if logging.getLogger().handlers or logging.getLogger("daskflow.serve").handlers:
         yield
         return
-    undo = show_on_stderr("daskflow.serve", "daskflow.runs")
+    undo = show_on_stderr("daskflow.serve")
     try:
         yield
     finally:
