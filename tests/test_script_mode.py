@@ -7,10 +7,8 @@ embedded cluster (worker processes started by spawn), as a user does.
 from __future__ import annotations
 
 import gc
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,30 +16,15 @@ import pandas as pd
 
 from daskflow import flow, task
 from tests.conftest import poll_for
-from tests.console import foreign_lines
+from tests.console import foreign_lines, run_python
 from tests.resources.tasks import inc
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_script(folder: Path, source: str, **env: str) -> subprocess.CompletedProcess[str]:
-    script = folder / "script.py"
-    script.write_text(source)
-    return subprocess.run(
-        [sys.executable, str(script)],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=folder,
-        env={
-            **os.environ,
-            "DASKFLOW_STORE": str(folder / "runs.db"),
-            "DASKFLOW_RESULTS": str(folder / "results"),
-            "DASKFLOW__LOCAL_CLUSTER": "{n_workers: 2, threads_per_worker: 1}",
-            **env,
-        },
-        check=False,
-    )
+    (folder / "script.py").write_text(source)
+    return run_python(folder, "script.py", **env)
 
 
 def readme_example() -> str:
@@ -162,16 +145,17 @@ def test_the_same_large_argument_is_sent_once_and_let_go_with_the_object(process
             if str(key).startswith("DataFrame-")
         ]
 
-    @flow(cluster=processes_client)
-    def lengths(df: pd.DataFrame) -> list[int]:
-        return [length(df) for _ in range(3)]  # three batches, one frame on the cluster
+    held = [pd.DataFrame({"x": np.arange(300_000)})]  # 2.4 MB, alive while held here
 
-    df = pd.DataFrame({"x": np.arange(300_000)})  # 2.4 MB
+    @flow(cluster=processes_client)
+    def lengths() -> list[int]:  # not a parameter: run records keep their parameters
+        return [length(held[0]) for _ in range(3)]  # three batches, one frame on the cluster
+
     before = set(scattered_frames())
-    assert lengths(df) == [300_000] * 3
+    assert lengths() == [300_000] * 3
     assert len(set(scattered_frames()) - before) == 1
 
-    del df
+    held.clear()
     gc.collect()
 
     @flow(cluster=processes_client)

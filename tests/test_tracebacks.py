@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import traceback
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 
 from daskflow import flow
 from daskflow.errors import UpstreamFailedError
+from tests.console import run_python
 from tests.resources.tasks import boom, inc
 
 PACKAGE = str(Path(__file__).resolve().parent.parent / "src" / "daskflow")
@@ -46,23 +46,8 @@ pipeline(["1", "two", "3"])
 
 
 def run(folder: Path, *command: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, *command],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=folder,
-        env={
-            **os.environ,
-            "DASKFLOW_STORE": str(folder / "runs.db"),
-            "DASKFLOW_RESULTS": str(folder / "results"),
-            "DASKFLOW__PROGRESS": "false",
-            "DASKFLOW__LOGGING__CONSOLE_LEVEL": "OFF",
-            "DASKFLOW__LOCAL_CLUSTER": "{n_workers: 1, threads_per_worker: 2}",
-            **env,
-        },
-        check=False,
-    )
+    quiet = {"DASKFLOW__PROGRESS": "false", "DASKFLOW__LOGGING__CONSOLE_LEVEL": "OFF"}
+    return run_python(folder, *command, **{**quiet, **env})
 
 
 def frame_lines(stderr: str) -> list[str]:
@@ -88,8 +73,10 @@ def test_a_script_s_failure_shows_the_failing_task_s_frames_in_the_script(tmp_pa
     assert "    return int(text)\n" in result.stderr
     assert "ValueError: invalid literal for int() with base 10: 'two'" in result.stderr
     assert "direct cause of the following exception" in result.stderr
-    assert result.stderr.rstrip().splitlines()[-1].startswith(
-        "daskflow.errors.UpstreamFailedError: task 'double-1' did not run"
+    assert (
+        result.stderr.rstrip()
+        .splitlines()[-1]
+        .startswith("daskflow.errors.UpstreamFailedError: task 'double-1' did not run")
     )
     assert "<dynamic-code>" not in result.stderr
 

@@ -32,6 +32,7 @@ import click
 
 from daskflow.api.flow import Flow
 from daskflow.api.parameters import cut, parameter_hints, shown
+from daskflow.cli.interrupt import INTERRUPTED, ctrl_c_cancels
 from daskflow.errors import ParameterValidationError
 from daskflow.history import format_duration
 from daskflow.observers.events import Event, FlowRunCreated, Observer, bus
@@ -304,14 +305,21 @@ def run_and_report(flow: Flow[Any, Any], start: Callable[[], State], as_json: bo
     console_level()  # a bad daskflow.logging.console-level is a usage error here
     bus.register(watcher)
     try:  # the run prints its own log lines (daskflow.progress.show_run)
-        state = start()
+        with ctrl_c_cancels(lambda: watcher.event.flow_run_id if watcher.event else None) as ctrl_c:
+            state = start()
+    except KeyboardInterrupt:  # a second Ctrl-C: the engine recorded the run CRASHED
+        _recorded(watcher.event)
+        raise click.exceptions.Exit(INTERRUPTED) from None
     finally:
         bus.unregister(watcher)
     started = watcher.event
     if started is None and isinstance(state.data, ParameterValidationError):
         raise click.UsageError(str(state.data))  # refused before the run began
     recorded = _recorded(started)
-    _report(flow, state, started, as_json)
+    try:
+        _report(flow, state, started, as_json)
+    except click.exceptions.Exit:
+        raise click.exceptions.Exit(INTERRUPTED if ctrl_c.count else 1) from None
     if not recorded:
         raise click.exceptions.Exit(1)
 

@@ -8,6 +8,9 @@ starts.
 
 from __future__ import annotations
 
+import signal
+import threading
+
 import click
 
 from daskflow.cli.run import load_flow, param_option, parse_parameters
@@ -70,12 +73,19 @@ def serve_command(
       daskflow serve etl.py:etl --cron "0 6 * * *" --timezone Europe/Berlin
       daskflow serve etl.py:etl --interval 5m -p source=s3://bucket/raw
     """
+    from daskflow.engine import quiet
+
     flow = load_flow(target)
     parameters = parse_parameters(params, flow)
     if cluster:
         flow = flow.with_options(cluster=cluster)
     if (cron is None) == (interval is None):
         raise click.UsageError("give exactly one of --cron and --interval")
+    if threading.current_thread() is threading.main_thread():
+        # Ctrl-C stops serving (serve's own handler, while it serves); serve then
+        # restores this one, so a Ctrl-C during the rest of the exit (closing the
+        # cluster) does nothing instead of raising KeyboardInterrupt with a traceback
+        signal.signal(signal.SIGINT, quiet.ignore_interrupt)
     flow.serve(
         cron=cron,
         interval=interval,

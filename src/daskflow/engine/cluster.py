@@ -97,15 +97,23 @@ def _active_client() -> Any:
 def _client_for_address(address: str) -> Any:
     from distributed import Client
 
+    from daskflow.engine import quiet
+
     timeout = config.get_seconds("connect-timeout")
     with _lock:
         client = _clients.get(address)
         if client is not None and client.status == "running":
             return client
+        if client is not None:  # its scheduler went away: stop its reconnect attempts
+            with contextlib.suppress(Exception):
+                client.close()
         try:
             client = Client(address, timeout=timeout, set_as_default=False)
         except (OSError, TimeoutError) as exc:
             raise ClusterConnectionError(address, timeout, exc) from None
+        # when that cluster closes before this process ends (the flow ran), the client
+        # would log its failed reconnect attempts: nothing the user needs to read
+        quiet.quiet_lost_scheduler(client)
         _clients[address] = client
         return client
 
@@ -117,10 +125,13 @@ def _embedded_client() -> Any:
             return client
         from distributed import Client, LocalCluster
 
+        from daskflow.engine import quiet
+
         script_main.install()  # its worker processes do not run the user's script again
         options = _loopback_defaults(dict(config.get("local-cluster") or {}))
         cluster = LocalCluster(**options)
         client = Client(cluster, set_as_default=False)
+        quiet.quiet_workers(client)  # Ctrl-C reaches the workers too: this process closes them
         _embedded.update(cluster=cluster, client=client)
         # registered now, after distributed's own exit handler: ours runs first (atexit
         # runs the last registered first), so the cluster closes quietly (close_embedded)
@@ -173,17 +184,35 @@ def close_embedded() -> None:
     with _lock:
         client = _embedded.pop("client", None)
         cluster = _embedded.pop("cluster", None)
-        for client_of in list(_clients.values()):
+        others = list(_clients.values())
+        _clients.clear()
+    if not others and client is None and cluster is None:
+        return
+    from daskflow.engine import quiet
+
+    at_exit = not threading.main_thread().is_alive()  # Python is running atexit callbacks
+    # At exit, Ctrl-C does nothing more: this only closes what daskflow made, and
+    # interrupted it would print "Exception ignored in atexit callback" and a traceback.
+    # The client goes before its cluster: it releases the results (and scattered
+    # arguments) it still holds, and the scheduler's warning that removing a worker
+    # lost some is not shown while the cluster closes: they are dropped on purpose; so
+    # is a message to the workers still on its way (a cancellation told to them), whose
+    # failure to reach a closing worker the scheduler logs as an error.
+    # A task of a cancelled flow run may still run in a worker thread (Python cannot
+    # stop it): its worker does not close within the nanny's timeout and is killed,
+    # as it should be, so the nanny's warning about that is not shown either.
+    with (
+        quiet.interrupts_ignored() if at_exit else contextlib.nullcontext(),
+        quiet.dropping("distributed.scheduler", "Removing worker", "broadcast to"),
+        quiet.dropping("distributed.nanny", "Worker process still alive after"),
+    ):
+        for client_of in others:
             with contextlib.suppress(Exception):  # already gone at interpreter exit
                 client_of.close()
-        _clients.clear()
-    # Results still held at exit are dropped on purpose: keep distributed from
-    # warning that closing the workers "lost computed tasks".
-    logging.getLogger("distributed.scheduler").setLevel(logging.ERROR)
-    if client is not None:
-        client.close()
-    if cluster is not None:
-        cluster.close()
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
 
 
 atexit.register(close_embedded)  # clients made for addresses and cluster objects too
