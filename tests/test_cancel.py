@@ -36,7 +36,8 @@ def hold(folder: str, i: int) -> int:
     return i
 
 
-blocking = task(hold, name="blocking")
+# long runs that must hold worker threads side by side: never in one chunk
+blocking = task(hold, name="blocking", batch=False)
 
 
 @task

@@ -27,7 +27,9 @@ def gated_list(name: str, n: int) -> list[int]:
     return list(range(n))
 
 
-@task
+# element i must start on its own as upstream element i is done: not in a chunk with its
+# held neighbours (batched elements run one after another in their chunk)
+@task(batch=False)
 def slow_when_odd(i: int) -> int:
     if i % 2:
         _event(gates, f"odd-{i}").wait(30)
@@ -74,7 +76,7 @@ def test_element_i_starts_when_upstream_element_i_is_done(threads_client):
     @flow(cluster=threads_client)
     def f() -> list[int]:
         first = slow_when_odd.map(range(4))
-        second = double.map(first)
+        second = double.with_options(batch=False).map(first)
         poll_for(lambda: second[0].state.type is StateType.COMPLETED)
         poll_for(lambda: second[2].state.type is StateType.COMPLETED)
         # the odd elements upstream are still held: their downstream waits

@@ -140,6 +140,7 @@ class TaskOptions:
     refresh_cache: bool = False
     persist_result: bool | None = None  # None: the flow's choice, else True when caching
     result_storage: str | None = None  # None: the flow's, else ``daskflow.results``
+    batch: bool | int | None = None  # None: config ``daskflow.batch.size``
 
     @classmethod
     def build(cls, **opts: Any) -> TaskOptions:
@@ -177,6 +178,7 @@ class TaskOptions:
         values["cache_key_fn"] = key_fn
         values["cache_expiration"] = _check_expiration(opts.get("cache_expiration"))
         values["refresh_cache"] = bool(opts.get("refresh_cache") or False)
+        values["batch"] = _check_batch(opts.get("batch"))
         values.update(_result_options(opts))
         return cls(**values)
 
@@ -189,6 +191,14 @@ class TaskOptions:
         """Seconds to wait before retry ``retry_number`` (0 for the first retry)."""
         delays = self.retry_delay_seconds
         return delays[min(retry_number, len(delays) - 1)]
+
+
+def _check_batch(value: Any) -> bool | int | None:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value >= 1:
+        return value
+    raise ConfigurationError("batch", value, "True, False or a number of runs per chunk >= 1")
 
 
 def _check_expiration(value: Any) -> float | None:

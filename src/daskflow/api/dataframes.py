@@ -16,6 +16,7 @@ dtypes; pass ``meta=`` when that cannot work.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -61,6 +62,19 @@ def _infer_meta(task: Any, ddf: Any, args: Sequence[Any], kwargs: dict[str, Any]
         ) from exc
 
 
+def _source(run: Any) -> Any:
+    """Where a run's value is: its future, an item of its chunk's future, or the value."""
+    import dask
+
+    future = run.future
+    if future is None:
+        return run.value
+    chunk = getattr(future, "chunk", None)  # a batched element (engine.chunks)
+    if chunk is not None:
+        return dask.delayed(operator.getitem)(chunk.future, future.pos)
+    return future
+
+
 def map_partitions(
     task: Any,
     runner: FlowRunner,
@@ -90,6 +104,5 @@ def map_partitions(
     )
     runner.flush()
     runs = [future._run for future in mapped]
-    sources = [run.future if run.future is not None else run.value for run in runs]
-    pieces = [dask.delayed(partition_value)(source) for source in sources]
+    pieces = [dask.delayed(partition_value)(_source(run)) for run in runs]
     return dd.from_delayed(pieces, meta=meta, verify_meta=False)

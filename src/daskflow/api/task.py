@@ -286,6 +286,7 @@ def task(
     refresh_cache: bool | None = None,
     persist_result: bool | None = None,
     result_storage: str | os.PathLike[str] | None = None,
+    batch: bool | int | None = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 def task(fn: Any = None, /, **options: Any) -> Any:
     """Mark a function as a task, bare (``@task``) or with options.
@@ -322,7 +323,12 @@ def task(fn: Any = None, /, **options: Any) -> Any:
         - ``refresh_cache``: run anyway and overwrite the cached result;
         - ``persist_result``: store the result (default: when caching, or when
           the flow persists results);
-        - ``result_storage``: a folder or fsspec URL for this task's results.
+        - ``result_storage``: a folder or fsspec URL for this task's results;
+        - ``batch``: run the elements of a ``.map`` of this task in chunks, one
+          Dask task per chunk, each element still its own tracked task run:
+          True (chunk sizes chosen automatically), False (one Dask task per
+          element) or a number of elements per chunk (default: config
+          ``daskflow.batch.size``).
 
     Examples
     --------

@@ -42,6 +42,7 @@ from daskflow.engine.backends import DistributedBackend, SyncBackend
 from daskflow.engine.caching import ResultPolicy, policy_for
 from daskflow.engine.call import TaskRunInfo
 from daskflow.engine.cancellation import CancelToken
+from daskflow.engine.chunks import durations
 from daskflow.engine.cluster import SYNC, resolve_client
 from daskflow.engine.emit import local_sink
 from daskflow.engine.hooks import call_hooks
@@ -490,6 +491,8 @@ class FlowRunner:
                 run.final_event = event
                 if event[10] is not None:
                     run.size = event[10]
+                if run.started is not None and state_type is StateType.COMPLETED:
+                    durations.note(run.task.name, event[3] - run.started)
             if publish:
                 changes.append(
                     StateChanged(

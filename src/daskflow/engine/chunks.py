@@ -1,0 +1,321 @@
+"""Batched task runs: many runs of one ``.map`` in one Dask task, each still tracked.
+
+Design note
+-----------
+A Dask task costs the scheduler about a millisecond or more; a trivial task
+run costs daskflow well under a tenth of that. So the elements of a map whose
+work is short are grouped into *chunks*: one Dask task per chunk,
+
+``Task(chunk_key, run_chunk, specs, picks, *refs)``
+
+where ``refs`` is the deduplicated union of the elements' upstream Dask keys
+(futures of earlier batches, ``TaskRef`` of this one) and ``picks[i]`` says,
+for each upstream value of element ``i``, which ref holds it and at which
+position of that ref's chunk (``None``: the ref's whole value). On the
+worker, :func:`run_chunk` calls :func:`~daskflow.engine.attempt.run_task` for
+each element in order — retries, timeout, caching, hooks, events and logs per
+element, exactly as for a run of its own — and returns the list of their
+results (a value or a ``TaskFailure`` each). One element failing is one
+``TaskFailure`` in the list: its neighbours are untouched, and downstream
+element ``i`` reads ``chunk_result[pos]`` on the worker, sees the failure and
+ends ``UPSTREAM_FAILED`` as usual. Specs are shipped unchanged.
+
+Next to each chunk a tiny *status* task (:func:`statuses_of`) keeps, per
+element, ``None`` or its ``TaskFailure``: the client learns which elements
+failed, with their exceptions, without moving any value.
+
+On the client each element's ``TaskRun.future`` is an :class:`ElementFuture`
+over ``(chunk, position)``: the few things the engine asks of a Dask future
+(``done``, ``status``, ``type``, ``result``, ``exception``,
+``add_done_callback``, ``cancel``). Many values are gathered with one gather
+per chunk (:func:`gather_elements`).
+
+Chunk size (:func:`chunk_size`): ``@task(batch=...)`` (True, False or a
+size), else config ``daskflow.batch.size`` (``auto``, a size, or false);
+``daskflow.batch.force`` (env ``DASKFLOW__BATCH__FORCE=on|off``) overrides
+the config for every map (``off`` the task option too; ``on`` batches every
+map of two or more elements whose task does not say ``batch=False``).
+*auto* makes about four chunks per worker thread, and no chunk longer
+than ``daskflow.batch.target-duration`` by the element durations seen so far
+in this process (:data:`durations`); while a task's durations are unknown,
+only maps at least :data:`UNKNOWN_MIN_WIDTH` elements per thread wide are
+batched. A map chained element-wise on a batched map takes its upstream's
+chunk size, so chunk ``j`` depends only on chunk ``j``.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from daskflow import config
+from daskflow.engine.attempt import TaskFailure, length_of, run_task
+
+__all__ = [
+    "Chunk",
+    "ElementFuture",
+    "chunk_size",
+    "durations",
+    "gather_elements",
+    "item_of",
+    "length_at",
+    "run_chunk",
+    "run_picked",
+    "statuses_of",
+]
+
+#: ``(ref index, position in that ref's chunk, or None for its whole value)``
+Pick = tuple[int, int | None]
+
+
+# -- on the worker ---------------------------------------------------------------------
+def _values(picks: Sequence[Pick], refs: Sequence[Any]) -> list[Any]:
+    return [refs[r] if pos is None else refs[r][pos] for r, pos in picks]
+
+
+def run_chunk(specs: Sequence[Any], picks: Sequence[Sequence[Pick]], *refs: Any) -> list[Any]:
+    """Run the elements of one chunk in order; their results (values or ``TaskFailure``).
+
+    Parameters
+    ----------
+    specs
+        One ``CallSpec`` per element.
+    picks
+        Per element, where each of its upstream values is among ``refs``.
+    *refs
+        The chunk's upstream values: whole values or other chunks' lists.
+    """
+    return [run_task(spec, *_values(pick, refs)) for spec, pick in zip(specs, picks, strict=True)]
+
+
+def run_picked(spec: Any, picks: Sequence[Pick], *refs: Any) -> Any:
+    """One task run (not batched) whose upstream values include elements of chunks."""
+    return run_task(spec, *_values(picks, refs))
+
+
+def statuses_of(results: Sequence[Any]) -> list[TaskFailure | None]:
+    """Per element of a chunk: its ``TaskFailure``, or None when it has a value."""
+    return [r if type(r) is TaskFailure else None for r in results]
+
+
+def item_of(results: Sequence[Any], position: int) -> Any:
+    """The result of one element of a chunk."""
+    return results[position]
+
+
+def length_at(results: Sequence[Any], position: int) -> int:
+    """``len`` of one element's value (for a dynamic map over it)."""
+    return length_of(results[position])
+
+
+# -- on the client -------------------------------------------------------------------
+class Chunk:
+    """The client's handle of one chunk: its future and its statuses' future."""
+
+    __slots__ = ("_lock", "_statuses", "future", "size", "status_future")
+
+    def __init__(self, future: Any, status_future: Any, size: int) -> None:
+        self.future = future
+        self.status_future = status_future
+        self.size = size
+        self._statuses: list[Any] | None = None
+        self._lock = threading.Lock()
+
+    def statuses(self) -> list[Any]:
+        """Per element ``None`` or its ``TaskFailure`` (fetched once)."""
+        if self._statuses is None:
+            with self._lock:
+                if self._statuses is None:
+                    self._statuses = self.status_future.result()
+        return self._statuses
+
+    def has_statuses(self) -> bool:
+        return self._statuses is not None
+
+    def set_statuses(self, statuses: list[Any]) -> None:
+        self._statuses = statuses
+
+
+class ElementFuture:
+    """What the engine reads of one element of a chunk, like a Dask future."""
+
+    __slots__ = ("chunk", "pos")
+
+    def __init__(self, chunk: Chunk, pos: int) -> None:
+        self.chunk = chunk
+        self.pos = pos
+
+    @property
+    def key(self) -> Any:
+        return self.chunk.future.key
+
+    @property
+    def client(self) -> Any:
+        return self.chunk.future.client
+
+    def done(self) -> bool:
+        return bool(self.chunk.status_future.done())
+
+    @property
+    def status(self) -> str:
+        status = self.chunk.status_future.status
+        if status == "finished":
+            return "finished"
+        outer = self.chunk.future.status
+        return status if outer == "finished" else outer
+
+    @property
+    def type(self) -> type:
+        failure = self.chunk.statuses()[self.pos]
+        return TaskFailure if failure is not None else object
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        if self.chunk.future.status == "error":
+            return self.chunk.future.exception(timeout)
+        return self.chunk.status_future.exception(timeout)
+
+    def result(self, timeout: float | None = None) -> Any:
+        if self.status != "finished":
+            self.chunk.status_future.result(timeout)  # raises the chunk's error
+        failure = self.chunk.statuses()[self.pos]
+        if failure is not None:
+            return failure
+        return self.client.submit(item_of, self.chunk.future, self.pos, pure=False).result(timeout)
+
+    def length(self) -> int:
+        return int(self.client.submit(length_at, self.chunk.future, self.pos, pure=False).result())
+
+    def add_done_callback(self, fn: Callable[[Any], None]) -> None:
+        self.chunk.status_future.add_done_callback(lambda _: fn(self))
+
+    def cancel(self, **kwargs: Any) -> None:
+        self.chunk.future.cancel(**kwargs)
+
+    def __repr__(self) -> str:
+        return f"<ElementFuture {self.key!r}[{self.pos}]>"
+
+
+def dask_futures(futures: Sequence[Any], statuses: bool = True) -> list[Any]:
+    """The Dask futures behind ``futures`` (each chunk once).
+
+    ``statuses``: a chunk's status future (done last), else its result future.
+    """
+    out: list[Any] = []
+    seen: set[int] = set()
+    for future in futures:
+        if type(future) is ElementFuture:
+            chunk = future.chunk
+            if id(chunk) in seen:
+                continue
+            seen.add(id(chunk))
+            out.append(chunk.status_future if statuses else chunk.future)
+        else:
+            out.append(future)
+    return out
+
+
+def prefetch_statuses(client: Any, futures: Sequence[Any]) -> None:
+    """Fetch the statuses of the finished chunks among ``futures`` in one gather."""
+    chunks: dict[int, Chunk] = {}
+    for future in futures:
+        if type(future) is ElementFuture:
+            chunk = future.chunk
+            if not chunk.has_statuses() and chunk.status_future.status == "finished":
+                chunks[id(chunk)] = chunk
+    if chunks:
+        todo = list(chunks.values())
+        for chunk, statuses in zip(
+            todo, client.gather([c.status_future for c in todo]), strict=True
+        ):
+            chunk.set_statuses(statuses)
+
+
+def gather_elements(client: Any, futures: Sequence[Any]) -> list[Any]:
+    """The values of ``futures`` (plain and element futures): one gather for all chunks."""
+    wanted = dask_futures(futures, statuses=False)
+    values = dict(zip(map(id, wanted), client.gather(wanted), strict=True))
+    return [
+        values[id(f.chunk.future)][f.pos] if type(f) is ElementFuture else values[id(f)]
+        for f in futures
+    ]
+
+
+# -- chunk sizes ---------------------------------------------------------------------
+class Durations:
+    """Typical seconds per run of each task, seen in this process (moving average)."""
+
+    def __init__(self) -> None:
+        self._seconds: dict[str, float] = {}
+
+    def note(self, task_name: str, seconds: float) -> None:
+        old = self._seconds.get(task_name)
+        self._seconds[task_name] = seconds if old is None else 0.8 * old + 0.2 * seconds
+
+    def typical(self, task_name: str) -> float | None:
+        return self._seconds.get(task_name)
+
+
+durations = Durations()
+
+#: A map of a task whose durations are not known yet is batched only when it has at
+#: least this many elements per worker thread (chunks of eight or more).
+UNKNOWN_MIN_WIDTH = 32
+
+
+def _forced() -> bool | None:
+    """``daskflow.batch.force``: True (batch every map), False (none) or None."""
+    forced = config.get("batch.force")
+    if isinstance(forced, str):
+        return {"on": True, "true": True, "off": False, "false": False}.get(forced.lower())
+    return None if forced is None else bool(forced)
+
+
+def _mode(task: Any) -> bool | int | str:
+    """False (never), a size, or "auto" for maps of ``task``."""
+    option = getattr(task.options, "batch", None)
+    forced = _forced()
+    if forced is False or (forced and option is None):
+        return "auto" if forced else False
+    if option is None:
+        option = config.get("batch.size", "auto")
+    if option is True or option == "auto":
+        return "auto"
+    if not option or isinstance(option, str):
+        return False
+    return int(option)
+
+
+def chunk_size(task: Any, width: int, threads: int, aligned: int | None = None) -> int:
+    """Elements per chunk for ``width`` runs of ``task`` (1: no batching).
+
+    Parameters
+    ----------
+    task
+        The task mapped.
+    width
+        How many of its runs are submitted together.
+    threads
+        Worker threads on the cluster.
+    aligned
+        The chunk size of the map this one is chained on, element-wise.
+    """
+    mode = _mode(task)
+    if mode is False or width < 2:
+        return 1
+    if mode != "auto":
+        return max(1, int(mode))
+    if aligned is not None:
+        return aligned
+    threads = max(1, threads)
+    size = math.ceil(width / (4 * threads))
+    typical = durations.typical(task.name)
+    if typical is not None and typical > 0:
+        target = config.get_seconds("batch.target-duration")
+        size = min(size, max(1, int(target / typical)))
+    elif width < UNKNOWN_MIN_WIDTH * threads:
+        size = 1  # durations unknown: only wide maps, where chunks hold 8 or more
+    if _forced():  # every map in chunks, small ones too (testing the whole suite this way)
+        size = max(2, size)
+    return max(1, size)
