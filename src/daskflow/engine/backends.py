@@ -318,19 +318,29 @@ class DistributedBackend:
         ``since`` (see :meth:`workers_lost`): a flow run on a healthy cluster
         pays nothing.
         """
-        from daskflow.engine.worker_loss import WorkerLossWatch, counted_deaths, lost_attempts
+        from daskflow.engine.worker_loss import (
+            WorkerLossWatch,
+            counted_deaths,
+            in_chunks,
+            lost_attempts,
+        )
 
         lost = self.workers_lost()
         if not runs or (lost is not None and since is not None and lost <= since):
             return []
-        # TODO(batching): deaths under a chunk are not rebuilt per element yet
-        by_key = {r.key: r for r in runs if r.future is not None and not hasattr(r.future, "chunk")}
-        keys = set(by_key)
+        by_key = {r.key: r for r in runs if r.future is not None}
+        members: dict[Any, list[TaskRun]] = {}  # batched elements by chunk key
+        for run in runs:
+            if hasattr(run.future, "chunk"):
+                members.setdefault(run.future.key, []).append(run)
+        keys = set(by_key) | set(members)
         try:
             if lost is not None:  # the plugin keeps each death
                 deaths = self.client.run_on_scheduler(
                     lambda dask_scheduler: WorkerLossWatch.deaths_of(dask_scheduler, keys)
                 )
+                if members:
+                    deaths = [in_chunks(d, members, placements) for d in deaths]
                 return lost_attempts(flow_run_id, by_key, deaths, placements)
             counts = self.client.run_on_scheduler(
                 lambda dask_scheduler: {

@@ -56,6 +56,7 @@ __all__ = [
     "Placement",
     "WorkerLossWatch",
     "counted_deaths",
+    "in_chunks",
     "lost_attempts",
     "moved",
 ]
@@ -251,6 +252,59 @@ def lost_attempts(
             ended = State(StateType.RETRYING, finished or death.time, message=DIED_HOLDING)
             out += _attempt(flow_run_id, run, death, seen, sent, ended)
     return out
+
+
+def in_chunks(
+    death: Death, members: Mapping[Any, list[Any]], placements: Mapping[str, list[Placement]]
+) -> Death:
+    """``death`` with each chunk's key replaced by its elements' keys.
+
+    A chunk (:mod:`daskflow.engine.chunks`) runs its elements one after
+    another and reruns them all elsewhere when its worker dies. Of an element
+    whose events from the dead worker arrived, the attempt is what they say.
+    An element never heard of anywhere finished on the dead worker: its
+    stored result was reloaded silently by the rerun (it counts as *lost*,
+    like a finished task whose result died there). Of a chunk none of whose
+    elements was heard of there, its first element not silently reloaded
+    stands for the attempt that died.
+    An element never heard of there after one that ended there had started
+    when the worker died (elements run in order, their events leave in
+    order).
+    """
+
+    def heard(key: Any) -> list[Any]:
+        elements = members.get(key)
+        if elements is None:
+            return [key]
+        return [e.key for e in elements if _placement(e, placements, death.worker) is not None]
+
+    def silent(key: Any) -> list[Any]:
+        elements = members.get(key, ())
+        return [e.key for e in elements if e.worker is None and not placements.get(e.id)]
+
+    def running(key: Any) -> list[Any]:
+        """The elements heard of there, and the one presumably running at the death."""
+        elements = members.get(key)
+        if elements is None:
+            return [key]
+        found = []
+        for element in elements:
+            seen = _placement(element, placements, death.worker)
+            if seen is not None:
+                found.append(element.key)
+                if not seen.state.is_final:  # this one was running
+                    break
+            elif element.worker is not None or placements.get(element.id):
+                found.append(element.key)  # next in line: it had started, unheard of
+                break
+        return found
+
+    processing = tuple((k, sent) for key, sent in death.processing for k in running(key))
+    lost = tuple((k, sent, end) for key, sent, end in death.lost for k in heard(key))
+    lost += tuple(
+        (k, sent, None) for key, sent, *_ in (*death.processing, *death.lost) for k in silent(key)
+    )
+    return Death(death.worker, death.time, death.nthreads, processing, lost)
 
 
 def counted_deaths(
