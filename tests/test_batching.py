@@ -285,3 +285,25 @@ def test_chunk_sizes():
         assert chunk_size(task(lambda x: x, name="forced"), 3, 4) == 2
     with pytest.raises(ConfigurationError, match="batch"):
         task(lambda x: x, batch=0)
+
+
+def test_a_death_under_a_chunk_names_the_elements_it_touched():
+    from types import SimpleNamespace
+
+    from daskflow.engine.worker_loss import Death, Placement, in_chunks
+
+    def element(i: int, worker: str | None, state: StateType = StateType.COMPLETED) -> object:
+        return SimpleNamespace(id=f"run-{i}", key=("g", i), worker=worker, latest=state, attempt=1)
+
+    dead, alive = "tcp://dead", "tcp://alive"
+    # 0 ended there (heard), 1 finished there unheard (its stored result was reloaded
+    # silently: never heard of anywhere), 2 was running (rerun elsewhere), 3 not started
+    elements = [element(0, alive), element(1, None), element(2, alive), element(3, alive)]
+    placements = {"run-0": [Placement(dead, 1, StateType.COMPLETED)]}
+    death = Death(dead, 10.0, 1, ((("g-batch", 0), 5.0),), ())
+    expanded = in_chunks(death, {("g-batch", 0): elements}, placements)
+    assert [k for k, _ in expanded.processing] == [("g", 0), ("g", 2)]
+    assert [k for k, _, _ in expanded.lost] == [("g", 1)]
+    # nothing heard of there: the first element not reloaded stands for the attempt
+    unheard = in_chunks(death, {("g-batch", 0): elements}, {})
+    assert [k for k, _ in unheard.processing] == [("g", 0)]
