@@ -90,7 +90,7 @@ EXPECTED = [
     ("| INFO    | Task run 'flaky' - task logs on its first attempt",),
     ("| INFO    | Task run 'flaky' - task prints on its first attempt",),
     (
-        "| WARNING | Task run 'flaky' - task run 'flaky': attempt 1 of 2 failed "
+        "| WARNING | Task run 'flaky' - attempt 1 of 2 failed "
         "(ConnectionError: first try fails); retrying in 0 s",
     ),
     ("| INFO    | Flow run 'child-", "' - subflow says hello"),
