@@ -14,7 +14,6 @@ after another (``cluster="sync"``: for debugging with pdb).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import pickle
 import threading
@@ -137,11 +136,9 @@ class DistributedBackend:
                 if len(refs) < len(run.upstream):
                     _fail_locally(run, UpstreamFailedError(run.run_name))
                     continue
-                spec = run.spec
-                if spec is not None and spec.data:  # sent already: the graph refers to them
-                    refs.extend(data_refs(spec.data, scattered))
-                    spec = dataclasses.replace(spec, data=())
-                graph[run.key] = Task(run.key, run_task, spec, *refs)
+                if run.spec is not None and run.spec.data:  # sent already: refer to them
+                    refs.extend(data_refs(run.spec.data, scattered))
+                graph[run.key] = Task(run.key, run_task, run.spec, *refs)  # spec: no data
                 keys.append(run.key)
             if not keys:
                 return
