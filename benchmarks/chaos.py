@@ -246,7 +246,13 @@ def fuzz(ctx: Context) -> Iterator[Row]:
 
     n = ctx.size(200, 25)
     store = str(ctx.scratch("fuzz") / "daskflow.db")
-    with dask.config.set({"daskflow.store": store, "daskflow.progress": False}):
+    with dask.config.set(
+        {
+            "daskflow.store": store,
+            "daskflow.progress": False,
+            "daskflow.logging.console-level": "WARNING",
+        }
+    ):
         table = fuzz_table(n)
     for line in table:
         counts = {"started": "-", "recorded": "-", "lost": line["lost"]}

@@ -70,7 +70,13 @@ def main() -> None:
         store = str(Path(tempfile.mkdtemp(prefix="daskflow-df-")) / "daskflow.db")
     n = args.partitions
     with (
-        dask.config.set({"daskflow.store": store, "daskflow.progress": False}),
+        dask.config.set(
+            {
+                "daskflow.store": store,
+                "daskflow.progress": False,
+                "daskflow.logging.console-level": "WARNING",
+            }
+        ),
         LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster,
         Client(cluster) as client,
     ):

@@ -67,7 +67,13 @@ def main() -> None:
             peak[0] = max(peak[0], process.memory_info().rss)
 
     with (
-        dask.config.set({"daskflow.store": store, "daskflow.progress": False}),
+        dask.config.set(
+            {
+                "daskflow.store": store,
+                "daskflow.progress": False,
+                "daskflow.logging.console-level": "WARNING",
+            }
+        ),
         LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster,
         Client(cluster) as client,
     ):

@@ -332,7 +332,13 @@ def main(argv: list[str] | None = None) -> None:
         store = str(Path(tempfile.mkdtemp(prefix="daskflow-bench-")) / "daskflow.db")
     print(f"run store: {store}", flush=True)
     with (
-        dask.config.set({"daskflow.store": store, "daskflow.progress": False}),
+        dask.config.set(
+            {
+                "daskflow.store": store,
+                "daskflow.progress": False,
+                "daskflow.logging.console-level": "WARNING",
+            }
+        ),
         LocalCluster(n_workers=2, threads_per_worker=1) as cluster,
         Client(cluster) as client,
     ):

@@ -511,7 +511,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"run store and result storage under {root}", flush=True)
         import dask
 
-        config: dict[str, Any] = {"daskflow.progress": False}
+        config: dict[str, Any] = {
+            "daskflow.progress": False,
+            "daskflow.logging.console-level": "WARNING",
+        }
         if args.no_malloc_trim:
             environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
             environ.pop("MALLOC_TRIM_THRESHOLD_", None)

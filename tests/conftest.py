@@ -7,8 +7,11 @@ Clusters are started once per session: starting one costs seconds.
 
 from __future__ import annotations
 
+import json
+import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from distributed import Client, LocalCluster
@@ -95,3 +98,20 @@ def _close_daskflow_clients() -> Iterator[None]:
     from daskflow.engine.cluster import close_embedded
 
     close_embedded()
+
+
+@pytest.fixture
+def kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A kernelspec running ipykernel on this interpreter; runs and results stay in tmp_path."""
+    folder = tmp_path / "jupyter" / "kernels" / "daskflow-tests"
+    folder.mkdir(parents=True)
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "daskflow tests",
+        "language": "python",
+    }
+    (folder / "kernel.json").write_text(json.dumps(spec))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    monkeypatch.setenv("DASKFLOW_STORE", str(tmp_path / "runs.db"))
+    monkeypatch.setenv("DASKFLOW_RESULTS", str(tmp_path / "results"))
+    return "daskflow-tests"

@@ -12,7 +12,6 @@ its console, above the bars.
 from __future__ import annotations
 
 import io
-import json
 import logging
 import os
 import re
@@ -90,7 +89,7 @@ EXPECTED = [
     ("| INFO    | Task run 'flaky' - task logs on its first attempt",),
     ("| INFO    | Task run 'flaky' - task prints on its first attempt",),
     (
-        "| WARNING | Task run 'flaky' - task run 'flaky': attempt 1 of 2 failed "
+        "| WARNING | Task run 'flaky' - attempt 1 of 2 failed "
         "(ConnectionError: first try fails); retrying in 0 s",
     ),
     ("| INFO    | Flow run 'child-", "' - subflow says hello"),
@@ -251,21 +250,12 @@ def test_daskflow_serve_prints_each_runs_lines_once(tmp_path):
     assert len(runs) <= tocks <= len(started), stderr
 
 
-def test_a_notebook_cell_shows_the_runs_lines_under_it(tmp_path, monkeypatch):
+def test_a_notebook_cell_shows_the_runs_lines_under_it(tmp_path, monkeypatch, kernel):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
-    kernels = tmp_path / "jupyter" / "kernels" / "daskflow-console-logs"
-    kernels.mkdir(parents=True)
-    spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "daskflow tests",
-        "language": "python",
-    }
-    (kernels / "kernel.json").write_text(json.dumps(spec))
     for name, value in _env(tmp_path).items():
-        if name.startswith(("DASKFLOW", "JUPYTER")):
+        if name.startswith("DASKFLOW"):
             monkeypatch.setenv(name, value)
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     (tmp_path / "work").mkdir()
     book = nbformat.v4.new_notebook()
     book.cells = [
@@ -275,7 +265,7 @@ def test_a_notebook_cell_shows_the_runs_lines_under_it(tmp_path, monkeypatch):
     ]
     nbclient.NotebookClient(
         book,
-        kernel_name="daskflow-console-logs",
+        kernel_name=kernel,
         timeout=120,
         resources={"metadata": {"path": str(tmp_path)}},
     ).execute()

@@ -28,11 +28,13 @@ import dask
 import pytest
 
 from daskflow import flow, task
+from daskflow.errors import StoreError
 from daskflow.observers.events import StateChanged, TaskRunCreated, bus
 from daskflow.observers.memory import MemoryObserver
 from daskflow.states import State, StateType
-from daskflow.store import default_observer
+from daskflow.store import StoreObserver, default_observer
 from daskflow.store.journal import Journal, decode, encode
+from daskflow.store.observer import open_in_background
 from daskflow.store.sql import SQLStore
 from tests.conftest import poll_for
 
@@ -431,3 +433,23 @@ def test_text_no_database_holds_is_recorded_escaped(store_path: Path, text: str)
     assert task_run.error_message == escaped
     assert any(log.message == f"said {escaped}" for log in store.list_logs(run_id))
     store.close()
+
+
+def test_a_store_opened_in_the_background_records_the_first_run(store_path: Path) -> None:
+    open_in_background()  # what a top-level flow call does before starting its cluster
+    assert doubles(3) == 6  # the run waits for the helper where it needs the store
+    observer = default_observer()
+    assert observer is not None
+    assert [o for o in bus._observers if isinstance(o, StoreObserver)] == [observer]
+    [(run_state, tasks)] = recorded_runs(store_path).values()
+    assert (run_state, tasks) == (S.COMPLETED, {"double": {S.COMPLETED: 3}})
+
+
+def test_a_store_that_fails_to_open_in_the_background_fails_the_flow_call(
+    store_path: Path,
+) -> None:
+    store_path.write_bytes(b"not a database at all, " * 100)
+    open_in_background()
+    with pytest.raises(StoreError, match="not a daskflow database"):
+        doubles(1)
+    assert store_path.read_bytes() == b"not a database at all, " * 100  # left untouched

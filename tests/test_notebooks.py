@@ -11,9 +11,7 @@ folder of the test's own (``DASKFLOW_RESULTS``).
 
 from __future__ import annotations
 
-import json
 import re
-import sys
 from pathlib import Path
 
 import nbformat
@@ -24,24 +22,6 @@ import daskflow
 from daskflow.store import open_store
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
-KERNEL = "daskflow-tests"
-
-
-@pytest.fixture
-def kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A kernelspec running ipykernel on this interpreter; runs and results stay in tmp_path."""
-    folder = tmp_path / "jupyter" / "kernels" / KERNEL
-    folder.mkdir(parents=True)
-    spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "daskflow tests",
-        "language": "python",
-    }
-    (folder / "kernel.json").write_text(json.dumps(spec))
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
-    monkeypatch.setenv("DASKFLOW_STORE", str(tmp_path / "runs.db"))
-    monkeypatch.setenv("DASKFLOW_RESULTS", str(tmp_path / "results"))
-    return KERNEL
 
 
 def _execute(name: str, kernel: str, folder: Path) -> nbformat.NotebookNode:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import importlib.metadata
 import inspect
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import daskflow
@@ -40,3 +43,24 @@ def test_the_package_states_its_license():
         c.startswith("Programming Language :: Python :: 3.11")
         for c in metadata.get_all("Classifier") or []
     )
+
+
+def test_importing_daskflow_and_running_a_plain_flow_import_neither_sqlalchemy_nor_pydantic():
+    code = (
+        "import sys, daskflow\n"
+        "heavy = ('sqlalchemy', 'pydantic')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+        "@daskflow.task\n"
+        "def inc(x):\n"
+        "    return x + 1\n"
+        "@daskflow.flow(cluster='sync')\n"
+        "def plain(x):\n"  # no annotation: nothing for pydantic to check
+        "    return inc(x)\n"
+        "assert plain(1) == 2\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    env = {**os.environ, "DASKFLOW_STORE": "none"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert out.stdout.split("\n")[:2] == ["[]", "[]"]

@@ -11,9 +11,9 @@ message once::
     ├── NotATaskError (TypeError)               @task / @flow on something not callable
     ├── SerializationError (TypeError)          an argument or result cannot be pickled
     ├── ClusterConnectionError (ConnectionError) the cluster address cannot be reached
-    ├── ConfigurationError (ValueError)         a bad value in the ``daskflow`` config
-    ├── TaskRunTimeout (TimeoutError)           an attempt passed its ``timeout_seconds``
-    ├── FlowRunTimeout (TimeoutError)           a flow run passed its ``timeout_seconds``
+    ├── ConfigurationError (ValueError)         a bad value in the daskflow config
+    ├── TaskRunTimeout (TimeoutError)           an attempt passed its timeout_seconds
+    ├── FlowRunTimeout (TimeoutError)           a flow run passed its timeout_seconds
     ├── UpstreamFailedError (RuntimeError)      a task did not run: an upstream failed
     ├── CrashedError (RuntimeError)             the infrastructure failed, not the code
     ├── CancelledRunError (RuntimeError)        the run was cancelled

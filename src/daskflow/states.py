@@ -50,23 +50,27 @@ class StateType(enum.Enum):
     CRASHED = "CRASHED"
     CANCELLED = "CANCELLED"
 
+    # by value: a str hashes in C, an Enum member in Python (these run per transition)
     @property
     def is_final(self) -> bool:
-        return self in _FINAL
+        return self._value_ in _FINAL_VALUES
 
     @property
     def is_completed(self) -> bool:
-        return self in (StateType.COMPLETED, StateType.CACHED)
+        return self._value_ in _COMPLETED_VALUES
 
     @property
     def is_failed(self) -> bool:
-        return self in _FAILED
+        return self._value_ in _FAILED_VALUES
 
 
 _FAILED = frozenset(
     {StateType.FAILED, StateType.TIMED_OUT, StateType.UPSTREAM_FAILED, StateType.CRASHED}
 )
 _FINAL = _FAILED | {StateType.COMPLETED, StateType.CACHED, StateType.CANCELLED}
+_FAILED_VALUES = frozenset(s.value for s in _FAILED)
+_FINAL_VALUES = frozenset(s.value for s in _FINAL)
+_COMPLETED_VALUES = frozenset({StateType.COMPLETED.value, StateType.CACHED.value})
 
 _ALLOWED: dict[StateType | None, frozenset[StateType]] = {
     None: frozenset({StateType.SCHEDULED, StateType.PENDING}),

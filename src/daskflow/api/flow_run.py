@@ -106,6 +106,10 @@ def run_flow(
     parent = current_runner()
     flow_run_id = scheduled or uuid.uuid4().hex
     name = run_name(flow, parameters, flow_run_id)
+    if parent is None:  # the store opens while the cluster starts (_observed waits for it)
+        from daskflow.store.observer import open_in_background
+
+        open_in_background()
     try:
         if parent is not None and options.cluster is None:
             backend = parent.backend

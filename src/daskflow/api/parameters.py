@@ -7,7 +7,8 @@ naming the parameter and the type it expects, in one line whatever the value
 (long values are cut, values whose ``repr`` fails are shown by type).
 
 Each annotated parameter gets its own pydantic ``TypeAdapter``, built once
-per flow function and cached: unlike one model with a field per parameter,
+per flow function and cached (pydantic is imported only when a call passes
+an annotated parameter): unlike one model with a field per parameter,
 this works for any parameter name (``json``, ``model_config``, ``_private``)
 and lets one unresolvable annotation leave only its own parameter unchecked.
 """
@@ -186,6 +187,9 @@ def bind_parameters(
 
 def _validate(flow_name: str, fn: Callable[..., Any], bound: inspect.BoundArguments) -> None:
     """Check and coerce each bound argument that has a type hint, in place."""
+    hints = parameter_hints(fn)
+    if not any(name in hints for name in bound.arguments):
+        return  # nothing to check: pydantic is not even imported
     import pydantic
 
     adapters = _adapters(fn)

@@ -437,7 +437,7 @@ def _attempts(
             log.event(retrying, attempt)
             log.record(
                 logging.WARNING,
-                f"task run {spec.run_name!r}: attempt {attempt} of {options.retries + 1} failed "
+                f"attempt {attempt} of {options.retries + 1} failed "
                 f"({type(exc).__name__}: {exc}); retrying in {delay:.3g} s",
             )
             _sleep(delay)

@@ -15,7 +15,7 @@ common cases (no futures, or a future passed directly) cost nothing.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from itertools import islice
 from typing import Any
 
@@ -166,6 +166,15 @@ class CallSpec:
     allowed: frozenset[int] = frozenset()
     data: tuple[Any, ...] = ()
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # by position, without the defaults at the end: about half the bytes of the
+        # dataclass's own pickle (field names), for each task of every graph; the large
+        # arguments (``data``) never travel inside the spec, they are scattered
+        values = [getattr(self, name) for name in _SHIPPED]
+        while len(values) > _REQUIRED and values[-1] == _DEFAULTS[len(values) - 1]:
+            values.pop()
+        return (CallSpec, tuple(values))
+
     def bind(self, upstream: Sequence[Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """The real ``(args, kwargs)`` once the upstream values are known."""
         if not upstream:
@@ -202,6 +211,11 @@ class CallSpec:
         visit(self.args)
         visit(self.kwargs)
         return found
+
+
+_SHIPPED = [f.name for f in fields(CallSpec) if f.name != "data"]
+_DEFAULTS = [f.default for f in fields(CallSpec) if f.name != "data"]
+_REQUIRED = sum(1 for f in fields(CallSpec) if f.default is MISSING)
 
 
 @dataclass(frozen=True, slots=True)

@@ -129,9 +129,11 @@ def _embedded_client() -> Any:
 
         script_main.install()  # its worker processes do not run the user's script again
         options = _loopback_defaults(dict(config.get("local-cluster") or {}))
+        # Ctrl-C reaches the workers too, and this process closes them: each worker starts
+        # with the plugin that makes them ignore it (no round trip to register it)
+        options["plugins"] = {*options.get("plugins", ()), quiet.QuietWorker()}
         cluster = LocalCluster(**options)
         client = Client(cluster, set_as_default=False)
-        quiet.quiet_workers(client)  # Ctrl-C reaches the workers too: this process closes them
         _embedded.update(cluster=cluster, client=client)
         # registered now, after distributed's own exit handler: ours runs first (atexit
         # runs the last registered first), so the cluster closes quietly (close_embedded)

@@ -40,7 +40,6 @@ __all__ = [
     "ignore_interrupt",
     "interrupts_ignored",
     "quiet_lost_scheduler",
-    "quiet_workers",
 ]
 
 #: A worker's status (``Status.name``) while it closes.
@@ -146,11 +145,6 @@ class QuietWorker(WorkerPlugin):
 
     def teardown(self, worker: Any) -> None:
         """Nothing to undo: the worker process ends."""
-
-
-def quiet_workers(client: Any) -> None:
-    """Register :class:`QuietWorker` on ``client``'s cluster (its workers now and later)."""
-    client.register_plugin(QuietWorker(), name=QuietWorker.name)
 
 
 _address_clients: weakref.WeakSet[Any] = weakref.WeakSet()

@@ -155,11 +155,16 @@ class EventBus:
             return
         with self._idle:
             self._pending += 1
-        self._queue.append(events)
         if self._thread is None:
             self._start()
         with self._wake:
-            self._wake.notify()
+            # only the first batch wakes the dispatcher: it is waiting for one, while
+            # with batches queued it waits DISPATCH_DELAY for more anyway (a flow under
+            # cluster="sync" publishes a batch per task run: no thread switch for each)
+            first = not self._queue
+            self._queue.append(events)
+            if first:
+                self._wake.notify()
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Deliver every queued batch now and wait until it was; False on timeout."""

@@ -3,11 +3,13 @@
 Pure functions, no SQLAlchemy: each ``*_values`` function gives the column
 values (a dict) of one table row; each ``*_row`` function turns a result row
 (anything with attributes named as the columns) into a public row of
-:mod:`daskflow.store.base`. JSON columns (parameters, tags, details) are
-encoded and decoded here. Values for the ``String(255)`` columns are cut to
-fit (:func:`fit`), and text that no database can hold (lone surrogates, NUL)
-is escaped (:func:`clean`), so no name, message or traceback ever fails a
-batch.
+:mod:`daskflow.store.base`. The rows a big batch holds thousands of (task
+runs, transitions) also come as plain tuples (``*_tuple``, in the order of
+``TASK_COLUMNS`` and ``TRANSITION_COLUMNS``), which SQLite takes as they are.
+JSON columns (parameters, tags, details) are encoded and decoded here.
+Values for the ``String(255)`` columns are cut to fit (:func:`fit`), and text
+that no database can hold (lone surrogates, NUL) is escaped (:func:`clean`),
+so no name, message or traceback ever fails a batch.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from .fold import STATUS_COLUMNS, RunStatus, jsonable
 
 __all__ = [
     "NAME_LENGTH",
+    "TASK_COLUMNS",
+    "TRANSITION_COLUMNS",
     "clean",
     "decode_result",
     "fit",
@@ -31,10 +35,13 @@ __all__ = [
     "flow_values",
     "log_row",
     "log_values",
+    "status_tuple",
     "status_values",
     "task_row",
+    "task_tuple",
     "task_values",
     "transition_row",
+    "transition_tuple",
     "transition_values",
 ]
 
@@ -43,6 +50,32 @@ __all__ = [
 #: worker, error type). A longer value would fail the whole batch on a database
 #: that checks lengths (PostgreSQL), so values are cut to fit here.
 NAME_LENGTH = 255
+
+#: The columns :func:`task_tuple` gives values of, in order.
+TASK_COLUMNS: tuple[str, ...] = (
+    "id",
+    "flow_run_id",
+    "task_name",
+    "name",
+    "map_index",
+    "tags",
+    "created",
+    *STATUS_COLUMNS,
+)
+#: The columns :func:`transition_tuple` gives values of, in order.
+TRANSITION_COLUMNS: tuple[str, ...] = (
+    "flow_run_id",
+    "task_run_id",
+    "state",
+    "timestamp",
+    "attempt",
+    "worker",
+    "message",
+    "error_type",
+    "error_message",
+    "traceback",
+    "details",
+)
 
 
 def clean(text: str | None) -> str | None:
@@ -75,15 +108,27 @@ def fit(value: str | None, length: int = NAME_LENGTH) -> str | None:
     return value[:length]
 
 
+def status_tuple(status: RunStatus) -> tuple[Any, ...]:
+    """The status columns of a run, in the order of ``STATUS_COLUMNS``."""
+    s = status
+    return (
+        s.state._value_,  # not .value: an Enum property, slow on this path
+        s.state_time,
+        clean(s.state_message) if s.state_message else s.state_message,
+        s.start_time,
+        s.end_time,
+        s.attempts,
+        fit(s.worker) if s.worker else s.worker,
+        fit(s.error_type) if s.error_type else s.error_type,
+        clean(s.error_message) if s.error_message else s.error_message,
+        clean(s.traceback) if s.traceback else s.traceback,
+        s.result,
+    )
+
+
 def status_values(status: RunStatus, prefix: str = "") -> dict[str, Any]:
     """The status columns of a run, names prefixed with ``prefix``."""
-    values = {prefix + name: getattr(status, name) for name in STATUS_COLUMNS}
-    values[prefix + "state"] = status.state.value
-    values[prefix + "worker"] = fit(status.worker)
-    values[prefix + "error_type"] = fit(status.error_type)
-    for name in ("state_message", "error_message", "traceback"):
-        values[prefix + name] = clean(values[prefix + name])
-    return values
+    return {prefix + name: v for name, v in zip(STATUS_COLUMNS, status_tuple(status), strict=True)}
 
 
 def flow_values(event: FlowRunCreated, status: RunStatus) -> dict[str, Any]:
@@ -105,36 +150,51 @@ def flow_values(event: FlowRunCreated, status: RunStatus) -> dict[str, Any]:
     }
 
 
+def task_tuple(event: TaskRunCreated, status: RunStatus) -> tuple[Any, ...]:
+    """A ``task_runs`` row for a task run created with ``status``, in ``TASK_COLUMNS`` order."""
+    return (
+        event.task_run_id,
+        event.flow_run_id,
+        fit(event.task_name),
+        fit(event.run_name),
+        event.map_index,
+        _tags(event.tags),
+        event.timestamp,
+        *status_tuple(status),
+    )
+
+
 def task_values(event: TaskRunCreated, status: RunStatus) -> dict[str, Any]:
     """A ``task_runs`` row for a task run created with ``status``."""
-    return {
-        "id": event.task_run_id,
-        "flow_run_id": event.flow_run_id,
-        "task_name": fit(event.task_name),
-        "name": fit(event.run_name),
-        "map_index": event.map_index,
-        "tags": _tags(event.tags),
-        "created": event.timestamp,
-        **status_values(status),
-    }
+    return dict(zip(TASK_COLUMNS, task_tuple(event, status), strict=True))
+
+
+def transition_tuple(change: StateChanged) -> tuple[Any, ...]:
+    """A ``transitions`` row for one state change, in ``TRANSITION_COLUMNS`` order.
+
+    Most values are None or empty: they skip :func:`clean` and :func:`fit`
+    (a batch of a big flow holds thousands of transitions).
+    """
+    state = change.state
+    worker, message, error_type = change.worker, state.message, state.error_type
+    return (
+        change.flow_run_id,
+        change.task_run_id,
+        state.type._value_,  # not .value: an Enum property, slow on this path
+        state.timestamp,
+        change.attempt,
+        fit(worker) if worker else worker,
+        clean(message) if message else message,
+        fit(error_type) if error_type else error_type,
+        clean(state.error_message) if state.error_message else state.error_message,
+        clean(state.traceback) if state.traceback else state.traceback,
+        json.dumps(jsonable(change.details)) if change.details else "{}",
+    )
 
 
 def transition_values(change: StateChanged) -> dict[str, Any]:
     """A ``transitions`` row for one state change."""
-    state = change.state
-    return {
-        "flow_run_id": change.flow_run_id,
-        "task_run_id": change.task_run_id,
-        "state": state.type.value,
-        "timestamp": state.timestamp,
-        "attempt": change.attempt,
-        "worker": fit(change.worker),
-        "message": clean(state.message),
-        "error_type": fit(state.error_type),
-        "error_message": clean(state.error_message),
-        "traceback": clean(state.traceback),
-        "details": json.dumps(jsonable(change.details)) if change.details else "{}",
-    }
+    return dict(zip(TRANSITION_COLUMNS, transition_tuple(change), strict=True))
 
 
 def log_values(event: LogEmitted) -> dict[str, Any]:

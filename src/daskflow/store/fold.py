@@ -117,18 +117,19 @@ def fold(status: RunStatus, changes: Sequence[StateChanged]) -> RunStatus:
     )
     error = (status.error_type, status.error_message, status.traceback)
     result = status.result
+    final = state.is_final
     for change in sorted(changes, key=_timestamp) if len(changes) > 1 else changes:
         new = change.state
-        when = new.timestamp
-        if new.type is StateType.RUNNING:
+        kind, when = new.type, new.timestamp
+        if kind is _RUNNING:
             attempts += 1
             start = when if start is None or when < start else start
         if state_time is not None and when < state_time:
             continue  # late: history only
-        if state.is_final and not new.type.is_final:
+        if final and not kind.is_final:
             continue  # a final state is never left
-        state, state_time, message = new.type, when, new.message
-        if state.is_final:
+        state, state_time, message, final = kind, when, new.message, kind.is_final
+        if final:
             end = when
             stored = change.details.get("result") if change.details else None
             if stored is not None:
@@ -137,9 +138,12 @@ def fold(status: RunStatus, changes: Sequence[StateChanged]) -> RunStatus:
             worker = change.worker
         if new.error_type is not None:
             error = (new.error_type, new.error_message, new.traceback)
-        elif state.is_completed:
+        elif kind.is_completed:
             error = (None, None, None)
     return RunStatus(state, state_time, message, start, end, attempts, worker, *error, result)
+
+
+_RUNNING = StateType.RUNNING
 
 
 def _timestamp(change: StateChanged) -> float:
@@ -224,13 +228,19 @@ def plan(events: Sequence[Event]) -> BatchPlan:
     (['f'], 1)
     """
     batch = BatchPlan()
+    flow_changes, task_changes, changes = batch.flow_changes, batch.task_changes, batch.changes
     for event in events:
         if isinstance(event, StateChanged):
-            if event.task_run_id is None:
-                batch.flow_changes.setdefault(event.flow_run_id, []).append(event)
-            else:
-                batch.task_changes.setdefault(event.task_run_id, []).append(event)
-            batch.changes.append(event)
+            run_id = event.task_run_id
+            if run_id is None:
+                flow_changes.setdefault(event.flow_run_id, []).append(event)
+            else:  # thousands a batch: no setdefault, which makes a list each time
+                found = task_changes.get(run_id)
+                if found is None:
+                    task_changes[run_id] = [event]
+                else:
+                    found.append(event)
+            changes.append(event)
         elif isinstance(event, TaskRunCreated):
             batch.task_runs[event.task_run_id] = event
         elif isinstance(event, LogEmitted):

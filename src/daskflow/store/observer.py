@@ -15,6 +15,9 @@ run: the first time it opens the configured store and registers one
 :class:`StoreObserver` on the event bus, later calls return that observer,
 and when the configuration changes it replaces it. An observer is on the
 bus before any thread can get it, so no flow run's first events miss it.
+:func:`open_in_background` starts that first opening (importing SQLAlchemy,
+reading the schema, replaying journals) on a helper thread, so a flow run
+starts its cluster meanwhile; :func:`default_observer` waits for it.
 
 No run is lost silently: a batch the store refuses is tried again with
 backoff for ``daskflow.store-retry`` (10 s), then appended to the journal
@@ -41,7 +44,13 @@ from .base import RunStore, error_reason
 from .journal import Journal
 from .memory import MemoryStore
 
-__all__ = ["StoreObserver", "configured_url", "default_observer", "open_store"]
+__all__ = [
+    "StoreObserver",
+    "configured_url",
+    "default_observer",
+    "open_in_background",
+    "open_store",
+]
 
 logger = logging.getLogger("daskflow.store")
 
@@ -50,6 +59,7 @@ _NONE = ("none", "")
 _REPLAY_BACKOFF_MAX = 30.0
 _memory: MemoryStore | None = None
 _default: tuple[str, StoreObserver | None] | None = None
+_opening: threading.Thread | None = None  # open_in_background's helper thread
 _lock = threading.Lock()
 
 
@@ -290,6 +300,9 @@ def default_observer() -> StoreObserver | None:
         The configured database cannot be used; no run is recorded in it.
     """
     global _default
+    opening = _opening
+    if opening is not None and opening is not threading.current_thread():
+        opening.join()  # it may have opened this store: then it is taken below
     target = configured_url()
     with _lock:
         if _default is not None and _default[0] == target:
@@ -309,3 +322,31 @@ def default_observer() -> StoreObserver | None:
     if old is not None:
         bus.unregister(old)
     return observer
+
+
+def open_in_background() -> None:
+    """Start opening the configured store on a helper thread, if it is not open.
+
+    The flow's own :func:`default_observer` call then waits for it, and
+    raises what opening raises: the helper only moves the work (importing
+    SQLAlchemy, reading the schema, replaying journals) to a time when the
+    flow's thread waits for something else, such as its cluster starting.
+    """
+    global _opening
+    target = configured_url()
+    if target.lower() in _NONE:
+        return
+    with _lock:
+        if _default is not None and _default[0] == target:
+            return
+        if _opening is not None and _opening.is_alive():
+            return
+        _opening = threading.Thread(target=_open_default, name="daskflow-store-open", daemon=True)
+        _opening.start()  # under the lock: no thread may join it before it started
+
+
+def _open_default() -> None:
+    try:
+        default_observer()
+    except Exception as exc:  # the flow's own default_observer() call raises it again
+        logger.debug("daskflow: opening the run store in the background failed (%s)", exc)

@@ -62,15 +62,17 @@ from .base import (
     merge_bins,
 )
 from .columns import (
+    TASK_COLUMNS,
+    TRANSITION_COLUMNS,
     flow_row,
     flow_values,
     log_row,
     log_values,
     status_values,
     task_row,
-    task_values,
+    task_tuple,
     transition_row,
-    transition_values,
+    transition_tuple,
 )
 from .fold import CRASH_MESSAGE, STATUS_COLUMNS, RunStatus, fold, plan
 from .schema import (
@@ -95,6 +97,7 @@ _CHUNK = 500
 #: At most this many unfinished task runs' statuses are kept in memory (see ``_remember``).
 _UNFINISHED_KEPT = 20_000
 _NOTHING_KNOWN: Mapping[str, RunStatus] = MappingProxyType({})
+_NEW = RunStatus()  # the status of a run just created (immutable: one for all)
 _FINAL = [s.value for s in StateType if s.is_final]
 # a SCHEDULED run waits in a live serve process, which keeps its heartbeat
 _ALIVE = [
@@ -171,6 +174,7 @@ class SQLStore:
         self._inserts = {table: table.insert() for table in (flow_runs, task_runs, logs)}
         self._inserts[transitions] = transitions.insert()
         self._compiled: dict[Any, tuple[str, Callable[[dict[str, Any]], Any]]] = {}
+        self._compiled_tuples: dict[sa.Table, tuple[str, Callable[[Any], Any] | None]] = {}
         self._unfinished: dict[str, RunStatus] = {}  # task run id -> status written
         try:
             self._open()
@@ -309,23 +313,21 @@ class SQLStore:
             flow_values(e, fold(RunStatus(), batch.flow_changes.pop(e.flow_run_id, ())))
             for e in batch.flow_runs.values()
         ]
-        created = {
-            run_id: fold(RunStatus(), batch.task_changes.pop(run_id, ()))
-            for run_id in batch.task_runs
-        }
-        new_tasks = [task_values(e, created[e.task_run_id]) for e in batch.task_runs.values()]
+        changes_of = batch.task_changes.pop
+        created = {run_id: fold(_NEW, changes_of(run_id, ())) for run_id in batch.task_runs}
+        new_tasks = [task_tuple(e, created[e.task_run_id]) for e in batch.task_runs.values()]
+        changes = [transition_tuple(c) for c in batch.changes]  # before taking the lock
         with self._lock:
             with self._write() as conn:
                 if replay_id is not None and not self._first_replay(conn, replay_id):
                     return
                 self._executemany(conn, self._inserts[flow_runs], new_flows)
-                self._executemany(conn, self._inserts[task_runs], new_tasks)
+                self._insert_tuples(conn, task_runs, TASK_COLUMNS, new_tasks)
                 self._update_statuses(conn, flow_runs, batch.flow_changes)
                 folded = self._update_statuses(
                     conn, task_runs, batch.task_changes, known=self._unfinished
                 )
-                changes = [transition_values(c) for c in batch.changes]
-                self._executemany(conn, self._inserts[transitions], changes)
+                self._insert_tuples(conn, transitions, TRANSITION_COLUMNS, changes)
                 self._executemany(conn, self._inserts[logs], [log_values(e) for e in batch.logs])
             self._remember({**created, **folded})  # committed: now true of the database
 
@@ -412,6 +414,35 @@ class SQLStore:
             compiled = self._compiled[statement] = (done.string, operator.itemgetter(*keys))
         sql, values = compiled
         conn.exec_driver_sql(sql, [values(row) for row in rows])
+
+    def _insert_tuples(
+        self,
+        conn: sa.Connection,
+        table: sa.Table,
+        columns: tuple[str, ...],
+        rows: list[tuple[Any, ...]],
+    ) -> None:
+        """INSERT ``rows`` (values of ``columns``, in that order) as one ``executemany``.
+
+        On SQLite the tuples go to the driver as they are (reordered in C if
+        the compiled statement wants another order); no dict per row.
+        """
+        if not rows:
+            return
+        if not self._sqlite:
+            params = [dict(zip(columns, row, strict=True)) for row in rows]
+            conn.execute(self._inserts[table], params)
+            return
+        compiled = self._compiled_tuples.get(table)
+        if compiled is None:
+            done = self._inserts[table].compile(dialect=conn.dialect, column_keys=list(columns))
+            order = [columns.index(name) for name in done.positiontup or ()]
+            pick: Callable[[Any], Any] | None = None
+            if order != list(range(len(columns))):
+                pick = operator.itemgetter(*order)
+            compiled = self._compiled_tuples[table] = (done.string, pick)
+        sql, pick = compiled
+        conn.exec_driver_sql(sql, rows if pick is None else [pick(row) for row in rows])
 
     def heartbeat(self, flow_run_ids: Sequence[str], now: float) -> None:
         """Mark these flow runs alive at ``now`` (the engine calls it every 10 s)."""
