@@ -1,6 +1,8 @@
+#!/usr/bin/env python3
 """A real flow on the embedded local Dask cluster: fan-out, retries, fan-in.
 
-Run it with ``python examples/quickstart.py``.
+Run it with ``python examples/quickstart.py``, from any folder, or as
+``examples/quickstart.py`` where ``python3`` is the environment daskflow is in.
 """
 
 from __future__ import annotations

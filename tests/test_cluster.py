@@ -48,7 +48,7 @@ def test_default_is_an_embedded_cluster_closed_at_exit():
     assert result.stdout.split() == ["3", "4", "LocalCluster"]
 
 
-def test_the_quickstart_example_runs_quietly_while_another_dashboard_holds_8787():
+def test_the_quickstart_example_runs_quietly_while_another_dashboard_holds_8787(tmp_path):
     with socket.socket() as other:  # another Dask dashboard, say
         other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -57,11 +57,11 @@ def test_the_quickstart_example_runs_quietly_while_another_dashboard_holds_8787(
         except OSError:
             pass  # something listens there already: all the better
         result = subprocess.run(
-            [sys.executable, "examples/quickstart.py"],
+            [sys.executable, str(ROOT / "examples" / "quickstart.py")],
             capture_output=True,
             text=True,
             timeout=180,
-            cwd=ROOT,
+            cwd=tmp_path,  # a script is run from any folder
             check=False,
         )
     assert result.returncode == 0, result.stderr

@@ -15,7 +15,7 @@ Three pieces:
   where the worker can read that file, shows the line.
 - :func:`ship` / :func:`rebuild`: the traceback across the pickle, as
   ``(file, function, line)`` per frame, raised again from stand-in frames.
-- :func:`hide_internal_frames` at the API's edges (``Flow.__call__``,
+- :func:`user_frames` at the API's edges (``Flow.__call__``,
   ``.result()``): re-raised with daskflow's frames unlinked, so Python,
   IPython and ``daskflow run`` print the user's frames only;
   :func:`format_exception` does the same for the traceback text kept in
@@ -27,12 +27,14 @@ debugging daskflow itself).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from types import CodeType, TracebackType
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 __all__ = [
     "code_files",
@@ -41,7 +43,11 @@ __all__ = [
     "prepare_task_traceback",
     "rebuild",
     "ship",
+    "user_frames",
 ]
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 _PACKAGE = str(Path(__file__).resolve().parent) + os.sep
 _DYNAMIC = "<dynamic-code>"  # cloudpickle's name for the file of code sent by value
@@ -94,6 +100,24 @@ def hide_internal_frames(exc: BaseException) -> None:
     if _hiding():
         for item in _chain(exc):
             item.__traceback__ = _without_internal(item.__traceback__)
+
+
+def user_frames(fn: Callable[P, R]) -> Callable[P, R]:
+    """An API entry point whose exceptions show the user's frames only.
+
+    What ``fn`` raises leaves it with daskflow's frames unlinked
+    (:func:`hide_internal_frames`), this wrapper's own included.
+    """
+
+    @functools.wraps(fn)
+    def entry(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except BaseException as exc:
+            hide_internal_frames(exc)
+            raise
+
+    return entry
 
 
 def format_exception(exc: BaseException) -> str:

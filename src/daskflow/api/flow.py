@@ -15,7 +15,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from daskflow.errors import NotATaskError
 from daskflow.options import FlowOptions, with_changes
-from daskflow.tracebacks import hide_internal_frames
+from daskflow.tracebacks import user_frames
 
 __all__ = ["Flow", "flow"]
 
@@ -51,16 +51,14 @@ class Flow(Generic[P, R]):
         """
         return Flow(self.fn, with_changes(self.options, **changes))
 
+    @user_frames
     def __call__(self, *args: Any, return_state: bool = False, **kwargs: Any) -> Any:
         """Run the flow; with ``return_state=True`` return its final ``State``."""
         from daskflow.api.flow_run import run_flow
 
-        try:
-            return run_flow(self, args, kwargs, return_state)
-        except BaseException as exc:  # the user's frames only (daskflow.tracebacks)
-            hide_internal_frames(exc)
-            raise
+        return run_flow(self, args, kwargs, return_state)
 
+    @user_frames
     def resume(self, run_id: str, *, return_state: bool = False) -> Any:
         """Run a failed or crashed flow run again, reusing its stored task results.
 
@@ -93,11 +91,7 @@ class Flow(Generic[P, R]):
         from daskflow.api.flow_run import plan_resume, run_flow
 
         parameters, plan = plan_resume(self, run_id)
-        try:
-            return run_flow(self, (), parameters, return_state, resume=plan)
-        except BaseException as exc:
-            hide_internal_frames(exc)
-            raise
+        return run_flow(self, (), parameters, return_state, resume=plan)
 
     def serve(
         self,

@@ -22,7 +22,7 @@ from daskflow.engine.runs import TaskRun
 from daskflow.errors import FlowRunTimeout
 from daskflow.graph.arguments import RunGroupRef, RunRef
 from daskflow.states import State
-from daskflow.tracebacks import hide_internal_frames
+from daskflow.tracebacks import user_frames
 
 __all__ = ["DoneAndNotDone", "MappedFuture", "TaskFuture", "resolve_futures", "wait"]
 
@@ -56,6 +56,7 @@ class TaskFuture(RunRef, Generic[R]):
             self._run.handled = True
         return state
 
+    @user_frames
     def result(self, timeout: float | None = None, raise_on_failure: bool = True) -> R:
         """Wait for the run and return its value.
 
@@ -66,11 +67,7 @@ class TaskFuture(RunRef, Generic[R]):
         raise_on_failure
             When False, a failed run returns its exception instead of raising.
         """
-        try:
-            return self._runner.result(self._run, timeout, raise_on_failure)
-        except BaseException as exc:  # the user's frames only (daskflow.tracebacks)
-            hide_internal_frames(exc)
-            raise
+        return self._runner.result(self._run, timeout, raise_on_failure)
 
     def wait(self, timeout: float | None = None) -> None:
         """Wait until the run ended (whatever its outcome)."""
@@ -149,15 +146,9 @@ class MappedFuture(RunGroupRef, Sequence[TaskFuture[R]]):
         return iter(self._all())
 
     # -- outcomes ----------------------------------------------------------------
+    @user_frames
     def result(self, timeout: float | None = None, raise_on_failure: bool = True) -> list[R]:
         """Every element's value, gathered from the cluster in one call."""
-        try:
-            return self._results(timeout, raise_on_failure)
-        except BaseException as exc:  # the user's frames only (daskflow.tracebacks)
-            hide_internal_frames(exc)
-            raise
-
-    def _results(self, timeout: float | None, raise_on_failure: bool) -> list[R]:
         futures = self._all()
         source = self._source
         if source is not None:

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
 
 from daskflow.engine.cancellation import cancel_flow_run
+from daskflow.signal_handlers import handling
 
 __all__ = ["INTERRUPTED", "Interrupts", "ctrl_c_cancels"]
 
@@ -47,9 +47,6 @@ def ctrl_c_cancels(flow_run_id: Callable[[], str | None]) -> Iterator[Interrupts
         The id of the run once it exists, else None.
     """
     seen = Interrupts()
-    if threading.current_thread() is not threading.main_thread():
-        yield seen
-        return
 
     def on_sigint(number: int, frame: Any) -> None:
         seen.count += 1
@@ -59,8 +56,5 @@ def ctrl_c_cancels(flow_run_id: Callable[[], str | None]) -> Iterator[Interrupts
             return
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
+    with handling({signal.SIGINT: on_sigint}):
         yield seen
-    finally:
-        signal.signal(signal.SIGINT, previous)

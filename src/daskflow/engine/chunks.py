@@ -46,6 +46,7 @@ chunk size, so chunk ``j`` depends only on chunk ``j``.
 from __future__ import annotations
 
 import math
+import operator
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -59,7 +60,6 @@ __all__ = [
     "chunk_size",
     "durations",
     "gather_elements",
-    "item_of",
     "length_at",
     "run_chunk",
     "run_picked",
@@ -98,11 +98,6 @@ def run_picked(spec: Any, picks: Sequence[Pick], *refs: Any) -> Any:
 def statuses_of(results: Sequence[Any]) -> list[TaskFailure | None]:
     """Per element of a chunk: its ``TaskFailure``, or None when it has a value."""
     return [r if type(r) is TaskFailure else None for r in results]
-
-
-def item_of(results: Sequence[Any], position: int) -> Any:
-    """The result of one element of a chunk."""
-    return results[position]
 
 
 def length_at(results: Sequence[Any], position: int) -> int:
@@ -182,7 +177,8 @@ class ElementFuture:
         failure = self.chunk.statuses()[self.pos]
         if failure is not None:
             return failure
-        return self.client.submit(item_of, self.chunk.future, self.pos, pure=False).result(timeout)
+        item = self.client.submit(operator.getitem, self.chunk.future, self.pos, pure=False)
+        return item.result(timeout)
 
     def length(self) -> int:
         return int(self.client.submit(length_at, self.chunk.future, self.pos, pure=False).result())

@@ -14,7 +14,6 @@ sits inside a chunk is lowered exactly as without batching.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -117,19 +116,13 @@ class Lowering:
             picks.append((at, pos))
         return picks
 
-    def _shipped_spec(self, run: TaskRun) -> Any:
-        spec = run.spec
-        if spec is not None and spec.data:  # sent already: the graph refers to them
-            spec = dataclasses.replace(spec, data=())
-        return spec
-
     def _add_run(self, run: TaskRun, scattered: dict[int, Any]) -> None:
         refs: list[Any] = []
         picks = self._picks(run, refs, {}, scattered)
         if picks is None:
             self.fail_upstream(run)
             return
-        spec = self._shipped_spec(run)
+        spec = run.spec  # its large arguments (data) never travel in it: CallSpec.__reduce__
         if all(pos is None for _, pos in picks):
             ordered = [refs[r] for r, _ in picks]
             task = self._Task(run.key, run_task, spec, *ordered)
@@ -180,7 +173,7 @@ class Lowering:
         group, first = members[0].key
         key = (f"{group}-batch", first)
         status_key = (f"{group}-status", first)
-        specs = [self._shipped_spec(r) for r in members]
+        specs = [r.spec for r in members]
         self.graph[key] = self._Task(key, run_chunk, specs, picks, *refs)
         self.graph[status_key] = self._Task(status_key, statuses_of, self._TaskRef(key))
         self.keys += [key, status_key]

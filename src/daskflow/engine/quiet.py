@@ -32,6 +32,7 @@ from typing import Any
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from daskflow.engine.script_main import NANNY_PROCESS_NAME
+from daskflow.signal_handlers import handling
 
 __all__ = [
     "DropMessages",
@@ -99,15 +100,8 @@ def interrupts_ignored() -> Iterator[None]:
     "Exception ignored in atexit callback" with its traceback and leave the
     worker processes to find out on their own.
     """
-    if threading.current_thread() is not threading.main_thread():
+    with handling({signal.SIGINT: ignore_interrupt}):
         yield
-        return
-    previous = signal.signal(signal.SIGINT, ignore_interrupt)
-    try:
-        yield
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
 
 
 def ignore_interrupt(number: int, frame: Any) -> None:

@@ -54,6 +54,7 @@ from daskflow import config
 from daskflow.errors import ConfigurationError, ScheduleError
 from daskflow.observers.events import FlowRunCreated, StateChanged, bus
 from daskflow.serving.schedules import CronSchedule, IntervalSchedule, schedule_for
+from daskflow.signal_handlers import handling
 from daskflow.states import State, StateType
 
 __all__ = ["serve"]
@@ -439,21 +440,14 @@ def _signals(server: _Server) -> Iterator[None]:
     going are recorded CANCELLED as at the end of the grace period, and the
     process exits 0 without a traceback.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
 
     def on_signal(number: int, frame: Any) -> None:
         if number == signal.SIGINT and server.stopping is not None:
             server.hurry.set()
         server.request_stop(signal.Signals(number).name)
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with handling({signal.SIGINT: on_signal, signal.SIGTERM: on_signal}):
         yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 @contextlib.contextmanager
