@@ -6,16 +6,21 @@ SQLite run store, and samples the driver's resident memory (RSS) every 0.5 s
 with psutil. Prints the RSS before the flow, the peak during it, and after;
 then checks the store holds ``N + 1`` task runs.
 
-Target (issue 3): recording 100,000 task runs keeps the driver's memory growth
-under a few hundred MB.
+Targets (issue 14): the driver's growth at 100,000 task runs within raw
+Dask's + 150 MiB, and no growth across repeated flows in one process
+(``--repeat``: the RSS after each of several flows).
 
-    python benchmarks/memory.py            # 100,000 task runs (several minutes)
+    python benchmarks/memory.py            # daskflow, then raw Dask: two processes each
     python benchmarks/memory.py -n 20000
+    python benchmarks/memory.py -n 10000 --repeat 6
+    python benchmarks/memory.py --variant raw
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -49,12 +54,22 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=100_000, help="mapped task runs (default 100,000)")
     parser.add_argument(
         "--variant",
-        choices=["daskflow", "raw"],
-        default="daskflow",
-        help="daskflow (the flow, recorded) or raw (the same work as client.map + submit)",
+        choices=["both", "daskflow", "raw"],
+        default="both",
+        help="daskflow (the flow, recorded), raw (the same work as client.map + submit), "
+        "or both (default: each in a process of its own)",
     )
     parser.add_argument("--store", default="temp", help="'temp' (default), 'none' or a URL")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="run the flow this many times in one process"
+    )
     args = parser.parse_args()
+    if args.variant == "both":
+        for variant in ("daskflow", "raw"):
+            command = [sys.executable, __file__, "-n", str(args.n), "--variant", variant]
+            command += ["--store", args.store, "--repeat", str(args.repeat)]
+            subprocess.run(command, check=True)
+        return
     store = args.store
     if store == "temp":
         store = str(Path(tempfile.mkdtemp(prefix="daskflow-mem-")) / "daskflow.db")
@@ -63,9 +78,10 @@ def main() -> None:
     done = threading.Event()
 
     def sample() -> None:
-        while not done.wait(0.5):
+        while not done.wait(0.2):
             peak[0] = max(peak[0], process.memory_info().rss)
 
+    mib = 1024 * 1024
     with (
         dask.config.set(
             {
@@ -89,23 +105,27 @@ def main() -> None:
         peak[0] = before
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
+        afters: list[float] = []
         start = time.perf_counter()
-        result = flow_on(args.n)
+        for _ in range(args.repeat):
+            result = flow_on(args.n)
+            assert result == sum(range(1, args.n + 1))
+            afters.append(process.memory_info().rss / mib)
         seconds = time.perf_counter() - start
         done.set()
         sampler.join()
-        after = process.memory_info().rss
-    assert result == sum(range(1, args.n + 1))
     recorded = 0
     if args.variant == "daskflow" and store != "none":
         run = daskflow.runs(flow="bench-memory", limit=1, store=store)[0]
         recorded = sum(sum(counts.values()) for counts in run.task_counts().values())
-    mib = 1024 * 1024
-    print(f"{args.variant}: {args.n + 1:,} tasks in {seconds:.1f} s, recorded: {recorded:,}")
+    flows = f"{args.repeat} flows of " if args.repeat > 1 else ""
+    print(f"{args.variant}: {flows}{args.n + 1:,} tasks in {seconds:.1f} s, recorded: {recorded:,}")
     print(
-        f"driver RSS: before {before / mib:.0f} MiB, peak {peak[0] / mib:.0f} MiB "
-        f"(+{(peak[0] - before) / mib:.0f}), after {after / mib:.0f} MiB"
+        f"  driver RSS: before {before / mib:.0f} MiB, peak {peak[0] / mib:.0f} MiB "
+        f"(+{(peak[0] - before) / mib:.0f}), after {afters[-1]:.0f} MiB"
     )
+    if args.repeat > 1:
+        print("  after each flow: " + ", ".join(f"{a:.0f}" for a in afters) + " MiB")
 
 
 if __name__ == "__main__":

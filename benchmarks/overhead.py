@@ -11,6 +11,9 @@ c  dataframes: ``P`` partitions (40) of 250,000 rows (``id`` int64, ``name``
    category of 26 letters, ``x``/``y`` float64) generated inside the task from
    a seed, filtered on ``x > 0``, grouped by ``name`` (sums of x and y, count),
    then combined (concat + groupby sum). One task per partition.
+d  the fan-out of a at 100,000 (raw: futures only; one repeat by default).
+e  ``nap(i)`` (0.2 s of sleep) for ``i < N`` (60), then ``total``: batching
+   must never cost parallelism.
 
 Variants
 --------
@@ -31,7 +34,10 @@ Reading the output
 median / tasks; for daskflow, its overhead: (median - best raw median) / tasks.
 ``ratio`` compares daskflow with the raw variant of the best median, repeat by
 repeat: the median of daskflow's time / that variant's time in the same turn,
-beside its target (<= 1.3 for a and b, <= 1.05 for c). Pairing the runs of a
+beside its target (<= 0.20 for a, b and d, <= 1.05 for c and e).
+``cpu us/task`` is the CPU time of this process (client, scheduler and run
+store; the workers are processes of their own) per task, daskflow minus the
+best raw variant: what the driver spends per task run. Pairing the runs of a
 turn keeps a machine that slows down or speeds up during the benchmark from
 moving the ratio; the plain ratio of the two medians is printed beside it.
 Then the wall time of ``python -c "import daskflow"`` and of ``import
@@ -46,6 +52,10 @@ temporary folder (``--store none`` measures the engine alone). Run it as::
     python benchmarks/overhead.py --quick
     python benchmarks/overhead.py --only a,b --repeats 5 --json results.json
     python benchmarks/overhead.py --store none
+    DASKFLOW__BATCH__FORCE=off python benchmarks/overhead.py --only a,b
+
+The load average is printed before and after (figures from a loaded machine
+are not comparable).
 """
 
 from __future__ import annotations
@@ -73,13 +83,14 @@ from distributed import Client, LocalCluster
 
 ROWS = 250_000
 LETTERS = list(string.ascii_uppercase)
-FULL = {"a": 10_000, "b": 1_000, "c": 40}
-QUICK = {"a": 1_000, "b": 200, "c": 8}
-WARMUP = {"a": 100, "b": 20, "c": 2}
+FULL = {"a": 10_000, "b": 1_000, "c": 40, "d": 100_000, "e": 60}
+QUICK = {"a": 1_000, "b": 200, "c": 8, "d": 20_000, "e": 12}
+WARMUP = {"a": 100, "b": 20, "c": 2, "d": 100, "e": 2}
 #: Timed runs per variant by default: (c) takes a second a run and sits close to its
-#: target, so it gets more runs than the long (a) and (b).
-REPEATS = {"a": 3, "b": 3, "c": 15}
-TARGETS = {"a": 1.3, "b": 1.3, "c": 1.05}
+#: target, so it gets more runs than the long (a) and (b); raw Dask takes minutes on (d).
+REPEATS = {"a": 3, "b": 3, "c": 15, "d": 1, "e": 5}
+TARGETS = {"a": 0.20, "b": 0.20, "c": 1.05, "d": 0.20, "e": 1.05}
+NAP = 0.2
 IMPORT_TARGET_MS = 100.0
 
 Runner = Callable[[Client, int], Any]
@@ -92,6 +103,11 @@ def inc(x: int) -> int:
 
 def total(xs: list[int]) -> int:
     return sum(xs)
+
+
+def nap(i: int) -> int:
+    time.sleep(NAP)
+    return i
 
 
 def partition_summary(seed: int, n_rows: int) -> pd.DataFrame:
@@ -113,6 +129,10 @@ def combine(parts: list[pd.DataFrame]) -> pd.DataFrame:
 # -- raw Dask: futures -------------------------------------------------------------------------
 def fan_futures(client: Client, n: int) -> int:
     return client.submit(total, client.map(inc, range(n), pure=False), pure=False).result()
+
+
+def naps_futures(client: Client, n: int) -> int:
+    return client.submit(total, client.map(nap, range(n), pure=False), pure=False).result()
 
 
 def chain_futures(client: Client, n: int) -> int:
@@ -143,6 +163,13 @@ def chain_delayed(client: Client, n: int) -> int:
     return client.compute(out).result()
 
 
+def naps_delayed(client: Client, n: int) -> int:
+    run, d_nap = uuid.uuid4().hex, dask.delayed(nap, pure=False)
+    parts = [d_nap(i, dask_key_name=f"nap-{run}-{i}") for i in range(n)]
+    out = dask.delayed(total, pure=False)(parts, dask_key_name=f"total-{run}")
+    return client.compute(out).result()
+
+
 def frames_delayed(client: Client, n: int) -> pd.DataFrame:
     run, d_part = uuid.uuid4().hex, dask.delayed(partition_summary, pure=False)
     parts = [d_part(i, ROWS, dask_key_name=f"partition_summary-{run}-{i}") for i in range(n)]
@@ -164,6 +191,7 @@ def daskflow_runners(client: Client) -> dict[str, Runner]:
     df = import_daskflow()
     inc_t, total_t = df.task(inc), df.task(total)
     summary_t, combine_t = df.task(partition_summary), df.task(combine)
+    nap_t = df.task(nap)
 
     @df.flow(name="bench-fan", cluster=client)
     def fan(n: int) -> int:
@@ -180,7 +208,17 @@ def daskflow_runners(client: Client) -> dict[str, Runner]:
     def frames(n: int) -> pd.DataFrame:
         return combine_t(summary_t.map(range(n), df.unmapped(ROWS)))
 
-    return {"a": lambda _, n: fan(n), "b": lambda _, n: chain(n), "c": lambda _, n: frames(n)}
+    @df.flow(name="bench-naps", cluster=client)
+    def naps(n: int) -> int:
+        return total_t(nap_t.map(range(n)))
+
+    return {
+        "a": lambda _, n: fan(n),
+        "b": lambda _, n: chain(n),
+        "c": lambda _, n: frames(n),
+        "d": lambda _, n: fan(n),
+        "e": lambda _, n: naps(n),
+    }
 
 
 # -- measuring ---------------------------------------------------------------------------------
@@ -196,12 +234,14 @@ def run_workload(
     for run in runners.values():
         run(client, WARMUP[name])
     times: dict[str, list[float]] = {v: [] for v in runners}
+    cpu: dict[str, list[float]] = {v: [] for v in runners}
     reference: Any = None
     for rep in range(repeats):
         for variant, run in runners.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             result = run(client, n)
             seconds = time.perf_counter() - start
+            cpu[variant].append(time.process_time() - start_cpu)
             if reference is None:
                 reference = result
             elif not same(reference, result):
@@ -212,6 +252,7 @@ def run_workload(
     medians = {v: statistics.median(t) for v, t in times.items()}
     best = min((v for v in medians if v != "daskflow"), key=medians.__getitem__)
     best_raw = medians[best]
+    cpus = {v: statistics.median(t) for v, t in cpu.items()}
     # each repeat's daskflow time over the best raw variant's in the same repeat: the
     # machine's drift over a run (a slower minute) falls on both sides of each ratio
     paired = [d / b for d, b in zip(times["daskflow"], times[best], strict=True)]
@@ -224,6 +265,12 @@ def run_workload(
             "times_s": times[variant],
             "median_s": med,
             "us_per_task": ((med - best_raw) if variant == "daskflow" else med) / tasks * 1e6,
+            "cpu_s": cpus[variant],
+            "cpu_us_per_task": (
+                (cpus[variant] - cpus[best]) if variant == "daskflow" else cpus[variant]
+            )
+            / tasks
+            * 1e6,
             "ratio": statistics.median(paired) if variant == "daskflow" else None,
             "ratio_of_medians": med / best_raw if variant == "daskflow" else None,
             "target": TARGETS[name] if variant == "daskflow" else None,
@@ -259,7 +306,10 @@ def import_times(runs: int = 5) -> dict[str, float]:
 
 
 def print_report(rows: list[dict[str, Any]], imports: dict[str, float]) -> None:
-    print(f"\n{'workload':<10}{'tasks':>6}  {'variant':<9}{'median s':>9}{'us/task':>10}  ratio")
+    print(
+        f"\n{'workload':<11}{'tasks':>7}  {'variant':<9}{'median s':>9}{'us/task':>10}"
+        f"{'cpu us/task':>12}  ratio"
+    )
     for r in rows:
         ratio = ""
         if r["ratio"] is not None:
@@ -269,9 +319,13 @@ def print_report(rows: list[dict[str, Any]], imports: dict[str, float]) -> None:
                 f"ratio of medians {r['ratio_of_medians']:.2f})"
             )
         label = f"({r['workload']}) {r['size']}"
-        line = f"{label:<10}{r['n_tasks']:>6}  {r['variant']:<9}{r['median_s']:>9.3f}"
-        print(f"{line}{r['us_per_task']:>10.0f}  {ratio}".rstrip())
-    print("us/task: daskflow = overhead over the best raw median; raw = median / tasks.")
+        line = f"{label:<11}{r['n_tasks']:>7}  {r['variant']:<9}{r['median_s']:>9.3f}"
+        line += f"{r['us_per_task']:>10.0f}{r['cpu_us_per_task']:>12.0f}"
+        print(f"{line}  {ratio}".rstrip())
+    print(
+        "us/task: daskflow = overhead over the best raw median; raw = median / tasks. "
+        "cpu: this process's CPU time, likewise."
+    )
     verdict = "ok" if imports["difference_ms"] < IMPORT_TARGET_MS else "MISS"
     print(
         f"\nimport, ms over `python -c pass` ({imports['python_ms']:.0f} ms): "
@@ -288,7 +342,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "delayed) on one LocalCluster(n_workers=2, threads_per_worker=1), and time "
         "`import daskflow` against `import distributed`.",
         epilog="Workloads: a = 10,000 mapped inc + reduce, b = chain of 1,000 inc, "
-        "c = 40 x 250k-row dataframe partitions filtered, grouped and combined.",
+        "c = 40 x 250k-row dataframe partitions filtered, grouped and combined, "
+        "d = 100,000 mapped inc + reduce, e = 60 x 0.2 s sleeps + reduce.",
     )
     add = parser.add_argument
     add("--quick", action="store_true", help="small sizes (a=1000, b=200, c=8), 1 repeat")
@@ -298,7 +353,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="N",
         help="timed runs per variant (default: 3 for a and b, 15 for c; --quick: 1)",
     )
-    add("--only", default="a,b,c", metavar="LIST", help="comma-separated workloads (default a,b,c)")
+    add(
+        "--only",
+        default="a,b,c,d,e",
+        metavar="LIST",
+        help="comma-separated workloads (default a,b,c,d,e)",
+    )
     add("--json", type=Path, metavar="PATH", help="also write the results to PATH as JSON")
     add(
         "--store",
@@ -310,7 +370,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.only = [w.strip() for w in args.only.split(",") if w.strip()]
     if unknown := sorted(set(args.only) - set(FULL)):
-        parser.error(f"unknown workload(s) {', '.join(unknown)}; choose from a, b, c")
+        parser.error(f"unknown workload(s) {', '.join(unknown)}; choose from {', '.join(FULL)}")
     if args.repeats is not None and args.repeats < 1:
         parser.error("--repeats must be at least 1")
     return args
@@ -325,7 +385,10 @@ def main(argv: list[str] | None = None) -> None:
         "a": {"futures": fan_futures, "delayed": fan_delayed},
         "b": {"futures": chain_futures, "delayed": chain_delayed},
         "c": {"futures": frames_futures, "delayed": frames_delayed},
+        "d": {"futures": fan_futures},
+        "e": {"futures": naps_futures, "delayed": naps_delayed},
     }
+    load_before = os.getloadavg()
     rows: list[dict[str, Any]] = []
     store = args.store
     if store == "temp":
@@ -348,7 +411,15 @@ def main(argv: list[str] | None = None) -> None:
             runners = {"daskflow": flows[name], **raw[name]}
             repeats = args.repeats or (1 if args.quick else REPEATS[name])
             rows += run_workload(client, name, runners, sizes[name], repeats)
+    load_after = os.getloadavg()
     print_report(rows, imports)
+    print(
+        "\nload average (1, 5, 15 min): before "
+        + ", ".join(f"{x:.2f}" for x in load_before)
+        + "; after "
+        + ", ".join(f"{x:.2f}" for x in load_after)
+        + f"; {os.cpu_count()} CPUs"
+    )
     if args.json:
         meta = {
             "repeats": args.repeats or ({w: 1 for w in args.only} if args.quick else REPEATS),
@@ -356,7 +427,12 @@ def main(argv: list[str] | None = None) -> None:
             "rows_per_partition": ROWS,
             "store": store,
         }
-        payload = {"config": meta, "results": rows, "import_ms": imports}
+        payload = {
+            "config": meta,
+            "results": rows,
+            "import_ms": imports,
+            "load_average": {"before": load_before, "after": load_after},
+        }
         args.json.write_text(json.dumps(payload, indent=2) + "\n")
 
 

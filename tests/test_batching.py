@@ -287,6 +287,29 @@ def test_chunk_sizes():
         task(lambda x: x, batch=0)
 
 
+def test_a_new_process_learns_task_durations_from_the_store(processes_client):
+    from daskflow.engine.chunks import Durations
+    from daskflow.store import default_observer
+
+    slow = task(lambda x: time.sleep(0.02) or x, name="twenty-ms", batch=False)
+
+    @flow(name="recorded-durations", cluster=processes_client)
+    def f() -> list[int]:
+        return slow.map(range(8)).result()
+
+    assert f() == list(range(8))
+    bus.flush()
+    observer = default_observer()
+    assert observer is not None
+    fresh = Durations()  # what a new process knows before its first run of the flow
+    fresh.seed(observer.store, "recorded-durations")
+    typical = fresh.typical("twenty-ms")
+    assert typical is not None
+    assert 0.02 <= typical < 0.5
+    assert fresh.typical("never-ran") is None
+    fresh.seed(observer.store, "a-flow-never-run")  # nothing recorded: nothing learned
+
+
 def test_a_death_under_a_chunk_names_the_elements_it_touched():
     from types import SimpleNamespace
 

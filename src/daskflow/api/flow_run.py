@@ -361,6 +361,10 @@ def _observed(
 
     observer = default_observer()
     watch = run_watch(observer.store) if observer is not None else None
+    if observer is not None:  # chunk sizes of its maps start from earlier runs' durations
+        from daskflow.engine.chunks import durations
+
+        durations.seed(observer.store, flow_name)
     with contextlib.ExitStack() as stack:
         if top_level:
             from daskflow.progress import show_run

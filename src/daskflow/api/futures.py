@@ -32,7 +32,7 @@ R = TypeVar("R")
 class TaskFuture(RunRef, Generic[R]):
     """The future result of one task run, returned by ``Task.submit``."""
 
-    __slots__ = ("_run", "_runner")
+    __slots__ = ("__weakref__", "_run", "_runner")
 
     def __init__(self, run: TaskRun, runner: FlowRunner) -> None:
         self._run = run

@@ -14,6 +14,7 @@ import functools
 import os
 import re
 import sys
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
@@ -140,7 +141,9 @@ class Task(Generic[P, R]):
         run = self._create(runner, args, kwargs, wait_for)
         if runner.backend.eager:  # it ran in this thread: an interrupt there stops the flow
             _raise_interrupt(run)
-        return TaskFuture(run, runner)
+        future: TaskFuture[R] = TaskFuture(run, runner)
+        run.handle = weakref.ref(future)
+        return future
 
     def map(
         self, *args: Any, wait_for: Sequence[Any] | None = None, **kwargs: Any

@@ -36,8 +36,9 @@ size), else config ``daskflow.batch.size`` (``auto``, a size, or false);
 the config for every map (``off`` the task option too; ``on`` batches every
 map of two or more elements whose task does not say ``batch=False``).
 *auto* makes about four chunks per worker thread, and no chunk longer
-than ``daskflow.batch.target-duration`` by the element durations seen so far
-in this process (:data:`durations`); while a task's durations are unknown,
+than ``daskflow.batch.target-duration`` by the task's typical duration
+(:data:`durations`: recorded in the run store by the flow's last completed
+run, then measured as this process runs it); while a task's durations are unknown,
 only maps at least :data:`UNKNOWN_MIN_WIDTH` elements per thread wide are
 batched. A map chained element-wise on a batched map takes its upstream's
 chunk size, so chunk ``j`` depends only on chunk ``j``.
@@ -45,8 +46,10 @@ chunk size, so chunk ``j`` depends only on chunk ``j``.
 
 from __future__ import annotations
 
+import logging
 import math
 import operator
+import statistics
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -66,16 +69,27 @@ __all__ = [
     "statuses_of",
 ]
 
+logger = logging.getLogger("daskflow.engine")
+
 #: ``(ref index, position in that ref's chunk, or None for its whole value)``
 Pick = tuple[int, int | None]
 
 
 # -- on the worker ---------------------------------------------------------------------
+#: The ref index of a pick that reads an earlier element of the same chunk (a fused chain).
+SELF = -1
+
+
 def _values(picks: Sequence[Pick], refs: Sequence[Any]) -> list[Any]:
     return [refs[r] if pos is None else refs[r][pos] for r, pos in picks]
 
 
-def run_chunk(specs: Sequence[Any], picks: Sequence[Sequence[Pick]], *refs: Any) -> list[Any]:
+def run_chunk(
+    specs: Sequence[Any],
+    picks: Sequence[Sequence[Pick]],
+    drop: Sequence[int],
+    *refs: Any,
+) -> list[Any]:
     """Run the elements of one chunk in order; their results (values or ``TaskFailure``).
 
     Parameters
@@ -83,11 +97,27 @@ def run_chunk(specs: Sequence[Any], picks: Sequence[Sequence[Pick]], *refs: Any)
     specs
         One ``CallSpec`` per element.
     picks
-        Per element, where each of its upstream values is among ``refs``.
+        Per element, where each of its upstream values is among ``refs``;
+        a pick ``(SELF, i)`` is the result of element ``i`` of this chunk.
+    drop
+        Elements whose value nobody outside the chunk can read (inner steps
+        of a fused chain): each is let go once the next element ran, and
+        its place in the result holds None (a failure stays).
     *refs
         The chunk's upstream values: whole values or other chunks' lists.
     """
-    return [run_task(spec, *_values(pick, refs)) for spec, pick in zip(specs, picks, strict=True)]
+    results: list[Any] = []
+    dropped = set(drop)
+    for i, (spec, pick) in enumerate(zip(specs, picks, strict=True)):
+        values = [
+            refs[r] if pos is None else results[pos] if r == SELF else refs[r][pos]
+            for r, pos in pick
+        ]
+        results.append(run_task(spec, *values))
+        del values
+        if i - 1 in dropped and type(results[i - 1]) is not TaskFailure:
+            results[i - 1] = None
+    return results
 
 
 def run_picked(spec: Any, picks: Sequence[Pick], *refs: Any) -> Any:
@@ -107,14 +137,20 @@ def length_at(results: Sequence[Any], position: int) -> int:
 
 # -- on the client -------------------------------------------------------------------
 class Chunk:
-    """The client's handle of one chunk: its future and its statuses' future."""
+    """The client's handle of one chunk: its future and its statuses' future.
 
-    __slots__ = ("_lock", "_statuses", "future", "size", "status_future")
+    ``small``: the chunk's list holds one value only (a fused chain's last
+    step), so reading an element fetches the list instead of asking the
+    cluster for the item (one round trip less).
+    """
 
-    def __init__(self, future: Any, status_future: Any, size: int) -> None:
+    __slots__ = ("_lock", "_statuses", "future", "size", "small", "status_future")
+
+    def __init__(self, future: Any, status_future: Any, size: int, small: bool = False) -> None:
         self.future = future
         self.status_future = status_future
         self.size = size
+        self.small = small
         self._statuses: list[Any] | None = None
         self._lock = threading.Lock()
 
@@ -177,6 +213,8 @@ class ElementFuture:
         failure = self.chunk.statuses()[self.pos]
         if failure is not None:
             return failure
+        if self.chunk.small:
+            return self.chunk.future.result(timeout)[self.pos]
         item = self.client.submit(operator.getitem, self.chunk.future, self.pos, pure=False)
         return item.result(timeout)
 
@@ -240,10 +278,21 @@ def gather_elements(client: Any, futures: Sequence[Any]) -> list[Any]:
 
 # -- chunk sizes ---------------------------------------------------------------------
 class Durations:
-    """Typical seconds per run of each task, seen in this process (moving average)."""
+    """Typical seconds per run of each task: recorded in earlier runs, then seen here.
+
+    A flow's first run in a process starts from what the run store recorded
+    for its tasks (:meth:`seed`: the median duration of each task's runs in
+    the flow's last completed run); every run that ends in this process then
+    moves the figure (a moving average, :meth:`note`), so chunks of later
+    maps in the same run are sized by what this run measured.
+    """
+
+    #: Task runs read from the store per flow, at most (its first ones).
+    SAMPLE = 2000
 
     def __init__(self) -> None:
         self._seconds: dict[str, float] = {}
+        self._seeded: set[tuple[str, str]] = set()
 
     def note(self, task_name: str, seconds: float) -> None:
         old = self._seconds.get(task_name)
@@ -251,6 +300,35 @@ class Durations:
 
     def typical(self, task_name: str) -> float | None:
         return self._seconds.get(task_name)
+
+    def seed(self, store: Any, flow_name: str) -> None:
+        """Learn the durations of ``flow_name``'s tasks from its last completed run.
+
+        Once per store and flow name in a process: two indexed queries. Tasks
+        this process has seen run keep their own figure. A store that cannot
+        answer leaves the durations unknown (maps are then sized as they run).
+        """
+        mark = (store.url, flow_name)
+        if mark in self._seeded:
+            return
+        self._seeded.add(mark)
+        from daskflow.states import StateType
+
+        try:
+            last = store.list_flow_runs(flow=flow_name, state=StateType.COMPLETED, limit=1)
+            if not last:
+                return
+            rows = store.list_task_runs(last[0].id, states=[StateType.COMPLETED], limit=self.SAMPLE)
+        except Exception as exc:  # durations only size chunks: never fail a run for them
+            logger.debug("daskflow: no task durations from the run store (%s)", exc)
+            return
+        seen: dict[str, list[float]] = {}
+        for row in rows:
+            if row.start_time is not None and row.end_time is not None:
+                seen.setdefault(row.task_name, []).append(row.end_time - row.start_time)
+        for name, seconds in seen.items():
+            if name not in self._seconds:
+                self._seconds[name] = statistics.median(seconds)
 
 
 durations = Durations()

@@ -35,7 +35,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["TOPIC", "drain_worker_events", "emit", "local_sink"]
+__all__ = ["TOPIC", "drain_worker_events", "emit", "keep_few_batches", "local_sink"]
 
 TOPIC = "daskflow-events"
 
@@ -43,6 +43,10 @@ TOPIC = "daskflow-events"
 #: short tasks one after another is idle between each two, and must not send
 #: a message per task.
 IDLE_SEND_GAP = 0.025
+
+#: Batches of events the scheduler keeps in its log of :data:`TOPIC` (for
+#: ``Client.get_events``); subscribers get every batch as it comes.
+KEPT_BATCHES = 20
 
 EventTuple = tuple[Any, ...]
 Sink = Callable[[EventTuple], None]
@@ -143,6 +147,24 @@ def drain_worker_events(dask_worker: Any) -> dict[str, Any]:
     if buffer is None:
         return {"seq": 0, "events": []}
     return {"seq": buffer.sent, "events": buffer.take()}
+
+
+def keep_few_batches(scheduler: Any) -> None:
+    """Keep only the last :data:`KEPT_BATCHES` event batches in the scheduler's log.
+
+    The scheduler keeps the last ``distributed.admin.low-level-log-length``
+    (1,000) messages of each topic; daskflow's are batches of run events, so
+    it would keep every event of the last flow runs (tens of MiB after a
+    100,000-task run, growing over repeated runs). Run on the scheduler (from
+    daskflow's scheduler plugin); a scheduler without this log is left as is.
+    """
+    topics = getattr(getattr(scheduler, "_broker", None), "_topics", None)
+    if topics is None:
+        return
+    topic = topics[TOPIC]  # the log's default factory makes it
+    events = getattr(topic, "events", None)
+    if isinstance(events, deque) and (events.maxlen or KEPT_BATCHES + 1) > KEPT_BATCHES:
+        topic.events = deque(events, maxlen=KEPT_BATCHES)
 
 
 def emit(event: EventTuple, final: bool = False) -> None:

@@ -6,6 +6,16 @@ elements of a map that are batched (:mod:`daskflow.engine.chunks`): runs of
 one map group that come one after another in the segment are cut into
 chunks, one Dask task each, plus one tiny status task per chunk.
 
+A *linear chain* of single runs (each the only consumer, in the segment, of
+the one before, whose user handle is gone) is fused the same way: one chunk
+whose elements read earlier elements of the same chunk (picks ``(SELF, i)``)
+and let their values go once read, like ``dask.optimization.fuse_linear``.
+Each step is still its own tracked task run. A run whose ``TaskFuture`` the
+flow still holds ends a chain: the flow may wait on it, or pass it on later,
+and neither should wait for the steps after it. Chains never cross batches,
+and a batch goes whenever the flow waits, so a chain never spans a step the
+flow function waits on.
+
 Where an upstream value lives is its *placement*: a ref (a future of an
 earlier batch, or a ``TaskRef`` into this graph) and a position inside that
 ref's chunk, or None for a whole value. A run none of whose upstream values
@@ -14,11 +24,14 @@ sits inside a chunk is lowered exactly as without batching.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from daskflow import config
 from daskflow.engine.attempt import run_task
 from daskflow.engine.chunks import (
+    SELF,
     Chunk,
     ElementFuture,
     chunk_size,
@@ -64,7 +77,8 @@ class Lowering:
 
     # -- building --------------------------------------------------------------------
     def add(self, runs: Sequence[TaskRun], scattered: dict[int, Any]) -> None:
-        """Lower ``runs`` (in order; elements of one map group are chunked)."""
+        """Lower ``runs`` (in order; map elements are chunked, linear chains fused)."""
+        chains = _chains(runs) if _fusing() else {}
         i = 0
         n = len(runs)
         while i < n:
@@ -77,7 +91,11 @@ class Lowering:
             if j - i > 1:
                 self._add_group(runs[i:j], scattered)
             elif run.local_state is None:
-                self._add_run(run, scattered)
+                chain = chains.get(id(run))
+                if chain is None:
+                    self._add_run(run, scattered)
+                elif chain[-1] is run:  # its steps' inputs are all placed by now
+                    self._add_chain(chain, scattered)
             i = j
 
     def _placement(self, up: TaskRun) -> Placement | None:
@@ -94,12 +112,24 @@ class Lowering:
         return (self._TaskRef(up.key), None)
 
     def _picks(
-        self, run: TaskRun, refs: list[Any], index: dict[Any, int], scattered: dict[int, Any]
+        self,
+        run: TaskRun,
+        refs: list[Any],
+        index: dict[Any, int],
+        scattered: dict[int, Any],
+        inside: dict[int, int] | None = None,
     ) -> list[tuple[int, int | None]] | None:
-        """Where each upstream value of ``run`` is among ``refs`` (extended); None: one failed."""
+        """Where each upstream value of ``run`` is among ``refs`` (extended); None: one failed.
+
+        ``inside``: positions of the runs already in the chunk being built.
+        """
         picks: list[tuple[int, int | None]] = []
-        places: list[Placement] = []
+        places: list[Placement | tuple[int, int]] = []
         for up in run.upstream:
+            at = inside.get(id(up)) if inside else None
+            if at is not None:
+                places.append((SELF, at))
+                continue
             placed = self._placement(up)
             if placed is None:
                 return None
@@ -108,6 +138,9 @@ class Lowering:
         if spec is not None and spec.data:
             places.extend((ref, None) for ref in data_refs(spec.data, scattered))
         for ref, pos in places:
+            if ref is SELF:
+                picks.append((SELF, pos))
+                continue
             key = _ref_key(ref)
             at = index.get(key)
             if at is None:
@@ -157,31 +190,61 @@ class Lowering:
         return None
 
     def _add_chunk(self, elements: Sequence[TaskRun], scattered: dict[int, Any]) -> None:
+        """One chunk of a map's elements."""
+        group, first = elements[0].key
+        members = self._lower_chunk(
+            elements, scattered, (f"{group}-batch", first), (f"{group}-status", first)
+        )
+        if members:
+            self._chunk_sizes[(f"{group}-batch", first)] = len(members)
+
+    def _add_chain(self, chain: Sequence[TaskRun], scattered: dict[int, Any]) -> None:
+        """One fused linear chain (its inner steps' values are let go on the worker)."""
+        head = chain[0]
+        name = head.task._key_name
+        self._lower_chunk(
+            chain,
+            scattered,
+            f"{name}-chain-{head.id}",
+            f"{name}-chain-status-{head.id}",
+            drop=tuple(range(len(chain) - 1)),
+        )
+
+    def _lower_chunk(
+        self,
+        elements: Sequence[TaskRun],
+        scattered: dict[int, Any],
+        key: Any,
+        status_key: Any,
+        drop: tuple[int, ...] = (),
+    ) -> list[TaskRun]:
         refs: list[Any] = []
         index: dict[Any, int] = {}
+        inside: dict[int, int] = {}
         members: list[TaskRun] = []
         picks: list[list[tuple[int, int | None]]] = []
         for run in elements:
-            found = self._picks(run, refs, index, scattered)
+            found = self._picks(run, refs, index, scattered, inside)
             if found is None:
                 self.fail_upstream(run)
                 continue
+            if drop:
+                inside[id(run)] = len(members)
             members.append(run)
             picks.append(found)
         if not members:
-            return
-        group, first = members[0].key
-        key = (f"{group}-batch", first)
-        status_key = (f"{group}-status", first)
+            return members
+        if len(members) < len(elements):  # a step failed here: keep the others' values
+            drop = ()
         specs = [r.spec for r in members]
-        self.graph[key] = self._Task(key, run_chunk, specs, picks, *refs)
+        self.graph[key] = self._Task(key, run_chunk, specs, picks, drop, *refs)
         self.graph[status_key] = self._Task(status_key, statuses_of, self._TaskRef(key))
         self.keys += [key, status_key]
-        self._outputs.append(("chunk", members))
-        self._chunk_sizes[key] = len(members)
+        self._outputs.append(("chain" if drop else "chunk", members))
         ref = self._TaskRef(key)
         for pos, run in enumerate(members):
             self._placed[id(run)] = (ref, pos)
+        return members
 
     # -- after submission ------------------------------------------------------------
     def assign(self, futures: Sequence[Any]) -> None:
@@ -192,10 +255,61 @@ class Lowering:
                 what.future = next(it)
                 what.spec = None  # the cluster has it now; don't pin the arguments here
                 continue
-            chunk = Chunk(next(it), next(it), len(what))
+            chunk = Chunk(next(it), next(it), len(what), small=kind == "chain")
             for pos, run in enumerate(what):
                 run.future = ElementFuture(chunk, pos)
                 run.spec = None
+
+
+def _fusing() -> bool:
+    """``daskflow.batch.fuse-chains``, unless ``daskflow.batch.force`` is off."""
+    forced = config.get("batch.force")
+    if isinstance(forced, str) and forced.lower() in ("off", "false"):
+        return False
+    return forced is not False and bool(config.get("batch.fuse-chains", True))
+
+
+def _fusable(run: TaskRun) -> bool:
+    """A single run that may be a step of a fused chain."""
+    spec = run.spec
+    return (
+        run.map_index is None
+        and type(run.key) is str
+        and spec is not None
+        and spec.fail_with is None
+        and run.deferred is None
+        and run.local_state is None
+        and run.task is not None
+    )
+
+
+def _handle_gone(run: TaskRun) -> bool:
+    """True once the user's ``TaskFuture`` of ``run`` is gone (it was submitted)."""
+    handle = run.handle
+    return handle is not None and handle() is None
+
+
+def _chains(runs: Sequence[TaskRun]) -> dict[int, list[TaskRun]]:
+    """The linear chains of two or more runs in ``runs``, by ``id`` of each step."""
+    consumers = Counter(id(up) for run in runs for up in run.upstream)
+    chain_of: dict[int, list[TaskRun]] = {}
+    for run in runs:
+        if not _fusable(run):
+            continue
+        for up in run.upstream:
+            chain = chain_of.get(id(up))
+            if (
+                chain is not None
+                and chain[-1] is up
+                and consumers[id(up)] == 1
+                and _handle_gone(up)
+            ):
+                chain.append(run)
+                chain_of[id(run)] = chain
+                break
+        else:
+            chain_of[id(run)] = [run]
+    return {key: chain for key, chain in chain_of.items() if len(chain) > 1}
 
 
 def _group_of(run: TaskRun) -> Any:

@@ -32,6 +32,7 @@ import logging
 import threading
 import time
 import uuid
+import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -58,7 +59,10 @@ __all__ = ["FlowRunner", "current_runner", "make_backend"]
 
 logger = logging.getLogger("daskflow.engine")
 
-_current: contextvars.ContextVar[FlowRunner | None] = contextvars.ContextVar(
+# Weak: asyncio copies the context into callbacks that outlive the run (a reader
+# registered for a connection opened during the flow), which must not keep its
+# task runs alive.
+_current: contextvars.ContextVar[weakref.ref[FlowRunner] | None] = contextvars.ContextVar(
     "daskflow_flow_runner", default=None
 )
 _live: dict[str, FlowRunner] = {}
@@ -66,7 +70,20 @@ _live: dict[str, FlowRunner] = {}
 
 def current_runner() -> FlowRunner | None:
     """The flow run this code runs inside, or None."""
-    return _current.get()
+    ref = _current.get()
+    return ref() if ref is not None else None
+
+
+def _weak_sink(runner: FlowRunner) -> Callable[[tuple[Any, ...]], None]:
+    """``runner.on_task_events`` for one event, without keeping the runner alive."""
+    ref = weakref.ref(runner)
+
+    def sink(event: tuple[Any, ...]) -> None:
+        live = ref()
+        if live is not None:
+            live.on_task_events([event])
+
+    return sink
 
 
 def route(flow_run_id: str, events: list[tuple[Any, ...]], client: Any) -> None:
@@ -140,10 +157,10 @@ class FlowRunner:
     # -- lifecycle -------------------------------------------------------------
     def __enter__(self) -> FlowRunner:
         _live[self.flow_run_id] = self
-        self._token = _current.set(self)
+        self._token = _current.set(weakref.ref(self))
         self._context = contextlib.ExitStack()
         # log records of the flow function itself (get_run_logger, prints) come here
-        self._context.enter_context(local_sink(lambda event: self.on_task_events([event])))
+        self._context.enter_context(local_sink(_weak_sink(self)))
         if self.backend.client is not None:
             # ``ddf.compute()`` in the flow function runs where the flow's tasks run
             self._context.enter_context(self.backend.client.as_current())

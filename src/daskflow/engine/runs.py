@@ -43,6 +43,10 @@ class TaskRun:
     handled
         True once user code looked at this run's outcome, so a failure here
         does not by itself fail the flow.
+    handle
+        A weak reference to the user's ``TaskFuture`` of a submitted run, or
+        None: once it is dead, only runs already created can read this run's
+        value, which lets a linear chain be fused (:mod:`.lowering`).
     """
 
     __slots__ = (
@@ -51,6 +55,7 @@ class TaskRun:
         "failure",
         "final_event",
         "future",
+        "handle",
         "handled",
         "id",
         "key",
@@ -95,6 +100,7 @@ class TaskRun:
         self.started: float | None = None
         self.final_event: tuple[Any, ...] | None = None
         self.handled = False
+        self.handle: Any = None
         # set for calls whose arguments wait on a dynamic map; None otherwise
         self.deferred: threading.Event | None = None
 
