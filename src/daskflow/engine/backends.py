@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from daskflow.engine.attempt import TaskFailure, length_of, run_task
-from daskflow.engine.emit import TOPIC, drain_worker_events, local_sink
+from daskflow.engine.emit import TOPIC, drain_worker_events, local_sink, unpack_events
 from daskflow.engine.runs import TaskRun
 from daskflow.engine.scatter import ScatteredArguments
 from daskflow.errors import CrashedError, SerializationError, UpstreamFailedError
@@ -389,7 +389,7 @@ class _Router:
 
     def __call__(self, event: tuple[float, dict[str, Any]]) -> None:
         _, message = event
-        self.deliver(message["events"])
+        self.deliver(unpack_events(message["events"]))
         with self._arrived:
             self._seen[message["worker"]] = message["seq"]
             self._arrived.notify_all()

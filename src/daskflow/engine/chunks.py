@@ -6,7 +6,7 @@ A Dask task costs the scheduler about a millisecond or more; a trivial task
 run costs daskflow well under a tenth of that. So the elements of a map whose
 work is short are grouped into *chunks*: one Dask task per chunk,
 
-``Task(chunk_key, run_chunk, specs, picks, *refs)``
+``Task(chunk_key, run_chunk, pack(specs, picks), drop, *refs)``
 
 where ``refs`` is the deduplicated union of the elements' upstream Dask keys
 (futures of earlier batches, ``TaskRef`` of this one) and ``picks[i]`` says,
@@ -18,7 +18,8 @@ element, exactly as for a run of its own — and returns the list of their
 results (a value or a ``TaskFailure`` each). One element failing is one
 ``TaskFailure`` in the list: its neighbours are untouched, and downstream
 element ``i`` reads ``chunk_result[pos]`` on the worker, sees the failure and
-ends ``UPSTREAM_FAILED`` as usual. Specs are shipped unchanged.
+ends ``UPSTREAM_FAILED`` as usual. Specs and picks travel as one pickle
+(:func:`pack`), which the scheduler holds as bytes, not objects.
 
 Next to each chunk a tiny *status* task (:func:`statuses_of`) keeps, per
 element, ``None`` or its ``TaskFailure``: the client learns which elements
@@ -49,6 +50,7 @@ from __future__ import annotations
 import logging
 import math
 import operator
+import pickle
 import statistics
 import threading
 from collections.abc import Callable, Sequence
@@ -64,6 +66,7 @@ __all__ = [
     "durations",
     "gather_elements",
     "length_at",
+    "pack",
     "run_chunk",
     "run_picked",
     "statuses_of",
@@ -84,21 +87,30 @@ def _values(picks: Sequence[Pick], refs: Sequence[Any]) -> list[Any]:
     return [refs[r] if pos is None else refs[r][pos] for r, pos in picks]
 
 
-def run_chunk(
-    specs: Sequence[Any],
-    picks: Sequence[Sequence[Pick]],
-    drop: Sequence[int],
-    *refs: Any,
-) -> list[Any]:
+def pack(specs: Sequence[Any], picks: Sequence[Sequence[Pick]]) -> bytes:
+    """A chunk's specs and picks as one pickle, opaque to the scheduler.
+
+    The scheduler unpickles every task's arguments into objects, keeps them
+    while the task lives, pickles them again to send the task to a worker,
+    and keeps its last messages to each worker for debugging
+    (``distributed.admin.low-level-log-length``). One ``bytes`` per chunk
+    costs it a copy instead of thousands of objects each time.
+    """
+    import cloudpickle
+
+    return cloudpickle.dumps((specs, picks), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def run_chunk(packed: bytes, drop: Sequence[int], *refs: Any) -> list[Any]:
     """Run the elements of one chunk in order; their results (values or ``TaskFailure``).
 
     Parameters
     ----------
-    specs
-        One ``CallSpec`` per element.
-    picks
-        Per element, where each of its upstream values is among ``refs``;
-        a pick ``(SELF, i)`` is the result of element ``i`` of this chunk.
+    packed
+        :func:`pack` of one ``CallSpec`` per element and, per element, where
+        each of its upstream values is among ``refs``: ``(i, None)`` the
+        whole ``refs[i]``, ``(i, pos)`` element ``pos`` of that chunk's list,
+        ``(SELF, pos)`` the result of element ``pos`` of this chunk.
     drop
         Elements whose value nobody outside the chunk can read (inner steps
         of a fused chain): each is let go once the next element ran, and
@@ -106,6 +118,8 @@ def run_chunk(
     *refs
         The chunk's upstream values: whole values or other chunks' lists.
     """
+    specs, picks = pickle.loads(packed)
+    del packed
     results: list[Any] = []
     dropped = set(drop)
     for i, (spec, pick) in enumerate(zip(specs, picks, strict=True)):
@@ -113,8 +127,9 @@ def run_chunk(
             refs[r] if pos is None else results[pos] if r == SELF else refs[r][pos]
             for r, pos in pick
         ]
+        specs[i] = None  # let each call's arguments go once it ran
         results.append(run_task(spec, *values))
-        del values
+        del values, spec
         if i - 1 in dropped and type(results[i - 1]) is not TaskFailure:
             results[i - 1] = None
     return results

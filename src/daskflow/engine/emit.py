@@ -20,22 +20,35 @@ goes depends on where the wrapper runs:
 - **In-process without a worker** (``cluster="sync"``) a sink installed with
   :func:`local_sink` receives each event directly.
 
-An event is a plain tuple (msgpack-able, cheap):
+An event is a plain tuple:
 ``(flow_run_id, task_run_id, state_type, timestamp, attempt, worker,
 message, error_type, error_message, traceback, size, details)`` (``details``:
-a dict, e.g. where the result was stored, or None).
+a dict, e.g. where the result was stored, or None). A batch travels as one
+pickle (:func:`pack_events`): the scheduler relays it as bytes instead of
+decoding thousands of tuples and encoding them again for each client, and the
+logs of recent messages it keeps for debugging hold one bytes object per
+batch.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import pickle
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
-__all__ = ["TOPIC", "drain_worker_events", "emit", "keep_few_batches", "local_sink"]
+__all__ = [
+    "TOPIC",
+    "drain_worker_events",
+    "emit",
+    "keep_few_batches",
+    "local_sink",
+    "pack_events",
+    "unpack_events",
+]
 
 TOPIC = "daskflow-events"
 
@@ -45,8 +58,9 @@ TOPIC = "daskflow-events"
 IDLE_SEND_GAP = 0.025
 
 #: Batches of events the scheduler keeps in its log of :data:`TOPIC` (for
-#: ``Client.get_events``); subscribers get every batch as it comes.
-KEPT_BATCHES = 20
+#: ``Client.get_events``): none, subscribers get every batch as it comes, and a
+#: batch of a busy cluster holds thousands of events.
+KEPT_BATCHES = 0
 
 EventTuple = tuple[Any, ...]
 Sink = Callable[[EventTuple], None]
@@ -125,7 +139,8 @@ class _WorkerBuffer:
         if batch:
             self.sent += 1
             self._worker.log_event(
-                TOPIC, {"worker": self._worker.address, "seq": self.sent, "events": batch}
+                TOPIC,
+                {"worker": self._worker.address, "seq": self.sent, "events": pack_events(batch)},
             )
 
     def take(self) -> list[EventTuple]:
@@ -134,6 +149,18 @@ class _WorkerBuffer:
         while queue:
             batch.append(queue.popleft())
         return batch
+
+
+def pack_events(batch: list[EventTuple]) -> bytes:
+    """One batch of events as bytes (see the module docstring)."""
+    return pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def unpack_events(events: bytes | list[EventTuple]) -> list[EventTuple]:
+    """The events of a batch (a list as such: from :func:`drain_worker_events`)."""
+    if isinstance(events, bytes):
+        return cast("list[EventTuple]", pickle.loads(events))
+    return events
 
 
 def drain_worker_events(dask_worker: Any) -> dict[str, Any]:
@@ -150,11 +177,11 @@ def drain_worker_events(dask_worker: Any) -> dict[str, Any]:
 
 
 def keep_few_batches(scheduler: Any) -> None:
-    """Keep only the last :data:`KEPT_BATCHES` event batches in the scheduler's log.
+    """Keep no more than :data:`KEPT_BATCHES` event batches in the scheduler's log.
 
     The scheduler keeps the last ``distributed.admin.low-level-log-length``
     (1,000) messages of each topic; daskflow's are batches of run events, so
-    it would keep every event of the last flow runs (tens of MiB after a
+    it would keep every event of the last flow runs (about 100 MiB after a
     100,000-task run, growing over repeated runs). Run on the scheduler (from
     daskflow's scheduler plugin); a scheduler without this log is left as is.
     """
@@ -163,7 +190,7 @@ def keep_few_batches(scheduler: Any) -> None:
         return
     topic = topics[TOPIC]  # the log's default factory makes it
     events = getattr(topic, "events", None)
-    if isinstance(events, deque) and (events.maxlen or KEPT_BATCHES + 1) > KEPT_BATCHES:
+    if isinstance(events, deque) and events.maxlen != KEPT_BATCHES:
         topic.events = deque(events, maxlen=KEPT_BATCHES)
 
 

@@ -35,6 +35,7 @@ from daskflow.engine.chunks import (
     Chunk,
     ElementFuture,
     chunk_size,
+    pack,
     run_chunk,
     run_picked,
     statuses_of,
@@ -236,8 +237,8 @@ class Lowering:
             return members
         if len(members) < len(elements):  # a step failed here: keep the others' values
             drop = ()
-        specs = [r.spec for r in members]
-        self.graph[key] = self._Task(key, run_chunk, specs, picks, drop, *refs)
+        packed = pack([r.spec for r in members], picks)
+        self.graph[key] = self._Task(key, run_chunk, packed, drop, *refs)
         self.graph[status_key] = self._Task(status_key, statuses_of, self._TaskRef(key))
         self.keys += [key, status_key]
         self._outputs.append(("chain" if drop else "chunk", members))
