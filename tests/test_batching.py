@@ -274,6 +274,8 @@ def test_chunk_sizes():
     assert chunk_size(auto, 1_000, 4, aligned=10) == 10
     durations.note("sized-auto", 0.01)  # 10 ms each: a 100 ms chunk holds 10
     assert chunk_size(auto, 1_000, 4) == 10
+    durations.note("sized-35ms", 0.035)  # chunks of 2: too little to save, not batched
+    assert chunk_size(task(lambda x: x, name="sized-35ms"), 1_000, 4) == 1
     durations.note("sized-slow", 1.0)
     slow = task(lambda x: x, name="sized-slow")
     assert chunk_size(slow, 1_000, 4) == 1  # long runs are never batched

@@ -348,6 +348,11 @@ class Durations:
 
 durations = Durations()
 
+#: Fewer elements a chunk than this, by the task's durations, and the map is not
+#: batched: a Dask task costs a millisecond or two, which is little next to runs of
+#: tens of milliseconds, while a chunk of them balances worse across workers.
+MIN_SIZE = 4
+
 #: A map of a task whose durations are not known yet is batched only when it has at
 #: least this many elements per worker thread (chunks of eight or more).
 UNKNOWN_MIN_WIDTH = 32
@@ -403,6 +408,8 @@ def chunk_size(task: Any, width: int, threads: int, aligned: int | None = None) 
     if typical is not None and typical > 0:
         target = config.get_seconds("batch.target-duration")
         size = min(size, max(1, int(target / typical)))
+        if size < MIN_SIZE:  # runs this long lose more to imbalance than they save
+            size = 1
     elif width < UNKNOWN_MIN_WIDTH * threads:
         size = 1  # durations unknown: only wide maps, where chunks hold 8 or more
     if _forced():  # every map in chunks, small ones too (testing the whole suite this way)
