@@ -6,7 +6,7 @@ A Dask task costs the scheduler about a millisecond or more; a trivial task
 run costs daskflow well under a tenth of that. So the elements of a map whose
 work is short are grouped into *chunks*: one Dask task per chunk,
 
-``Task(chunk_key, run_chunk, pack(specs, picks), drop, *refs)``
+``Task(chunk_key, run_chunk, pack((specs, picks)), drop, *refs)``
 
 where ``refs`` is the deduplicated union of the elements' upstream Dask keys
 (futures of earlier batches, ``TaskRef`` of this one) and ``picks[i]`` says,
@@ -68,6 +68,7 @@ __all__ = [
     "length_at",
     "pack",
     "run_chunk",
+    "run_packed",
     "run_picked",
     "statuses_of",
 ]
@@ -87,18 +88,31 @@ def _values(picks: Sequence[Pick], refs: Sequence[Any]) -> list[Any]:
     return [refs[r] if pos is None else refs[r][pos] for r, pos in picks]
 
 
-def pack(specs: Sequence[Any], picks: Sequence[Sequence[Pick]]) -> bytes:
-    """A chunk's specs and picks as one pickle, opaque to the scheduler.
+def pack(obj: Any, by_value: bool = False) -> bytes:
+    """Specs (and picks) as one pickle, opaque to the scheduler.
 
     The scheduler unpickles every task's arguments into objects, keeps them
     while the task lives, pickles them again to send the task to a worker,
     and keeps its last messages to each worker for debugging
-    (``distributed.admin.low-level-log-length``). One ``bytes`` per chunk
-    costs it a copy instead of thousands of objects each time.
+    (``distributed.admin.low-level-log-length``). One ``bytes`` per task
+    costs it a copy instead. Pickled as Dask pickles a graph: by reference
+    where the worker can import the code, by value (cloudpickle) where it
+    cannot (``__main__``, notebooks). ``by_value``: the caller knows it is
+    the latter (a task defined in ``__main__``), so the by-reference attempt
+    is skipped.
     """
-    import cloudpickle
+    if by_value:
+        import cloudpickle
 
-    return cloudpickle.dumps((specs, picks), protocol=pickle.HIGHEST_PROTOCOL)
+        return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    from distributed.protocol.pickle import dumps
+
+    return dumps(obj)
+
+
+def run_packed(packed: bytes, *upstream: Any) -> Any:
+    """One task run (not batched) whose spec travels packed (:func:`pack`)."""
+    return run_task(pickle.loads(packed), *upstream)
 
 
 def run_chunk(packed: bytes, drop: Sequence[int], *refs: Any) -> list[Any]:
@@ -107,7 +121,7 @@ def run_chunk(packed: bytes, drop: Sequence[int], *refs: Any) -> list[Any]:
     Parameters
     ----------
     packed
-        :func:`pack` of one ``CallSpec`` per element and, per element, where
+        :func:`pack` of ``(specs, picks)``: one ``CallSpec`` per element and, per element, where
         each of its upstream values is among ``refs``: ``(i, None)`` the
         whole ``refs[i]``, ``(i, pos)`` element ``pos`` of that chunk's list,
         ``(SELF, pos)`` the result of element ``pos`` of this chunk.
@@ -119,7 +133,6 @@ def run_chunk(packed: bytes, drop: Sequence[int], *refs: Any) -> list[Any]:
         The chunk's upstream values: whole values or other chunks' lists.
     """
     specs, picks = pickle.loads(packed)
-    del packed
     results: list[Any] = []
     dropped = set(drop)
     for i, (spec, pick) in enumerate(zip(specs, picks, strict=True)):
@@ -135,9 +148,9 @@ def run_chunk(packed: bytes, drop: Sequence[int], *refs: Any) -> list[Any]:
     return results
 
 
-def run_picked(spec: Any, picks: Sequence[Pick], *refs: Any) -> Any:
+def run_picked(packed: bytes, picks: Sequence[Pick], *refs: Any) -> Any:
     """One task run (not batched) whose upstream values include elements of chunks."""
-    return run_task(spec, *_values(picks, refs))
+    return run_task(pickle.loads(packed), *_values(picks, refs))
 
 
 def statuses_of(results: Sequence[Any]) -> list[TaskFailure | None]:

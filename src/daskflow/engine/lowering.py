@@ -1,7 +1,8 @@
 """Lowering one segment of a batch of task runs into one Dask graph.
 
 Each run becomes one ``dask._task_spec.Task`` whose function is the attempt
-wrapper and whose only dependencies are its upstream runs' keys, except the
+wrapper (its call spec packed as bytes, :func:`~daskflow.engine.chunks.pack`)
+and whose only dependencies are its upstream runs' keys, except the
 elements of a map that are batched (:mod:`daskflow.engine.chunks`): runs of
 one map group that come one after another in the segment are cut into
 chunks, one Dask task each, plus one tiny status task per chunk.
@@ -29,7 +30,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from daskflow import config
-from daskflow.engine.attempt import run_task
 from daskflow.engine.chunks import (
     SELF,
     Chunk,
@@ -37,6 +37,7 @@ from daskflow.engine.chunks import (
     chunk_size,
     pack,
     run_chunk,
+    run_packed,
     run_picked,
     statuses_of,
 )
@@ -156,12 +157,13 @@ class Lowering:
         if picks is None:
             self.fail_upstream(run)
             return
-        spec = run.spec  # its large arguments (data) never travel in it: CallSpec.__reduce__
+        # its large arguments (data) never travel in it: CallSpec.__reduce__
+        packed = pack(run.spec, _in_main(run))
         if all(pos is None for _, pos in picks):
             ordered = [refs[r] for r, _ in picks]
-            task = self._Task(run.key, run_task, spec, *ordered)
+            task = self._Task(run.key, run_packed, packed, *ordered)
         else:
-            task = self._Task(run.key, run_picked, spec, picks, *refs)
+            task = self._Task(run.key, run_picked, packed, picks, *refs)
         self.graph[run.key] = task
         self.keys.append(run.key)
         self._outputs.append(("run", run))
@@ -237,7 +239,7 @@ class Lowering:
             return members
         if len(members) < len(elements):  # a step failed here: keep the others' values
             drop = ()
-        packed = pack([r.spec for r in members], picks)
+        packed = pack(([r.spec for r in members], picks), _in_main(members[0]))
         self.graph[key] = self._Task(key, run_chunk, packed, drop, *refs)
         self.graph[status_key] = self._Task(status_key, statuses_of, self._TaskRef(key))
         self.keys += [key, status_key]
@@ -260,6 +262,11 @@ class Lowering:
             for pos, run in enumerate(what):
                 run.future = ElementFuture(chunk, pos)
                 run.spec = None
+
+
+def _in_main(run: TaskRun) -> bool:
+    """The run's task is defined in ``__main__`` (a script, a notebook): sent by value."""
+    return getattr(getattr(run.task, "fn", None), "__module__", None) == "__main__"
 
 
 def _fusing() -> bool:
