@@ -62,6 +62,7 @@ from daskflow.engine.attempt import TaskFailure, length_of, run_task
 __all__ = [
     "Chunk",
     "ElementFuture",
+    "batch_forced",
     "chunk_size",
     "durations",
     "gather_elements",
@@ -84,8 +85,9 @@ Pick = tuple[int, int | None]
 SELF = -1
 
 
-def _values(picks: Sequence[Pick], refs: Sequence[Any]) -> list[Any]:
-    return [refs[r] if pos is None else refs[r][pos] for r, pos in picks]
+def _values(picks: Sequence[Pick], refs: Sequence[Any], own: Sequence[Any] = ()) -> list[Any]:
+    """The upstream values ``picks`` name; ``own``: this chunk's results so far (``SELF``)."""
+    return [refs[r] if pos is None else own[pos] if r == SELF else refs[r][pos] for r, pos in picks]
 
 
 def pack(obj: Any, by_value: bool = False) -> bytes:
@@ -136,10 +138,7 @@ def run_chunk(packed: bytes, drop: Sequence[int], *refs: Any) -> list[Any]:
     results: list[Any] = []
     dropped = set(drop)
     for i, (spec, pick) in enumerate(zip(specs, picks, strict=True)):
-        values = [
-            refs[r] if pos is None else results[pos] if r == SELF else refs[r][pos]
-            for r, pos in pick
-        ]
+        values = _values(pick, refs, results)
         specs[i] = None  # let each call's arguments go once it ran
         results.append(run_task(spec, *values))
         del values, spec
@@ -371,7 +370,7 @@ MIN_SIZE = 4
 UNKNOWN_MIN_WIDTH = 32
 
 
-def _forced() -> bool | None:
+def batch_forced() -> bool | None:
     """``daskflow.batch.force``: True (batch every map), False (none) or None."""
     forced = config.get("batch.force")
     if isinstance(forced, str):
@@ -382,7 +381,7 @@ def _forced() -> bool | None:
 def _mode(task: Any) -> bool | int | str:
     """False (never), a size, or "auto" for maps of ``task``."""
     option = getattr(task.options, "batch", None)
-    forced = _forced()
+    forced = batch_forced()
     if forced is False or (forced and option is None):
         return "auto" if forced else False
     if option is None:
@@ -425,6 +424,6 @@ def chunk_size(task: Any, width: int, threads: int, aligned: int | None = None) 
             size = 1
     elif width < UNKNOWN_MIN_WIDTH * threads:
         size = 1  # durations unknown: only wide maps, where chunks hold 8 or more
-    if _forced():  # every map in chunks, small ones too (testing the whole suite this way)
+    if batch_forced():  # every map in chunks, small ones too (testing the whole suite this way)
         size = max(2, size)
     return max(1, size)

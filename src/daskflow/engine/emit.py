@@ -44,9 +44,9 @@ __all__ = [
     "TOPIC",
     "drain_worker_events",
     "emit",
-    "keep_few_batches",
     "local_sink",
     "pack_events",
+    "trim_event_log",
     "unpack_events",
 ]
 
@@ -176,7 +176,7 @@ def drain_worker_events(dask_worker: Any) -> dict[str, Any]:
     return {"seq": buffer.sent, "events": buffer.take()}
 
 
-def keep_few_batches(scheduler: Any) -> None:
+def trim_event_log(scheduler: Any) -> None:
     """Keep no more than :data:`KEPT_BATCHES` event batches in the scheduler's log.
 
     The scheduler keeps the last ``distributed.admin.low-level-log-length``

@@ -34,6 +34,7 @@ from daskflow.engine.chunks import (
     SELF,
     Chunk,
     ElementFuture,
+    batch_forced,
     chunk_size,
     pack,
     run_chunk,
@@ -271,10 +272,7 @@ def _in_main(run: TaskRun) -> bool:
 
 def _fusing() -> bool:
     """``daskflow.batch.fuse-chains``, unless ``daskflow.batch.force`` is off."""
-    forced = config.get("batch.force")
-    if isinstance(forced, str) and forced.lower() in ("off", "false"):
-        return False
-    return forced is not False and bool(config.get("batch.fuse-chains", True))
+    return batch_forced() is not False and bool(config.get("batch.fuse-chains", True))
 
 
 def _fusable(run: TaskRun) -> bool:

@@ -127,9 +127,9 @@ class WorkerLossWatch(SchedulerPlugin):
     async def start(self, scheduler: Any) -> None:
         for address, ws in scheduler.workers.items():
             self.nthreads[address] = ws.nthreads
-        from daskflow.engine.emit import keep_few_batches
+        from daskflow.engine.emit import trim_event_log
 
-        keep_few_batches(scheduler)  # the one daskflow plugin every scheduler gets
+        trim_event_log(scheduler)  # the one daskflow plugin every scheduler gets
 
     def add_worker(self, scheduler: Any, worker: str) -> None:
         ws = scheduler.workers.get(worker)
