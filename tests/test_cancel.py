@@ -121,6 +121,30 @@ def test_cancel_ends_running_and_waiting_task_runs_and_calls_the_hooks(processes
     assert started(folder) == 4  # the two waiting runs never started
 
 
+def hold_last(folder: str, i: int) -> int:
+    """Return at once, except element 3, which holds (in the same chunk)."""
+    return hold(folder, i) if i == 3 else i
+
+
+def test_elements_that_ended_before_the_cancel_keep_their_state(processes_client, folder):
+    in_one_chunk = task(hold_last, name="in-one-chunk", batch=4)
+    futures: list[Any] = []
+
+    @flow(cluster=processes_client)
+    def one_chunk(folder: str) -> int:
+        futures.extend(in_one_chunk.map(unmapped(folder), range(4)))
+        return sum(f.result() for f in futures)
+
+    running = Running(one_chunk, folder=str(folder))
+    flow_run_id = cancel_once_started(running, folder, 1)
+
+    assert running.join().type is StateType.CANCELLED
+    expected = [StateType.COMPLETED] * 3 + [StateType.CANCELLED]
+    assert [f.state.type for f in futures] == expected  # what the flow's futures say
+    bus.flush()
+    assert [t.state.type for t in daskflow.get_run(flow_run_id).task_runs] == expected
+
+
 def test_runs_cancel_from_another_process(processes_client, folder, tmp_path_factory):
     @flow(cluster=processes_client)
     def two_blocking(folder: str) -> int:

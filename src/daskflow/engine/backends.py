@@ -24,7 +24,13 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from daskflow.engine.attempt import TaskFailure, length_of, run_task
-from daskflow.engine.emit import TOPIC, drain_worker_events, local_sink, unpack_events
+from daskflow.engine.emit import (
+    TOPIC,
+    drain_worker_events,
+    event_state,
+    local_sink,
+    unpack_events,
+)
 from daskflow.engine.runs import TaskRun
 from daskflow.engine.scatter import ScatteredArguments
 from daskflow.errors import CrashedError, SerializationError, UpstreamFailedError
@@ -171,6 +177,8 @@ class DistributedBackend:
                 return run.failure.state
             return State(StateType.COMPLETED, timestamp=_final_time(run), data=_Lazy(run))
         if status == "cancelled":
+            if run.final_event is not None:  # it ended before its chunk was cancelled
+                return _reported_state(run)
             return State(StateType.CANCELLED, message="the run's Dask task was cancelled")
         exc = future.exception()
         if any(up.future is not None and up.future.status == "error" for up in run.upstream):
@@ -435,6 +443,14 @@ class _Lazy:
                 "ended; return it from the flow to keep it"
             )
         return self.run.future.result()
+
+
+def _reported_state(run: TaskRun) -> State:
+    """The final state the run's worker reported (a completed one keeps a lazy value)."""
+    state = event_state(run.final_event or ())
+    if state.type is StateType.COMPLETED:
+        return State(StateType.COMPLETED, timestamp=state.timestamp, data=_Lazy(run))
+    return state
 
 
 def _worker_addresses(dask_scheduler: Any) -> list[str]:

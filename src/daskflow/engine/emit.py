@@ -40,10 +40,13 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any, cast
 
+from daskflow.states import State, StateType
+
 __all__ = [
     "TOPIC",
     "drain_worker_events",
     "emit",
+    "event_state",
     "local_sink",
     "pack_events",
     "trim_event_log",
@@ -211,3 +214,11 @@ def emit(event: EventTuple, final: bool = False) -> None:
     if buffer is None:
         buffer = worker._daskflow_events = _WorkerBuffer(worker)
     buffer.add(event, final)
+
+
+def event_state(event: tuple[Any, ...]) -> State:
+    """The :class:`~daskflow.states.State` an event reports (without a value)."""
+    _, _, type_value, timestamp, _, _, message, error_type, error_message, traceback = event[:10]
+    return State(
+        StateType(type_value), timestamp, message or "", error_type, error_message, traceback
+    )

@@ -45,7 +45,7 @@ from daskflow.engine.call import TaskRunInfo
 from daskflow.engine.cancellation import CancelToken
 from daskflow.engine.chunks import durations
 from daskflow.engine.cluster import SYNC, resolve_client
-from daskflow.engine.emit import local_sink
+from daskflow.engine.emit import event_state, local_sink
 from daskflow.engine.hooks import call_hooks
 from daskflow.engine.limits import limits_for
 from daskflow.engine.resume import Identities, Identity, ResumePlan
@@ -103,13 +103,6 @@ def make_backend(cluster: Any) -> SyncBackend | DistributedBackend:
     if client == SYNC:
         return SyncBackend(route)
     return DistributedBackend(client, route)
-
-
-def _state_from_event(event: tuple[Any, ...]) -> State:
-    _, _, type_value, timestamp, _, _, message, error_type, error_message, traceback = event[:10]
-    return State(
-        StateType(type_value), timestamp, message or "", error_type, error_message, traceback
-    )
 
 
 class FlowRunner:
@@ -515,7 +508,7 @@ class FlowRunner:
                     StateChanged(
                         self.flow_run_id,
                         run.id,
-                        _state_from_event(event),
+                        event_state(event),
                         event[4],
                         event[5],
                         event[11] or {},
