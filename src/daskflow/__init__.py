@@ -23,7 +23,7 @@ from daskflow.errors import (
     SerializationError,
 )
 from daskflow.graph.arguments import allow_failure, quote, unmapped
-from daskflow.history import FlowRun, get_run, runs
+from daskflow.history import FlowRun, get_run, runs, task_runs
 from daskflow.options import exponential_backoff
 from daskflow.states import State, StateType
 
@@ -51,6 +51,7 @@ __all__ = [
     "quote",
     "runs",
     "task",
+    "task_runs",
     "unmapped",
     "wait",
 ]

@@ -51,9 +51,25 @@ class Flow(Generic[P, R]):
         """
         return Flow(self.fn, with_changes(self.options, **changes))
 
+    @functools.cached_property
+    def is_async(self) -> bool:
+        """Whether the function is ``async def``: calling the flow gives a coroutine."""
+        import inspect
+
+        return inspect.iscoroutinefunction(self.fn)
+
     @user_frames
     def __call__(self, *args: Any, return_state: bool = False, **kwargs: Any) -> Any:
-        """Run the flow; with ``return_state=True`` return its final ``State``."""
+        """Run the flow; with ``return_state=True`` return its final ``State``.
+
+        An ``async def`` flow gives a coroutine to await (``asyncio.run(etl())``),
+        except inside a sync flow's body, where it runs at once as a subflow
+        (see :mod:`daskflow.api.asynchronous`).
+        """
+        if self.is_async:
+            from daskflow.api.asynchronous import call_flow
+
+            return call_flow(self, args, kwargs, return_state)
         from daskflow.api.flow_run import run_flow
 
         return run_flow(self, args, kwargs, return_state)

@@ -44,6 +44,7 @@ from typing import Any
 from daskflow.api.futures import resolve_futures
 from daskflow.api.logger import get_run_logger
 from daskflow.api.parameters import bind_parameters
+from daskflow.engine.aio import async_body
 from daskflow.engine.call import FlowRunInfo
 from daskflow.engine.cancellation import CancelToken, cancel_flow_run, close_token, open_token
 from daskflow.engine.hooks import call_hooks
@@ -484,7 +485,22 @@ def _cancelled(token: CancelToken) -> State:
 def _call(flow: Any, bound: Any, flow_run_id: str) -> Any:
     if flow.options.log_prints:
         with capture_prints(flow_run_id=flow_run_id):
-            value = flow.fn(*bound.args, **bound.kwargs)
+            value = _body(flow, bound)
     else:
-        value = flow.fn(*bound.args, **bound.kwargs)
+        value = _body(flow, bound)
     return resolve_futures(value)
+
+
+def _body(flow: Any, bound: Any) -> Any:
+    """Call the flow function; an async one's body runs on the loop that awaited the flow."""
+    if flow.is_async:
+        from daskflow.engine.aio import run_body
+
+        return run_body(flow.fn(*bound.args, **bound.kwargs))
+    if async_body.get():  # a sync subflow of an async flow: its async tasks give values
+        token = async_body.set(False)
+        try:
+            return flow.fn(*bound.args, **bound.kwargs)
+        finally:
+            async_body.reset(token)
+    return flow.fn(*bound.args, **bound.kwargs)

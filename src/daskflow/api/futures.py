@@ -14,7 +14,7 @@ itself, one it never looked at does.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Any, Generic, NamedTuple, TypeVar, overload
 
 from daskflow.engine.runner import FlowRunner
@@ -73,6 +73,12 @@ class TaskFuture(RunRef, Generic[R]):
         """Wait until the run ended (whatever its outcome)."""
         self._runner.wait([self._run], timeout)
         self._run.handled = True
+
+    def __await__(self) -> Generator[Any, None, R]:
+        """``await future``: its value, without blocking the event loop (async flows)."""
+        from daskflow.engine.aio import wait_run
+
+        return wait_run(self._runner, self._run).__await__()
 
     def __repr__(self) -> str:
         return f"<TaskFuture {self._run.run_name} {self._run.latest.value}>"
@@ -158,6 +164,20 @@ class MappedFuture(RunGroupRef, Sequence[TaskFuture[R]]):
         if not self._runner.wait(runs, timeout):
             raise TimeoutError(f"{self._task_name}.map did not finish within {timeout} s")
         return self._runner.results(runs, raise_on_failure)
+
+    def __await__(self) -> Generator[Any, None, list[R]]:
+        """``await mapped``: every element's value, without blocking the event loop."""
+        return self._values().__await__()
+
+    async def _values(self) -> list[R]:
+        from daskflow.engine.aio import wait_runs
+
+        runs = self._expanded_runs()
+        if runs is None or self._source is not None:  # a dynamic map: wait for its width
+            import asyncio
+
+            return await asyncio.to_thread(self.result)
+        return await wait_runs(self._runner, runs)
 
     def wait(self, timeout: float | None = None) -> None:
         """Wait until every element ended."""

@@ -2,8 +2,9 @@
 
 Inside a flow, ``t(...)`` runs the task and returns its value, ``t.submit(...)``
 returns a :class:`~daskflow.api.futures.TaskFuture` at once, ``t.map(...)`` a
-:class:`~daskflow.api.futures.MappedFuture`. Outside a flow, ``t(...)`` is the
-plain function. The mapping machinery (static and dynamic widths) lives in
+:class:`~daskflow.api.futures.MappedFuture`. Outside a flow they do the same
+as tracked task runs of no flow run (:mod:`daskflow.api.bare`); ``t.fn`` is
+always the plain function. The mapping machinery (static and dynamic widths) lives in
 :mod:`daskflow.api.mapping`.
 """
 
@@ -114,11 +115,27 @@ class Task(Generic[P, R]):
         except (OSError, TypeError):
             return None
 
+    @functools.cached_property
+    def is_async(self) -> bool:
+        """Whether the function is ``async def`` (its runs run a coroutine on the worker)."""
+        import inspect
+
+        return inspect.iscoroutinefunction(self.fn)
+
     # -- calling ---------------------------------------------------------------
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         runner = current_runner()
+        if self.is_async:
+            from daskflow.api import asynchronous
+
+            if asynchronous.wants_coroutine(in_flow=runner is not None):  # ``await t(x)``
+                return asynchronous.call_task(self, args, kwargs)
         if runner is None:
-            return self.fn(*args, **kwargs)
+            from daskflow.api import bare
+
+            if not bare.tracked():
+                return self.fn(*args, **kwargs)
+            return bare.call(self, args, kwargs)
         run = self._create(runner, args, kwargs, None, kick=False)
         return runner.result(run)
 
@@ -137,7 +154,7 @@ class Task(Generic[P, R]):
         """
         runner = current_runner()
         if runner is None:
-            raise NoFlowRunError(f"{self.name}.submit()", f"outside a flow, call {self.name}(...)")
+            return self._outside_flow("submit", args, kwargs, wait_for)
         run = self._create(runner, args, kwargs, wait_for)
         if runner.backend.eager:  # it ran in this thread: an interrupt there stops the flow
             _raise_interrupt(run)
@@ -162,8 +179,23 @@ class Task(Generic[P, R]):
 
         runner = current_runner()
         if runner is None:
-            raise NoFlowRunError(f"{self.name}.map()", f"outside a flow, call {self.name}(...)")
+            return self._outside_flow("map", args, kwargs, wait_for)
         return map_task(self, runner, args, kwargs, wait_for)
+
+    def _outside_flow(
+        self, how: str, args: Sequence[Any], kwargs: dict[str, Any], wait_for: Any
+    ) -> Any:
+        """``submit``/``map`` outside a flow: tracked runs on the default cluster."""
+        from daskflow.api import bare
+
+        if not bare.tracked():
+            raise NoFlowRunError(
+                f"{self.name}.{how}()",
+                f"outside a flow with daskflow.track-bare-tasks off, call {self.name}(...)",
+            )
+        if how == "submit":
+            return bare.submit(self, args, kwargs, wait_for)
+        return bare.map_bare(self, args, kwargs, wait_for)
 
     def map_partitions(self, ddf: Any, *args: Any, meta: Any = None, **kwargs: Any) -> Any:
         """One task run per partition of a Dask DataFrame; the results as a Dask DataFrame.
@@ -338,7 +370,7 @@ def task(fn: Any = None, /, **options: Any) -> Any:
     >>> @task(retries=3, retry_delay_seconds=[1, 2, 4])
     ... def extract(day: str) -> list[int]:
     ...     return [1, 2, 3]
-    >>> extract("2024-01-01")  # outside a flow: the plain function
+    >>> extract.fn("2024-01-01")  # the plain function
     [1, 2, 3]
     """
 

@@ -8,6 +8,7 @@
     daskflow [--store URL] runs cancel ID [--wait SECONDS] [--json]
     daskflow [--store URL] serve FILE.py[:FLOW] (--cron EXPR | --interval D) [-p KEY=VALUE ...]
     daskflow [--store URL] dashboard [--port P] [--host H]
+    daskflow [--store URL] task-runs list [--task NAME] [--state S] [--limit N] [--json]
 
 Built with click; one module per command family (:mod:`.run`, :mod:`.runs`)
 and one for what they print (:mod:`.output`: rich tables for people, ``--json``
@@ -34,6 +35,7 @@ from daskflow.cli.dashboard import dashboard_command
 from daskflow.cli.run import run_command
 from daskflow.cli.runs import runs_group
 from daskflow.cli.serve import serve_command
+from daskflow.cli.task_runs import task_runs_group
 from daskflow.errors import DaskflowError
 
 __all__ = ["cli", "main"]
@@ -81,6 +83,7 @@ cli.add_command(run_command)
 cli.add_command(runs_group)
 cli.add_command(dashboard_command)
 cli.add_command(serve_command)
+cli.add_command(task_runs_group)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -112,6 +112,7 @@ def task_run_dict(run: TaskRun) -> dict[str, Any]:
     """A task run as plain JSON-able values."""
     return {
         "id": run.id,
+        "flow_run_id": run.flow_run_id,
         "name": run.name,
         "task_name": run.task_name,
         "map_index": run.map_index,

@@ -457,6 +457,12 @@ def _attempts(
 def _invoke(
     fn: Any, args: Sequence[Any], kwargs: dict[str, Any], name: str, timeout: float | None
 ) -> Any:
+    if inspect.iscoroutinefunction(fn):  # an async task: its coroutine runs here, cancellable
+        from daskflow.engine.aio import run_coroutine
+
+        return run_coroutine(
+            fn(*args, **kwargs), timeout, lambda: TaskRunTimeout(name, timeout or 0.0)
+        )
     if timeout is None:
         return fn(*args, **kwargs)
     token = attempt_deadline.set(time.monotonic() + timeout)  # code that can stop in time reads it

@@ -148,8 +148,15 @@ class FlowRunner:
         )
 
     # -- lifecycle -------------------------------------------------------------
-    def __enter__(self) -> FlowRunner:
+    def listen(self) -> None:
+        """Receive the worker events of this run's task runs (entering does it too)."""
         _live[self.flow_run_id] = self
+
+    def stop_listening(self) -> None:
+        _live.pop(self.flow_run_id, None)
+
+    def __enter__(self) -> FlowRunner:
+        self.listen()
         self._token = _current.set(weakref.ref(self))
         self._context = contextlib.ExitStack()
         # log records of the flow function itself (get_run_logger, prints) come here
@@ -165,7 +172,7 @@ class FlowRunner:
         self._closed = True
         with self._wake:
             self._wake.notify()
-        _live.pop(self.flow_run_id, None)
+        self.stop_listening()
 
     # -- creating runs -----------------------------------------------------------
     def new_id(self) -> str:

@@ -7,6 +7,7 @@ the (possibly millions of) task runs behind a flow run::
 
     runs(flow=..., state=..., limit=100)  -> list[FlowRun]    newest first
     get_run("1a2b3c4d")                   -> FlowRun          id or unique prefix
+    task_runs(task=..., state=..., limit=50) -> list[TaskRun] newest first, bare included
     FlowRun                                                   (records.py)
     ├── .state .parameters .start_time .end_time .duration   from its row, at once
     ├── .task_runs    -> list[TaskRun]      read on first access, then kept
@@ -44,6 +45,7 @@ __all__ = [
     "format_duration",
     "get_run",
     "runs",
+    "task_runs",
 ]
 
 
@@ -118,6 +120,44 @@ def runs(
     opened = _open(store)
     rows = opened.list_flow_runs(flow=name, state=kind, limit=limit)
     return [FlowRun(row, opened) for row in rows]
+
+
+def task_runs(
+    task: str | Any | None = None,
+    state: StateType | str | None = None,
+    limit: int | None = 50,
+    *,
+    store: RunStore | str | None = None,
+) -> list[TaskRun]:
+    """Recorded task runs of any flow run, newest first; bare ones have ``flow_run_id=None``.
+
+    A task called outside any flow runs as a task run of no flow run
+    (:mod:`daskflow.api.bare`): this is where those are listed.
+
+    Parameters
+    ----------
+    task
+        Only runs of this task: its name, or the ``Task`` object.
+    state
+        Only runs in this state: a :class:`~daskflow.states.StateType` or its
+        name in any case.
+    limit
+        At most this many runs; None for all.
+    store
+        A run store or a store URL; default: the configured store.
+
+    Examples
+    --------
+    >>> import daskflow
+    >>> [r.state.type for r in daskflow.task_runs(task="extract", limit=3)]  # doctest: +SKIP
+    """
+    from daskflow.observers.events import bus
+
+    bus.flush()  # bare task runs of this process are recorded in the background
+    name = task if task is None or isinstance(task, str) else getattr(task, "name", str(task))
+    kinds = None if state is None else [_state_type(state)]
+    rows = _open(store).recent_task_runs(task=name, states=kinds, limit=limit)
+    return [TaskRun._from_row(row) for row in rows]
 
 
 def get_run(run_id: str, *, store: RunStore | str | None = None) -> FlowRun:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from daskflow.errors import CancelError, RunNotFoundError
 from daskflow.history.display import flow_run_card, format_duration, safe_url
 from daskflow.states import State, StateType
+from daskflow.store.base import is_bare
 
 if TYPE_CHECKING:  # the store package may pull in SQLAlchemy: import it when used
     import pandas as pd
@@ -46,7 +47,7 @@ class TaskRun:
     """
 
     id: str
-    flow_run_id: str
+    flow_run_id: str | None  # None: a bare task run (called outside any flow)
     name: str
     task_name: str
     map_index: int | None
@@ -100,7 +101,7 @@ class TaskRun:
         )
         return cls(
             row.id,
-            row.flow_run_id,
+            None if is_bare(row.flow_run_id) else row.flow_run_id,
             row.name,
             row.task_name,
             row.map_index,

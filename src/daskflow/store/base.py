@@ -80,6 +80,17 @@ class FlowRunRow:
     cancel_requested: float | None = None  # when cancellation was asked for
 
 
+#: How the ``flow_run_id`` of a bare task run (a task called outside any flow,
+#: :mod:`daskflow.api.bare`) starts: the id of the runner that ran it, which no
+#: flow-run row has. Records read back show ``flow_run_id=None`` for it.
+BARE_PREFIX = "bare-"
+
+
+def is_bare(flow_run_id: str | None) -> bool:
+    """Whether a recorded ``flow_run_id`` means "no flow run" (a bare task run)."""
+    return flow_run_id is not None and flow_run_id.startswith(BARE_PREFIX)
+
+
 @dataclass(frozen=True, slots=True)
 class TaskRunRow:
     """One task run as stored."""
@@ -235,6 +246,15 @@ class RunStore(Protocol):
         states: Sequence[StateType] | None = None,
     ) -> list[TaskRunRow]:
         """Task runs of a flow run in creation order, optionally of one task name or states."""
+
+    def recent_task_runs(
+        self,
+        *,
+        task: str | None = None,
+        states: Sequence[StateType] | None = None,
+        limit: int | None = 50,
+    ) -> list[TaskRunRow]:
+        """Task runs of any flow run (or none: bare task runs), newest first."""
 
     def bin_task_runs(
         self, flow_run_id: str, *, start: float, width: float, bins: int

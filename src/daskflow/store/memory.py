@@ -289,6 +289,24 @@ class MemoryStore:
             ]
         return rows[:limit]
 
+    def recent_task_runs(
+        self,
+        *,
+        task: str | None = None,
+        states: Sequence[StateType] | None = None,
+        limit: int | None = 50,
+    ) -> list[TaskRunRow]:
+        """Task runs of any flow run (or none: bare task runs), newest first."""
+        wanted = None if states is None else {StateType(s) for s in states}
+        with self._lock:
+            rows = [
+                r.current()
+                for r in reversed(self._tasks.values())
+                if (task is None or r.row.task_name == task)
+                and (wanted is None or r.status.state in wanted)
+            ]
+        return rows[:limit]
+
     def bin_task_runs(
         self, flow_run_id: str, *, start: float, width: float, bins: int
     ) -> list[TaskRunBin]:

@@ -539,6 +539,22 @@ class SQLStore:
             query = query.where(task_runs.c.state.in_([StateType(s).value for s in states]))
         return [task_row(r) for r in self._read(query.order_by(task_runs.c.seq).limit(limit))]
 
+    def recent_task_runs(
+        self,
+        *,
+        task: str | None = None,
+        states: Sequence[StateType] | None = None,
+        limit: int | None = 50,
+    ) -> list[TaskRunRow]:
+        """Task runs of any flow run (or none: bare task runs), newest first."""
+        query = sa.select(task_runs)
+        if task is not None:
+            query = query.where(task_runs.c.task_name == task)
+        if states is not None:
+            query = query.where(task_runs.c.state.in_([StateType(s).value for s in states]))
+        query = query.order_by(task_runs.c.seq.desc()).limit(limit)
+        return [task_row(r) for r in self._read(query)]
+
     def bin_task_runs(
         self, flow_run_id: str, *, start: float, width: float, bins: int
     ) -> list[TaskRunBin]:
