@@ -88,7 +88,7 @@ def main() -> None:
     }
     times: dict[str, list[float]] = {name: [] for name in workloads}
     with (
-        LocalCluster(n_workers=2, threads_per_worker=2, dashboard_address=None) as cluster,
+        LocalCluster(n_workers=2, threads_per_worker=2, dashboard_address=":0") as cluster,
         Client(cluster) as client,
         dask.config.set({"daskflow.cluster": client}),
     ):

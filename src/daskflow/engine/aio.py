@@ -11,6 +11,10 @@ differ, and both live here:
   per call would cost ~0.3 ms). A ``timeout_seconds`` cancels the coroutine at
   its deadline (``asyncio.wait_for``): its ``finally`` blocks run, unlike
   blocking code in a thread, which can only be abandoned.
+- **side by side**: the elements of a batched map of an async task (one
+  chunk, one Dask task) each go through the attempt wrapper on a thread of a
+  pool the worker process keeps (:func:`run_side_by_side`), so their waits
+  overlap: a chunk of ten calls that each wait 10 ms takes about 10 ms.
 - **the wait**: code in a running event loop (an async flow's body, a
   notebook cell) awaits task runs (:func:`wait_run`) without blocking the
   loop: the runner's done callback resolves an asyncio future, so
@@ -28,7 +32,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -41,6 +46,7 @@ __all__ = [
     "in_running_loop",
     "run_body",
     "run_coroutine",
+    "run_side_by_side",
     "wait_run",
     "wait_runs",
     "wants_coroutine",
@@ -195,3 +201,24 @@ def run_body(coro: Coroutine[Any, Any, Any]) -> Any:
     loop.call_soon_threadsafe(start)
     finished.wait()
     return box["task"].result()
+
+
+#: Threads of a worker process that run the elements of async chunks side by side.
+SIDE_BY_SIDE_THREADS = 128
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def run_side_by_side(fn: Callable[..., Any], calls: Sequence[Sequence[Any]]) -> list[Any]:
+    """``[fn(*call) for call in calls]``, the calls at the same time; in order.
+
+    Each on a thread of the process's pool (which keeps its event loops), in
+    a copy of this context (the worker its events go to).
+    """
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(SIDE_BY_SIDE_THREADS, thread_name_prefix="daskflow-async")
+        pool = _pool
+    futures = [pool.submit(contextvars.copy_context().run, fn, *call) for call in calls]
+    return [future.result() for future in futures]

@@ -57,6 +57,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from daskflow import config
+from daskflow.engine.aio import run_side_by_side
 from daskflow.engine.attempt import TaskFailure, length_of, run_task
 
 __all__ = [
@@ -135,6 +136,10 @@ def run_chunk(packed: bytes, drop: Sequence[int], *refs: Any) -> list[Any]:
         The chunk's upstream values: whole values or other chunks' lists.
     """
     specs, picks = pickle.loads(packed)
+    if _side_by_side(specs, picks):  # their waits overlap (see daskflow.engine.aio)
+        calls = [(spec, *_values(pick, refs)) for spec, pick in zip(specs, picks, strict=True)]
+        specs.clear()
+        return run_side_by_side(run_task, calls)
     results: list[Any] = []
     dropped = set(drop)
     for i, (spec, pick) in enumerate(zip(specs, picks, strict=True)):
@@ -145,6 +150,15 @@ def run_chunk(packed: bytes, drop: Sequence[int], *refs: Any) -> list[Any]:
         if i - 1 in dropped and type(results[i - 1]) is not TaskFailure:
             results[i - 1] = None
     return results
+
+
+def _side_by_side(specs: Sequence[Any], picks: Sequence[Sequence[Pick]]) -> bool:
+    """Whether a chunk's elements are async task runs that need none of each other."""
+    return (
+        len(specs) > 1
+        and all(spec.task.is_async for spec in specs)
+        and not any(r == SELF for pick in picks for r, _ in pick)
+    )
 
 
 def run_picked(packed: bytes, picks: Sequence[Pick], *refs: Any) -> Any:
