@@ -28,6 +28,8 @@ COMMANDS = [
     "runs retry",
     "runs cancel",
     "serve",
+    "deployments list",
+    "deployments run",
     "dashboard",
 ]
 

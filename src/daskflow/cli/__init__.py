@@ -7,6 +7,9 @@
     daskflow [--store URL] runs retry ID [--flow-file FILE.py] [--cluster SPEC] [--json]
     daskflow [--store URL] runs cancel ID [--wait SECONDS] [--json]
     daskflow [--store URL] serve FILE.py[:FLOW] (--cron EXPR | --interval D) [-p KEY=VALUE ...]
+    daskflow [--store URL] serve FILE.py[:FLOW] --name NAME [--cron EXPR | --interval D]
+    daskflow [--store URL] deployments list [--json]
+    daskflow [--store URL] deployments run FLOW/NAME [-p KEY=VALUE ...] [--watch] [--json]
     daskflow [--store URL] dashboard [--port P] [--host H]
 
 Built with click; one module per command family (:mod:`.run`, :mod:`.runs`)
@@ -31,6 +34,7 @@ import click
 
 from daskflow._version import __version__
 from daskflow.cli.dashboard import dashboard_command
+from daskflow.cli.deployments import deployments_group
 from daskflow.cli.run import run_command
 from daskflow.cli.runs import runs_group
 from daskflow.cli.serve import serve_command
@@ -81,6 +85,7 @@ cli.add_command(run_command)
 cli.add_command(runs_group)
 cli.add_command(dashboard_command)
 cli.add_command(serve_command)
+cli.add_command(deployments_group)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
