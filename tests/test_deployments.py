@@ -274,3 +274,36 @@ def test_the_parameter_schema_comes_from_the_type_hints() -> None:
         "type": "integer",
         "default": 1,
     }
+
+
+def test_concurrent_claims_take_each_request_once(url: str) -> None:
+    import threading
+
+    from daskflow.api.deployments import request_deployment_run
+    from daskflow.store.deployments import claim_requests
+
+    record_greet(url, heartbeat=time.time())
+    asked = {
+        request_deployment_run("greet/nightly", {"name": f"n{i}"}, store=url) for i in range(40)
+    }
+    claimed: dict[str, list[str]] = {}
+    start = threading.Barrier(4)
+
+    def claimer(server: str) -> None:
+        store = SQLStore(url)
+        mine = claimed.setdefault(server, [])
+        start.wait()
+        try:
+            while taken := claim_requests(store, "greet", "nightly", server, limit=3):
+                mine.extend(flow_run_id for flow_run_id, _ in taken)
+        finally:
+            store.close()
+
+    threads = [threading.Thread(target=claimer, args=(f"s{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    every = [flow_run_id for ids in claimed.values() for flow_run_id in ids]
+    assert sorted(every) == sorted(asked)  # each request claimed, and by one claimer only
+    assert listed(url)[0]["queued"] == 0
