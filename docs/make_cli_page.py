@@ -28,7 +28,10 @@ COMMANDS = [
     "runs retry",
     "runs cancel",
     "serve",
+    "deployments list",
+    "deployments run",
     "dashboard",
+    "task-runs list",
 ]
 
 BLOCK = re.compile(r"^(<!-- help: (.*?) -->\n```text\n)(.*?)(^```$)", re.MULTILINE | re.DOTALL)

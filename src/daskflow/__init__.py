@@ -9,6 +9,7 @@ Importing daskflow does no work: no cluster, no store, no network.
 
 from daskflow import config as _config  # noqa: F401  (loads the daskflow.yaml defaults)
 from daskflow._version import __version__
+from daskflow.api.deployments import run_deployment
 from daskflow.api.flow import Flow, flow
 from daskflow.api.futures import MappedFuture, TaskFuture, wait
 from daskflow.api.logger import get_run_logger
@@ -17,6 +18,7 @@ from daskflow.engine.limits import concurrency_limit
 from daskflow.errors import (
     ClusterConnectionError,
     DaskflowError,
+    DeploymentNotFoundError,
     MapLengthError,
     ParameterValidationError,
     RunNotFoundError,
@@ -30,6 +32,7 @@ from daskflow.states import State, StateType
 __all__ = [
     "ClusterConnectionError",
     "DaskflowError",
+    "DeploymentNotFoundError",
     "Flow",
     "FlowRun",
     "MapLengthError",
@@ -49,6 +52,7 @@ __all__ = [
     "get_run",
     "get_run_logger",
     "quote",
+    "run_deployment",
     "runs",
     "task",
     "task_runs",

@@ -19,6 +19,7 @@ message once::
     ├── CancelledRunError (RuntimeError)        the run was cancelled
     ├── ShellCommandError (RuntimeError)        a shell task's command exited non-zero
     ├── RunNotFoundError (LookupError)          no recorded flow run has this id
+    ├── DeploymentNotFoundError (LookupError)   no deployment of this name in the run store
     ├── NoFlowRunError (RuntimeError)           .submit / .map / get_run_logger outside a flow
     ├── InvalidTransitionError (RuntimeError)   a state change the machine refuses (a bug)
     ├── StoreError (RuntimeError)               the run store is corrupt, newer, or not daskflow's
@@ -40,6 +41,7 @@ __all__ = [
     "ConfigurationError",
     "CrashedError",
     "DaskflowError",
+    "DeploymentNotFoundError",
     "FlowRunTimeout",
     "InvalidTransitionError",
     "MapLengthError",
@@ -244,6 +246,25 @@ class RunNotFoundError(DaskflowError, LookupError):
                 "6+ characters that only one run's id starts with)"
             )
         super().__init__(message)
+
+
+class DeploymentNotFoundError(DaskflowError, LookupError):
+    """No deployment of this name (``flow/deployment``) is recorded in the run store.
+
+    ``known`` lists the deployments that are.
+    """
+
+    def __init__(self, name: str, store: str | None = None, known: Iterable[str] = ()) -> None:
+        self.name = name
+        self.store = store
+        self.known = list(known)
+        where = f" in the run store {store}" if store else ""
+        shown = ", ".join(self.known[:20]) + (", ..." if len(self.known) > 20 else "")
+        hint = "" if "/" in name else " (name it as FLOW/DEPLOYMENT)"
+        super().__init__(
+            f"no deployment {name!r}{where}{hint}; known deployments: {shown or 'none'} "
+            "(flow.serve(name=...) or daskflow serve --name records one)"
+        )
 
 
 class NoFlowRunError(DaskflowError, RuntimeError):

@@ -111,6 +111,7 @@ class Flow(Generic[P, R]):
 
     def serve(
         self,
+        name: str | None = None,
         *,
         cron: str | None = None,
         interval: timedelta | float | str | None = None,
@@ -128,8 +129,17 @@ class Flow(Generic[P, R]):
         policies: missed slots (skipped, or one catch-up run), overlapping
         runs (at most ``limit`` at a time), cancellation, stopping.
 
+        The process also serves the deployment ``FLOW/NAME`` (``name``
+        defaults to the flow's name), recorded in the run store: ``daskflow
+        deployments run FLOW/NAME -p k=v`` and :func:`daskflow.run_deployment`
+        ask it for a run from any process, which starts within about a
+        second (queued under ``limit``).
+
         Parameters
         ----------
+        name
+            The deployment's name. Given, the schedule may be left out: the
+            flow then runs on request only.
         cron
             A cron expression, e.g. ``"0 * * * *"`` (hourly), read in ``timezone``.
         interval
@@ -154,11 +164,13 @@ class Flow(Generic[P, R]):
         --------
         >>> etl.serve(cron="0 6 * * *", timezone="Europe/Berlin",
         ...           parameters={"source": "s3://bucket/raw"})  # doctest: +SKIP
+        >>> etl.serve("nightly", parameters={"source": "s3://bucket/raw"})  # doctest: +SKIP
         """
         from daskflow.serving.serve import serve
 
         serve(
             self,
+            name,
             cron=cron,
             interval=interval,
             parameters=parameters,

@@ -7,6 +7,9 @@
     daskflow [--store URL] runs retry ID [--flow-file FILE.py] [--cluster SPEC] [--json]
     daskflow [--store URL] runs cancel ID [--wait SECONDS] [--json]
     daskflow [--store URL] serve FILE.py[:FLOW] (--cron EXPR | --interval D) [-p KEY=VALUE ...]
+    daskflow [--store URL] serve FILE.py[:FLOW] --name NAME [--cron EXPR | --interval D]
+    daskflow [--store URL] deployments list [--json]
+    daskflow [--store URL] deployments run FLOW/NAME [-p KEY=VALUE ...] [--watch] [--json]
     daskflow [--store URL] dashboard [--port P] [--host H]
     daskflow [--store URL] task-runs list [--task NAME] [--state S] [--limit N] [--json]
 
@@ -32,6 +35,7 @@ import click
 
 from daskflow._version import __version__
 from daskflow.cli.dashboard import dashboard_command
+from daskflow.cli.deployments import deployments_group
 from daskflow.cli.run import run_command
 from daskflow.cli.runs import runs_group
 from daskflow.cli.serve import serve_command
@@ -84,6 +88,7 @@ cli.add_command(runs_group)
 cli.add_command(dashboard_command)
 cli.add_command(serve_command)
 cli.add_command(task_runs_group)
+cli.add_command(deployments_group)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

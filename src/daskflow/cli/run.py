@@ -39,7 +39,14 @@ from daskflow.observers.events import Event, FlowRunCreated, Observer, bus
 from daskflow.progress.console_logs import console_level
 from daskflow.states import State
 
-__all__ = ["load_flow", "param_option", "parameter_names", "parse_parameters", "run_command"]
+__all__ = [
+    "load_flow",
+    "param_option",
+    "parameter_names",
+    "parse_pairs",
+    "parse_parameters",
+    "run_command",
+]
 
 
 def parse_parameters(pairs: Sequence[str], flow: Flow[Any, Any] | None = None) -> dict[str, Any]:
@@ -67,6 +74,21 @@ def parse_parameters(pairs: Sequence[str], flow: Flow[Any, Any] | None = None) -
     flow_name = cut(flow.name, 80) if flow is not None else "?"
     text_names = _text_parameters(flow.fn) if flow is not None else set()
     keys = cut(", ".join(parameter_names(flow.fn)), 200) if flow is not None else ""
+    parameters = parse_pairs(pairs, flow_name, text_names, keys)
+    if flow is not None:
+        _check_names(flow, parameters)
+    return parameters
+
+
+def parse_pairs(
+    pairs: Sequence[str], subject: str, text_names: set[str], keys: str
+) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs as parameters: JSON values, except for the names in ``text_names``.
+
+    ``subject`` names the flow (or deployment) in errors; ``keys`` lists the
+    names it takes, for the message about a pair that is not ``KEY=VALUE``.
+    """
+    flow_name = subject
     parameters: dict[str, Any] = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
@@ -86,8 +108,6 @@ def parse_parameters(pairs: Sequence[str], flow: Flow[Any, Any] | None = None) -
             parameters[key] = json.loads(text)
         except (ValueError, RecursionError):
             parameters[key] = text
-    if flow is not None:
-        _check_names(flow, parameters)
     return parameters
 
 

@@ -1,5 +1,9 @@
 """``daskflow serve FILE.py:FLOW --cron EXPR | --interval DURATION``: a flow on a schedule.
 
+With ``--name NAME`` it serves the deployment ``FLOW/NAME`` (the flow's name
+by default), which ``daskflow deployments run`` asks for runs; the schedule
+may then be left out (runs on request only).
+
 The command loads the flow like ``daskflow run`` and hands it to
 :func:`daskflow.serving.serve`, which runs until Ctrl-C or SIGTERM (exit code
 0). A bad schedule or parameter is a usage error (exit 2) before anything
@@ -20,6 +24,12 @@ __all__ = ["serve_command"]
 
 @click.command("serve")
 @click.argument("target", metavar="FILE.py[:FLOW]")
+@click.option(
+    "--name",
+    metavar="NAME",
+    help="The deployment's name (default: the flow's); with it, the schedule is optional "
+    "and runs start on request (daskflow deployments run FLOW/NAME).",
+)
 @click.option("--cron", metavar="EXPR", help='A cron expression, e.g. "0 * * * *" (hourly).')
 @click.option(
     "--interval",
@@ -52,6 +62,7 @@ __all__ = ["serve_command"]
 )
 def serve_command(
     target: str,
+    name: str | None,
     cron: str | None,
     interval: str | None,
     timezone: str | None,
@@ -68,10 +79,15 @@ def serve_command(
     are cancelled and recorded CANCELLED. Slots missed while no serve process
     ran are skipped unless --catch-up is given.
 
+    The process also serves the deployment FLOW/NAME (--name, default the
+    flow's name): `daskflow deployments run FLOW/NAME` asks it for a run,
+    which starts within about a second (queued under --limit).
+
     \b
     Examples:
       daskflow serve etl.py:etl --cron "0 6 * * *" --timezone Europe/Berlin
       daskflow serve etl.py:etl --interval 5m -p source=s3://bucket/raw
+      daskflow serve etl.py:etl --name nightly -p source=s3://bucket/raw
     """
     from daskflow.engine import quiet
 
@@ -79,14 +95,18 @@ def serve_command(
     parameters = parse_parameters(params, flow)
     if cluster:
         flow = flow.with_options(cluster=cluster)
-    if (cron is None) == (interval is None):
-        raise click.UsageError("give exactly one of --cron and --interval")
+    both, neither = cron is not None and interval is not None, cron is None and interval is None
+    if both or (neither and not name):
+        raise click.UsageError(
+            "give exactly one of --cron and --interval (or --name NAME alone: runs on request)"
+        )
     if threading.current_thread() is threading.main_thread():
         # Ctrl-C stops serving (serve's own handler, while it serves); serve then
         # restores this one, so a Ctrl-C during the rest of the exit (closing the
         # cluster) does nothing instead of raising KeyboardInterrupt with a traceback
         signal.signal(signal.SIGINT, quiet.ignore_interrupt)
     flow.serve(
+        name,
         cron=cron,
         interval=interval,
         parameters=parameters,

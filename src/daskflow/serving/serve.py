@@ -67,6 +67,7 @@ _MAX_COUNTED = 10_000
 
 def serve(
     flow: Any,
+    name: str | None = None,
     *,
     cron: str | None = None,
     interval: timedelta | float | str | None = None,
@@ -82,6 +83,11 @@ def serve(
     ----------
     flow
         The flow to serve.
+    name
+        The deployment's name (default: the flow's): ``daskflow deployments
+        run FLOW/NAME`` and :func:`daskflow.run_deployment` ask it for runs
+        (:mod:`daskflow.serving.requests`). With a name, the schedule may be
+        left out: runs on request only.
     cron, interval, timezone
         The schedule: a cron expression read in ``timezone`` (an IANA name,
         default UTC), or an interval (``timedelta``, seconds, or ``"5m"``).
@@ -110,14 +116,29 @@ def serve(
 
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ConfigurationError("limit", limit, "a number of runs >= 1, or None for no limit")
-    schedule = schedule_for(cron=cron, interval=interval, timezone=timezone)
+    from daskflow.api.deployments import check_defaults
+    from daskflow.serving.requests import DeploymentServer
+
+    on_demand = name is not None and cron is None and interval is None
+    schedule = None if on_demand else schedule_for(cron=cron, interval=interval, timezone=timezone)
     given = dict(parameters or {})
-    bind_parameters(flow.name, flow.fn, (), given, flow.options.validate_parameters)
+    if schedule is None:  # defaults of run requests: a request may give the missing ones
+        check_defaults(flow, given)
+    else:
+        bind_parameters(flow.name, flow.fn, (), given, flow.options.validate_parameters)
     observer = default_observer()
     server = _Server(flow, schedule, given, limit, observer.store if observer else None)
+    described = schedule.describe() if schedule is not None else None
+    deployment = DeploymentServer.open(server, flow, name, described, given, server.store)
     with _logging_to_stderr(), _signals(server), _quiet_progress():
         server.start(catch_up)
-        server.loop(stop)
+        if deployment is not None:
+            deployment.start()
+        try:
+            server.loop(stop)
+        finally:
+            if deployment is not None:
+                deployment.stop()
 
 
 @dataclass
@@ -127,6 +148,7 @@ class _Slot:
     when: datetime
     flow_run_id: str
     token: Any  # its CancelToken while it waits: ``runs cancel`` skips the slot
+    parameters: dict[str, Any] | None = None  # a run request's own (None: serve's)
 
 
 class _Server:
@@ -135,7 +157,7 @@ class _Server:
     def __init__(
         self,
         flow: Any,
-        schedule: CronSchedule | IntervalSchedule,
+        schedule: CronSchedule | IntervalSchedule | None,
         parameters: dict[str, Any],
         limit: int | None,
         store: Any,
@@ -158,6 +180,14 @@ class _Server:
         from daskflow.engine.runner import make_backend
 
         backend = make_backend(self.flow.options.cluster)  # the embedded cluster starts here
+        if self.schedule is None:  # a deployment served on request only
+            logger.info(
+                "serving flow %s on request on %s; limit %s; Ctrl-C or SIGTERM to stop",
+                self.flow.name,
+                backend.describe(),
+                self.limit or "none",
+            )
+            return
         now = datetime.now(UTC)
         last = self.store.last_scheduled_time(self.flow.name) if self.store is not None else None
         schedule = self.schedule
@@ -210,6 +240,10 @@ class _Server:
             threading.Thread(target=watch_stop, name="daskflow-serve-stop", daemon=True).start()
         slot: _Slot | None = None
         try:
+            while self.stopping is None and self.schedule is None:  # on request only
+                # not wake.wait(): the signal handler sets wake, and would deadlock on
+                # the Event's lock if the signal came while this thread held it
+                time.sleep(0.1)
             while self.stopping is None:
                 assert self._next is not None
                 slot = self._schedule(self._next)
@@ -310,23 +344,28 @@ class _Server:
     def _launch(self, slot: _Slot) -> None:
         # a daemon: once serve stopped and recorded it, a run whose function does not
         # return (code Python cannot interrupt) does not keep the process alive
+        with self._lock:
+            self._launch_locked(slot)
+
+    def _launch_locked(self, slot: _Slot) -> None:
         thread = threading.Thread(
             target=self._run,
             args=(slot,),
             name=f"daskflow-serve-{slot.flow_run_id[:8]}",
             daemon=True,
         )
-        with self._lock:
-            self.active[slot.flow_run_id] = thread
+        self.active[slot.flow_run_id] = thread
         thread.start()
 
     def _run(self, slot: _Slot) -> None:
         from daskflow.api.flow_run import run_flow
 
         late = time.time() - slot.when.timestamp()
-        logger.info("starting flow run %s (%.3f s after its slot)", slot.flow_run_id[:8], late)
+        what = "slot" if slot.parameters is None else "request"
+        logger.info("starting flow run %s (%.3f s after its %s)", slot.flow_run_id[:8], late, what)
+        parameters = self.parameters if slot.parameters is None else slot.parameters
         try:
-            state = run_flow(self.flow, (), dict(self.parameters), True, scheduled=slot.flow_run_id)
+            state = run_flow(self.flow, (), dict(parameters), True, scheduled=slot.flow_run_id)
             took = time.time() - slot.when.timestamp() - late
             log = logger.info if state.is_completed() else logger.warning
             log("flow run %s ended %s in %.2f s", slot.flow_run_id[:8], state.type.value, took)
@@ -337,8 +376,28 @@ class _Server:
                 self.active.pop(slot.flow_run_id, None)
             self.wake.set()
 
+    # -- run requests of the deployment (daskflow.serving.requests) -------------------
+    def running(self) -> int:
+        with self._lock:
+            return len(self.active)
+
+    def launch_request(
+        self, flow_run_id: str, parameters: dict[str, Any], requested: float | None
+    ) -> bool:
+        """Start a claimed run request like a slot; False when serve is stopping."""
+        when = datetime.fromtimestamp(requested or time.time(), UTC)
+        with self._lock:  # _shutdown cancels what is active once stopping is set
+            if self.stopping is not None:
+                return False
+            self._launch_locked(_Slot(when, flow_run_id, None, parameters))
+        return True
+
+    def record_cancelled(self, flow_run_id: str, message: str) -> None:
+        self._record(_Slot(datetime.now(UTC), flow_run_id, None), StateType.CANCELLED, message)
+
     def _following(self, when: datetime) -> datetime:
         """The slot after ``when`` that has not passed; log the ones that did."""
+        assert self.schedule is not None  # slots exist only on a schedule
         now = datetime.now(UTC)
         skipped, _ = _slots_between(self.schedule, when, now)
         following = self.schedule.next_after(max(when, now))
@@ -366,6 +425,7 @@ class _Server:
             self._release(slot)
             self._record(slot, StateType.CANCELLED, f"{reason} before its slot")
         with self._lock:
+            self.stopping = self.stopping or "error"  # no run request starts from now on
             running = dict(self.active)
         for flow_run_id in running:
             cancel_flow_run(flow_run_id, reason)

@@ -1,14 +1,16 @@
 """The SQL store's tables, and how an existing database is recognised.
 
-Six tables (SQLAlchemy Core, no ORM)::
+Eight tables (SQLAlchemy Core, no ORM)::
 
-    meta         key, value                   ("schema_version", "4")
+    meta         key, value                   ("schema_version", "5")
     flow_runs    id, names, parameters (JSON), created, status columns, heartbeat,
                  resumed_from, entrypoint, scheduled_time, cancel_requested
     task_runs    seq, id, flow_run_id, names, tags (JSON), created, status columns
     transitions  seq, flow_run_id, task_run_id, state, timestamp, ... details (JSON)
     logs         seq, flow_run_id, task_run_id, timestamp, level, logger, message
     replayed     id, replayed                 (journal batches written: see store.journal)
+    deployments  flow_name, name, parameters, parameter_schema, schedule, heartbeat, ...
+    deployment_runs  flow_run_id, flow_name, deployment, requested, claimed_by, claimed
 
 The "status columns" of both run tables are those of
 :class:`daskflow.store.fold.RunStatus` (``result`` is the stored result's
@@ -28,7 +30,8 @@ the columns later versions brought, empty: version 2 ``result``,
 ``resumed_from`` and ``entrypoint``; version 3 ``scheduled_time`` (the slot of
 a run started by ``serve``) and ``cancel_requested``; version 4 the
 ``replayed`` table (ids of the journal batches written, so that a journal
-replayed twice is written once).
+replayed twice is written once); version 5 the ``deployments`` and
+``deployment_runs`` tables (:mod:`daskflow.store.deployments`).
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ from .base import error_reason
 __all__ = [
     "SCHEMA_VERSION",
     "create_schema",
+    "deployment_runs",
+    "deployments",
     "error_reason",
     "flow_runs",
     "inspect_schema",
@@ -57,7 +62,7 @@ __all__ = [
 ]
 
 #: Version of the tables below; stored in ``meta``. Bump it (and migrate) on change.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 metadata = sa.MetaData()
 _Seq = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite: an alias of rowid
@@ -164,9 +169,45 @@ replayed = sa.Table(
     sa.Column("replayed", _Time, nullable=False),
 )
 
+# -- version 5: deployments (flow.serve(name=...)) and their run requests ---------------
+#: One row per served deployment: what ``daskflow deployments list`` shows, what a
+#: run request is validated against, and the heartbeat of the process serving it.
+deployments = sa.Table(
+    "deployments",
+    metadata,
+    sa.Column("flow_name", sa.String(255), primary_key=True),
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("entrypoint", sa.Text),
+    sa.Column("parameters", sa.Text, nullable=False),  # the defaults (JSON)
+    sa.Column("parameter_schema", sa.Text, nullable=False),  # JSON schema of the signature
+    sa.Column("schedule", sa.Text),  # in words; None: on demand only
+    sa.Column("created", _Time, nullable=False),
+    sa.Column("updated", _Time, nullable=False),
+    sa.Column("heartbeat", _Time),  # the last beat of a serving process; None: stopped
+    sa.Column("server", sa.String(64)),  # the serving process that beat last
+)
+
+#: One row per run request: its flow run is recorded SCHEDULED; a serving process
+#: claims the row (``claimed_by``, in a transaction) and runs it under that id.
+deployment_runs = sa.Table(
+    "deployment_runs",
+    metadata,
+    sa.Column("flow_run_id", _Id, primary_key=True),
+    sa.Column("flow_name", sa.String(255), nullable=False),
+    sa.Column("deployment", sa.String(255), nullable=False),
+    sa.Column("requested", _Time, nullable=False),
+    sa.Column("claimed_by", sa.String(64)),
+    sa.Column("claimed", _Time),
+    sa.Index("ix_deployment_runs_queue", "flow_name", "deployment", "claimed", "requested"),
+)
+# -- end of version 5: deployments ----------------------------------------------------
+
 _TABLES = frozenset(metadata.tables)
 #: Tables each schema version added: created on upgrade.
-_TABLES_ADDED: dict[int, tuple[sa.Table, ...]] = {4: (replayed,)}
+_TABLES_ADDED: dict[int, tuple[sa.Table, ...]] = {
+    4: (replayed,),
+    5: (deployments, deployment_runs),
+}
 
 
 def inspect_schema(conn: sa.Connection, where: str) -> Literal["empty", "current", "older"]:

@@ -16,7 +16,9 @@ Design, in the order things happen:
   RETRYING whose heartbeat (or creation, when they never sent one) is older
   than ``daskflow.heartbeat-timeout`` (60 s) are marked CRASHED, with
   their unfinished task runs: their process (a flow's, or the ``serve`` one
-  that holds a SCHEDULED run) died without saying so.
+  that holds a SCHEDULED run) died without saying so. A deployment's run
+  request that no serving process has claimed is no one's yet: it stays
+  SCHEDULED (:mod:`daskflow.store.deployments`).
 - **Writing** a batch of events is one transaction of a few bulk statements,
   whatever the batch holds: one ``executemany`` INSERT per kind of row, a
   SELECT (per 500 runs) of the status of runs that earlier batches created,
@@ -74,6 +76,7 @@ from .columns import (
     transition_row,
     transition_tuple,
 )
+from .deployments import unclaimed
 from .fold import CRASH_MESSAGE, STATUS_COLUMNS, RunStatus, fold, plan
 from .schema import (
     create_schema,
@@ -246,7 +249,9 @@ class SQLStore:
         fr, tr = flow_runs, task_runs
         last_sign = sa.func.coalesce(fr.c.heartbeat, fr.c.created)
         stale = sa.select(fr.c.id).where(
-            fr.c.state.in_(_ALIVE), last_sign < now - self.heartbeat_timeout
+            fr.c.state.in_(_ALIVE),
+            last_sign < now - self.heartbeat_timeout,
+            fr.c.id.not_in(unclaimed()),  # a run request no serving process holds yet
         )
         with self._engine.connect() as conn:  # usually none: no write lock for that
             if conn.execute(stale.limit(1)).first() is None:
