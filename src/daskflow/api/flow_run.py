@@ -49,6 +49,7 @@ from daskflow.engine.call import FlowRunInfo
 from daskflow.engine.cancellation import CancelToken, cancel_flow_run, close_token, open_token
 from daskflow.engine.flow_facts import FlowRunFacts, facts_of, opened
 from daskflow.engine.hooks import call_hooks, hooks_for
+from daskflow.engine.limits import snapshot
 from daskflow.engine.prints import capture_prints
 from daskflow.engine.resume import ResumePlan
 from daskflow.engine.runner import FlowRunner, current_runner, make_backend
@@ -132,6 +133,7 @@ def run_flow(
         parameters,
         datetime.datetime.now(datetime.UTC),
         parent.flow_run_id if parent is not None else None,
+        snapshot() or None,
     )
     try:
         with (

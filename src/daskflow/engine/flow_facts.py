@@ -18,6 +18,7 @@ stay in the flow's process: a worker reads ``parameters`` as None then.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import logging
 import threading
@@ -47,6 +48,8 @@ class FlowRunFacts:
     parameters: dict[str, Any] | None = field(default=None, hash=False)
     scheduled_start_time: datetime.datetime | None = None
     parent_flow_run_id: str | None = None
+    #: the named limits set in the flow's process by code (``concurrency_limit``), for workers
+    limits: dict[str, tuple[int, float | None]] | None = field(default=None, hash=False)
 
 
 _local: dict[str, FlowRunFacts] = {}  # flow runs going on in this process
@@ -77,18 +80,11 @@ def _ship(facts: FlowRunFacts, client: Any) -> bool:
 
     shipped = facts
     if facts.parameters is not None and sizeof(facts.parameters) > MAX_SHIPPED_BYTES:
-        shipped = FlowRunFacts(
-            facts.id,
-            facts.name,
-            facts.flow_name,
-            None,
-            facts.scheduled_start_time,
-            facts.parent_flow_run_id,
-        )
+        shipped = dataclasses.replace(facts, parameters=None)
     try:
         blob = cloudpickle.dumps(shipped)
     except Exception:  # a parameter that cannot be pickled: workers see no parameters
-        blob = cloudpickle.dumps(FlowRunFacts(facts.id, facts.name, facts.flow_name))
+        blob = cloudpickle.dumps(dataclasses.replace(facts, parameters=None))
     return _send(client, client.scheduler.set_metadata, keys=_metadata_key(facts.id), value=blob)
 
 
