@@ -311,3 +311,24 @@ def test_flow_on_running_and_on_crashed_on_an_interrupt(tmp_path):
     ]
     (run,) = daskflow.runs(flow="f", limit=1)
     assert get_run(run.id).state.type is StateType.CRASHED
+
+
+def test_a_served_run_starts_at_its_scheduled_slot(tmp_path):
+    from tests.test_serve import InThread
+
+    name = f"served-{os.getpid()}-{time.monotonic_ns()}"
+
+    @flow(name=name, cluster="sync")
+    def served(folder: str) -> None:
+        path = Path(folder) / flow_run.id
+        path.write_text(str(flow_run.scheduled_start_time.timestamp()))
+
+    serving = InThread(served, interval=1, parameters={"folder": str(tmp_path)})
+    try:
+        poll_for(lambda: any(tmp_path.iterdir()), timeout=30)
+    finally:
+        serving.close()
+    written = next(iter(tmp_path.iterdir()))
+    recorded = get_run(written.name)
+    assert recorded.scheduled_time is not None
+    assert float(written.read_text()) == pytest.approx(recorded.scheduled_time.timestamp())

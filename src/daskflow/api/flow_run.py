@@ -91,12 +91,15 @@ def run_flow(
     return_state: bool,
     resume: ResumePlan | None = None,
     scheduled: str | None = None,
+    scheduled_time: float | None = None,
 ) -> Any:
     """Run ``flow`` once (with its retries) and return its value or final state.
 
     With ``resume``, task runs reuse the stored results of the flow run it
     was made from (see :mod:`daskflow.engine.resume`). ``scheduled`` is the
-    id of a flow run ``serve`` already recorded (SCHEDULED) for this call.
+    id of a flow run ``serve`` already recorded (SCHEDULED) for this call, and
+    ``scheduled_time`` its slot (``runtime.flow_run.scheduled_start_time``;
+    default: now).
     """
     options = flow.options
     try:
@@ -131,7 +134,9 @@ def run_flow(
         name,
         flow.name,
         parameters,
-        datetime.datetime.now(datetime.UTC),
+        datetime.datetime.fromtimestamp(scheduled_time, datetime.UTC)
+        if scheduled_time is not None
+        else datetime.datetime.now(datetime.UTC),
         parent.flow_run_id if parent is not None else None,
         snapshot() or None,
     )

@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import numbers
 import threading
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
@@ -56,7 +57,8 @@ class Limit(NamedTuple):
 
 
 _limits: dict[str, Limit] = {}
-_semaphores: dict[tuple[str, str], Any] = {}
+# per worker or client (a closed client's semaphores go with it), per limit name
+_semaphores: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 
 
@@ -166,8 +168,8 @@ def semaphore_of(tag: str, n: int, client: Any = None) -> Any:
     """The ``Semaphore`` of limit ``tag`` of size ``n`` on ``client``'s cluster.
 
     ``client`` defaults to the worker running this code, else the current
-    client (``ValueError`` when there is none); one object per process,
-    scheduler and name.
+    client (``ValueError`` when there is none); one object per worker or
+    client and name.
     """
     from daskflow.engine.emit import current_worker
 
@@ -177,15 +179,15 @@ def semaphore_of(tag: str, n: int, client: Any = None) -> Any:
 
         owner = get_client()
     name = f"daskflow-limit-{tag}-{n}"  # the size in the name: a changed limit is a new one
-    key = (owner.scheduler.address, name)
-    semaphore = _semaphores.get(key)
+    semaphore = _semaphores.get(owner, {}).get(name)
     if semaphore is None:
         from distributed import Semaphore
 
         with _lock:
-            semaphore = _semaphores.get(key)
+            known = _semaphores.setdefault(owner, {})
+            semaphore = known.get(name)
             if semaphore is None:
-                semaphore = _semaphores[key] = Semaphore(
+                semaphore = known[name] = Semaphore(
                     max_leases=n, name=name, scheduler_rpc=owner.scheduler, loop=owner.loop
                 )
     return semaphore
