@@ -139,3 +139,34 @@ def test_dataframes(kernel: str, tmp_path: Path) -> None:
     assert location.parent == tmp_path / "results"
     assert location.suffix == ".parquet"
     assert location.exists()
+
+
+@pytest.mark.timeout(300)
+def test_prefect3_features(kernel: str, tmp_path: Path) -> None:
+    notebook = _execute("prefect3_features.ipynb", kernel, tmp_path)
+    cells = {cell["id"]: cell for cell in notebook.cells}
+
+    def value(cell_id: str) -> str:
+        [result] = [o for o in cells[cell_id].outputs if o["output_type"] == "execute_result"]
+        return str(result["data"]["text/plain"])
+
+    # an async flow awaited in the notebook's own loop: 0 + 10 + ... + 70
+    assert value("p3-03") == "280"
+    # a bare task call, cached the second time; no flow run
+    assert _text(cells["p3-05"]) == "49 49 49\n"
+    assert value("p3-05") == "[('square', 'CACHED', None), ('square', 'COMPLETED', None)]"
+    # artifacts from the flow and its task, on the run's record and its card
+    keys = value("p3-07")
+    for key in ("'daily-rows', 'table'", "'report-progress', 'progress'", "'report', 'markdown'"):
+        assert key in keys
+    assert "daily-rows" in _html(cells["p3-08"])
+    # a deployment served by another process ran on request
+    assert value("p3-10") == "('COMPLETED', {'name': 'daskflow'})"
+
+    store = open_store(str(tmp_path / "runs.db"))
+    try:
+        [greeting] = daskflow.runs(flow="greet", store=store)
+        [crawl] = daskflow.runs(flow="crawl", store=store)
+    finally:
+        store.close()
+    assert greeting.state.type.value == crawl.state.type.value == "COMPLETED"

@@ -8,7 +8,9 @@ Importing daskflow does no work: no cluster, no store, no network.
 """
 
 from daskflow import config as _config  # noqa: F401  (loads the daskflow.yaml defaults)
+from daskflow import runtime
 from daskflow._version import __version__
+from daskflow.api.cancelled import is_cancelled
 from daskflow.api.deployments import run_deployment
 from daskflow.api.flow import Flow, flow
 from daskflow.api.futures import MappedFuture, TaskFuture, wait
@@ -51,9 +53,11 @@ __all__ = [
     "flow",
     "get_run",
     "get_run_logger",
+    "is_cancelled",
     "quote",
     "run_deployment",
     "runs",
+    "runtime",
     "task",
     "task_runs",
     "unmapped",

@@ -14,6 +14,7 @@ message once::
     ├── ConfigurationError (ValueError)         a bad value in the daskflow config
     ├── TaskRunTimeout (TimeoutError)           an attempt passed its timeout_seconds
     ├── FlowRunTimeout (TimeoutError)           a flow run passed its timeout_seconds
+    ├── ConcurrencyTimeout (TimeoutError)       no slot of a limit came in timeout_seconds
     ├── UpstreamFailedError (RuntimeError)      a task did not run: an upstream failed
     ├── CrashedError (RuntimeError)             the infrastructure failed, not the code
     ├── CancelledRunError (RuntimeError)        the run was cancelled
@@ -38,6 +39,7 @@ __all__ = [
     "CancelError",
     "CancelledRunError",
     "ClusterConnectionError",
+    "ConcurrencyTimeout",
     "ConfigurationError",
     "CrashedError",
     "DaskflowError",
@@ -167,6 +169,15 @@ class FlowRunTimeout(DaskflowError, TimeoutError):
         self.seconds = seconds
         after = "at its deadline" if seconds is None else f"after {seconds:g} s"
         super().__init__(f"flow {flow_name!r} timed out {after}")
+
+
+class ConcurrencyTimeout(DaskflowError, TimeoutError):
+    """``concurrency(...)`` or ``rate_limit(...)`` got no slot within ``timeout_seconds``."""
+
+    def __init__(self, name: str, seconds: float) -> None:
+        self.name = name
+        self.seconds = seconds
+        super().__init__(f"no slot of concurrency limit {name!r} was free within {seconds:g} s")
 
 
 class UpstreamFailedError(DaskflowError, RuntimeError):

@@ -92,6 +92,14 @@ def _check_hooks(name: str, value: Any) -> tuple[Hook, ...]:
     return hooks
 
 
+#: The hooks tasks and flows take, each a list of functions ``fn(obj, run, state)``.
+HOOKS = ("on_completion", "on_failure", "on_running", "on_crashed", "on_cancellation")
+
+
+def _hooks(opts: dict[str, Any]) -> dict[str, tuple[Hook, ...]]:
+    return {name: _check_hooks(name, opts.get(name)) for name in HOOKS}
+
+
 def _check_retry_on(value: Any) -> tuple[type[BaseException], ...] | None:
     if value is None:
         return None
@@ -132,10 +140,14 @@ class TaskOptions:
     tags: frozenset[str] = frozenset()
     on_completion: tuple[Hook, ...] = ()
     on_failure: tuple[Hook, ...] = ()
+    on_running: tuple[Hook, ...] = ()
+    on_crashed: tuple[Hook, ...] = ()
+    on_cancellation: tuple[Hook, ...] = ()
     log_prints: bool = False
     task_run_name: str | None = None
     resources: dict[str, float] | None = field(default=None, hash=False)
     cache_key_fn: Callable[[Any, dict[str, Any]], str | None] | None = None
+    cache_policy: Any = None  # a daskflow.cache_policies.CachePolicy
     cache_expiration: float | None = None  # seconds
     refresh_cache: bool = False
     persist_result: bool | None = None  # None: the flow's choice, else True when caching
@@ -159,8 +171,7 @@ class TaskOptions:
             raise ConfigurationError("timeout_seconds", 0, "a number of seconds > 0")
         values["timeout_seconds"] = timeout
         values["tags"] = _check_tags(opts.get("tags"))
-        values["on_completion"] = _check_hooks("on_completion", opts.get("on_completion"))
-        values["on_failure"] = _check_hooks("on_failure", opts.get("on_failure"))
+        values.update(_hooks(opts))
         values["log_prints"] = bool(opts.get("log_prints") or False)
         values["task_run_name"] = _check_format("task_run_name", opts.get("task_run_name"))
         resources = opts.get("resources")
@@ -176,6 +187,7 @@ class TaskOptions:
                 "cache_key_fn", key_fn, "a function fn(context, arguments) -> str or None"
             )
         values["cache_key_fn"] = key_fn
+        values["cache_policy"] = _check_cache_policy(opts.get("cache_policy"), key_fn)
         values["cache_expiration"] = _check_expiration(opts.get("cache_expiration"))
         values["refresh_cache"] = bool(opts.get("refresh_cache") or False)
         values["batch"] = _check_batch(opts.get("batch"))
@@ -185,12 +197,37 @@ class TaskOptions:
     @property
     def caches(self) -> bool:
         """True when runs of this task look up and store cache entries."""
-        return self.cache_key_fn is not None
+        if self.cache_key_fn is not None:
+            return True
+        from daskflow.cache_policies import caches
+
+        return caches(self.cache_policy)
+
+    @property
+    def key_fn(self) -> Callable[[Any, dict[str, Any]], str | None] | None:
+        """What makes the cache key of a run: ``cache_key_fn`` or the policy (None: no caching)."""
+        if self.cache_key_fn is not None:
+            return self.cache_key_fn
+        return self.cache_policy if self.caches else None
 
     def retry_delay(self, retry_number: int) -> float:
         """Seconds to wait before retry ``retry_number`` (0 for the first retry)."""
         delays = self.retry_delay_seconds
         return delays[min(retry_number, len(delays) - 1)]
+
+
+def _check_cache_policy(value: Any, key_fn: Any) -> Any:
+    from daskflow.cache_policies import check
+
+    policy = check(value)
+    if policy is not None and key_fn is not None:
+        raise ConfigurationError(
+            "cache_policy",
+            policy,
+            "either cache_policy or cache_key_fn, not both "
+            "(CacheKeyFnPolicy(cache_key_fn=...) + another policy combines them)",
+        )
+    return policy
 
 
 def _check_batch(value: Any) -> bool | int | None:
@@ -344,6 +381,8 @@ class FlowOptions:
     cluster: Any = None
     on_completion: tuple[Hook, ...] = ()
     on_failure: tuple[Hook, ...] = ()
+    on_running: tuple[Hook, ...] = ()
+    on_crashed: tuple[Hook, ...] = ()
     on_cancellation: tuple[Hook, ...] = ()
     flow_run_name: str | None = None
     log_prints: bool = False
@@ -363,9 +402,7 @@ class FlowOptions:
         if opts.get("validate_parameters") is not None:
             values["validate_parameters"] = bool(opts["validate_parameters"])
         values["cluster"] = opts.get("cluster")
-        values["on_completion"] = _check_hooks("on_completion", opts.get("on_completion"))
-        values["on_failure"] = _check_hooks("on_failure", opts.get("on_failure"))
-        values["on_cancellation"] = _check_hooks("on_cancellation", opts.get("on_cancellation"))
+        values.update(_hooks(opts))
         values["flow_run_name"] = _check_format("flow_run_name", opts.get("flow_run_name"))
         values["log_prints"] = bool(opts.get("log_prints") or False)
         values.update(_result_options(opts))

@@ -227,8 +227,8 @@ class ShellCommand:
         deadline = attempt_deadline.get()
         started = time.monotonic()
         current = current_task_run.get()
-        task_name = current[2] if current is not None else "shell"
-        flow_run_id = current[0] if current is not None else None
+        task_name = current.task_name if current is not None else "shell"
+        flow_run_id = current.flow_run_id if current is not None else None
         try:
             return _run(command, self.env, self.cwd, deadline, flow_run_id)
         except subprocess.TimeoutExpired:

@@ -210,6 +210,8 @@ def flow(
     on_completion: Sequence[Callable[[Any, Any, Any], object]] | None = None,
     on_failure: Sequence[Callable[[Any, Any, Any], object]] | None = None,
     on_cancellation: Sequence[Callable[[Any, Any, Any], object]] | None = None,
+    on_running: Sequence[Callable[[Any, Any, Any], object]] | None = None,
+    on_crashed: Sequence[Callable[[Any, Any, Any], object]] | None = None,
     flow_run_name: str | None = None,
     log_prints: bool | None = None,
     persist_result: bool | None = None,
@@ -238,7 +240,9 @@ def flow(fn: Any = None, /, **options: Any) -> Any:
           cluster object;
         - ``on_completion``, ``on_failure``, ``on_cancellation``: hooks called
           with the final state (``on_cancellation`` when the run ends
-          ``CANCELLED``, as in Prefect);
+          ``CANCELLED``, as in Prefect); ``on_crashed`` when it ends CRASHED
+          while its process lives (before ``on_failure``); ``on_running`` as
+          each attempt starts;
         - ``flow_run_name``: a format string over the parameters;
         - ``log_prints``: ``print()`` in the flow function becomes run log
           records;

@@ -35,6 +35,7 @@ fails where every run above it can still record its end.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import sys
 import time
 import uuid
@@ -47,13 +48,16 @@ from daskflow.api.parameters import bind_parameters
 from daskflow.engine.aio import async_body
 from daskflow.engine.call import FlowRunInfo
 from daskflow.engine.cancellation import CancelToken, cancel_flow_run, close_token, open_token
-from daskflow.engine.hooks import call_hooks
+from daskflow.engine.flow_facts import FlowRunFacts, facts_of, opened
+from daskflow.engine.hooks import call_hooks, hooks_for
+from daskflow.engine.limits import snapshot
 from daskflow.engine.prints import capture_prints
 from daskflow.engine.resume import ResumePlan
 from daskflow.engine.runner import FlowRunner, current_runner, make_backend
 from daskflow.engine.timeouts import call_with_timeout
 from daskflow.errors import (
     CancelledRunError,
+    CrashedError,
     FlowRunTimeout,
     ParameterValidationError,
     ResumeError,
@@ -88,12 +92,15 @@ def run_flow(
     return_state: bool,
     resume: ResumePlan | None = None,
     scheduled: str | None = None,
+    scheduled_time: float | None = None,
 ) -> Any:
     """Run ``flow`` once (with its retries) and return its value or final state.
 
     With ``resume``, task runs reuse the stored results of the flow run it
     was made from (see :mod:`daskflow.engine.resume`). ``scheduled`` is the
-    id of a flow run ``serve`` already recorded (SCHEDULED) for this call.
+    id of a flow run ``serve`` already recorded (SCHEDULED) for this call, and
+    ``scheduled_time`` its slot (``runtime.flow_run.scheduled_start_time``;
+    default: now).
     """
     options = flow.options
     try:
@@ -123,8 +130,22 @@ def run_flow(
             return state
         raise
     token = open_token(flow_run_id, parent.flow_run_id if parent is not None else None)
+    facts = FlowRunFacts(
+        flow_run_id,
+        name,
+        flow.name,
+        parameters,
+        datetime.datetime.fromtimestamp(scheduled_time, datetime.UTC)
+        if scheduled_time is not None
+        else datetime.datetime.now(datetime.UTC),
+        parent.flow_run_id if parent is not None else None,
+        snapshot() or None,
+    )
     try:
-        with _observed(flow_run_id, flow.name, top_level=parent is None, run_name=name):
+        with (
+            opened(facts, backend.client),
+            _observed(flow_run_id, flow.name, top_level=parent is None, run_name=name),
+        ):
             return _run(
                 flow,
                 bound,
@@ -264,7 +285,18 @@ def _run(
     try:
         state, attempt = _attempts(flow, bound, backend, flow_run_id, resume, token)
     except BaseException as exc:  # a second Ctrl-C while ending, one during a retry's delay
-        _publish([StateChanged(flow_run_id, None, _ended_by(exc), attempt)])
+        ended = _ended_by(exc)
+        _publish([StateChanged(flow_run_id, None, ended, attempt)])
+        if ended.type is StateType.CRASHED:  # the process lives on long enough for these
+            info = FlowRunInfo(
+                flow_run_id,
+                run_name,
+                flow.name,
+                parameters,
+                parent.flow_run_id if parent else None,
+                attempt,
+            )
+            call_hooks(options.on_crashed, flow, info, ended)
         bus.flush()
         raise
     _publish([StateChanged(flow_run_id, None, state, attempt)])
@@ -277,13 +309,7 @@ def _run(
         attempt,
         backend.panel_url(flow_run_id),
     )
-    if state.is_failed():
-        hooks = options.on_failure
-    elif state.type is StateType.CANCELLED:
-        hooks = options.on_cancellation
-    else:
-        hooks = options.on_completion
-    call_hooks(hooks, flow, info, state)
+    call_hooks(hooks_for(options, state), flow, info, state)
     bus.flush()
     if return_state and not (
         state.type is StateType.CRASHED and isinstance(state.data, _INTERRUPTS)
@@ -319,8 +345,7 @@ def _attempts(
         state, reusable = _attempt(flow, bound, backend, flow_run_id, attempt, resume, token)
         if (
             state.is_failed()
-            and state.type is not StateType.CRASHED
-            and isinstance(state.data, Exception | None)  # a bare BaseException: never again
+            and isinstance(state.data, Exception | None)  # an interrupt: never again
             and attempt <= options.retries
             and not token.cancelled
         ):
@@ -415,6 +440,19 @@ def _attempt(
         runner.deadline = time.time() + options.timeout_seconds
     with runner:
         _publish([StateChanged(flow_run_id, None, State(StateType.RUNNING), attempt)])
+        if options.on_running:
+            facts = facts_of(flow_run_id)
+            assert facts is not None  # opened by run_flow
+            info = FlowRunInfo(
+                flow_run_id,
+                facts.name,
+                flow.name,
+                dict(bound.arguments),
+                facts.parent_flow_run_id,
+                attempt,
+                runner.panel_url,
+            )
+            call_hooks(options.on_running, flow, info, State(StateType.RUNNING))
         get_run_logger().info(
             "flow run %s started (attempt %d) on %s",
             flow_run_id,
@@ -457,13 +495,14 @@ def _outcome(flow: Any, bound: Any, runner: FlowRunner) -> State:
             # the UPSTREAM_FAILED of a run downstream of it, when the root is unhandled too
             roots = [s for s in unhandled if s.type is not StateType.UPSTREAM_FAILED]
             first = (roots or unhandled)[0]
+            crashed = first.type is StateType.CRASHED  # the infrastructure, not the code
             return State(
-                StateType.FAILED,
+                StateType.CRASHED if crashed else StateType.FAILED,
                 message=f"{len(unhandled)} task run(s) failed; first: {first.message}",
                 error_type=first.error_type,
                 error_message=first.error_message,
                 traceback=first.traceback,
-                data=first.exception(),
+                data=_as_exception(first.exception(), runner.flow_run_id),
             )
         return State(StateType.COMPLETED, data=value)
     except FlowRunTimeout as exc:  # at the deadline, or code in the flow waiting when it passed
@@ -474,6 +513,20 @@ def _outcome(flow: Any, bound: Any, runner: FlowRunner) -> State:
         runner.cancel_all()
         runner.conclude()
         return _ended_by(exc)
+
+
+def _as_exception(exc: BaseException | None, flow_run_id: str) -> BaseException | None:
+    """A task run's error as its flow run's: an interrupt raised on a worker is not this process's.
+
+    ``SystemExit`` or ``KeyboardInterrupt`` in a task the flow never waited on
+    ends the flow run CRASHED with a :class:`~daskflow.errors.CrashedError`
+    caused by it, so the flow's caller is not interrupted by another thread's exit.
+    """
+    if exc is None or isinstance(exc, Exception):
+        return exc
+    error = CrashedError(f"flow run {flow_run_id}", f"a task run raised {type(exc).__name__}")
+    error.__cause__ = exc
+    return error
 
 
 def _cancelled(token: CancelToken) -> State:

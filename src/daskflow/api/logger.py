@@ -35,10 +35,13 @@ def get_run_logger() -> logging.LoggerAdapter[logging.Logger]:
     install()
     task_run = current_task_run.get()
     if task_run is not None:
-        flow_run_id, task_run_id, task_name = task_run
         return logging.LoggerAdapter(
             logging.getLogger(f"{ROOT}.task_run"),
-            {"flow_run_id": flow_run_id, "task_run_id": task_run_id, "task_name": task_name},
+            {
+                "flow_run_id": task_run.flow_run_id,
+                "task_run_id": task_run.task_run_id,
+                "task_name": task_run.task_name,
+            },
         )
     runner = current_runner()
     if runner is not None:

@@ -17,7 +17,7 @@ import re
 import sys
 import weakref
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from daskflow.api.futures import MappedFuture, TaskFuture
 from daskflow.engine.attempt import TaskFailure
@@ -27,6 +27,9 @@ from daskflow.errors import NoFlowRunError, NotATaskError
 from daskflow.graph.arguments import Collector, build_call
 from daskflow.options import TaskOptions, with_changes
 from daskflow.tracebacks import code_files
+
+if TYPE_CHECKING:
+    from daskflow.cache_policies import CachePolicy
 
 __all__ = ["Task", "task"]
 
@@ -313,10 +316,14 @@ def task(
     tags: Iterable[str] | None = None,
     on_completion: Sequence[Callable[[Any, Any, Any], object]] | None = None,
     on_failure: Sequence[Callable[[Any, Any, Any], object]] | None = None,
+    on_running: Sequence[Callable[[Any, Any, Any], object]] | None = None,
+    on_crashed: Sequence[Callable[[Any, Any, Any], object]] | None = None,
+    on_cancellation: Sequence[Callable[[Any, Any, Any], object]] | None = None,
     log_prints: bool | None = None,
     task_run_name: str | None = None,
     resources: dict[str, float] | None = None,
     cache_key_fn: Callable[[Any, dict[str, Any]], str | None] | None = None,
+    cache_policy: CachePolicy | None = None,
     cache_expiration: datetime.timedelta | float | None = None,
     refresh_cache: bool | None = None,
     persist_result: bool | None = None,
@@ -346,13 +353,18 @@ def task(fn: Any = None, /, **options: Any) -> Any:
         - ``tags``: strings, for concurrency limits and filtering runs;
         - ``on_completion``, ``on_failure``: hooks ``fn(task, task_run, state)``
           called with the final state (a failing hook is logged, never breaks
-          the run);
+          the run); ``on_crashed`` (CRASHED, before ``on_failure``) and
+          ``on_cancellation`` (CANCELLED) likewise; ``on_running`` where the
+          task runs, before each attempt's body;
         - ``log_prints``: ``print()`` inside the task becomes run log records;
         - ``task_run_name``: a format string over the arguments, e.g.
           ``"extract-{day}"``;
         - ``resources``: Dask worker resources, e.g. ``{"GPU": 1}``;
         - ``cache_key_fn``: ``fn(context, arguments) -> str | None``; runs with
           equal keys share one stored result (:func:`daskflow.cache.task_input_hash`);
+        - ``cache_policy``: what the key is made of, as in Prefect 3
+          (:mod:`daskflow.cache_policies`: ``INPUTS + TASK_SOURCE``, ...); not
+          together with ``cache_key_fn``;
         - ``cache_expiration``: a ``timedelta`` (or seconds) past which a cached
           result is not reused;
         - ``refresh_cache``: run anyway and overwrite the cached result;

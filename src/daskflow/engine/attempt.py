@@ -41,10 +41,11 @@ from daskflow.engine.caching import prepare, store
 from daskflow.engine.call import CallSpec, TaskRunInfo
 from daskflow.engine.collections import describe_collection, persist_collection
 from daskflow.engine.emit import emit, worker_address
-from daskflow.engine.hooks import call_hooks, call_safely
+from daskflow.engine.hooks import call_hooks, call_safely, hooks_for
 from daskflow.engine.limits import held
 from daskflow.engine.prints import capture_prints
-from daskflow.engine.run_logs import LOG, current_task_run
+from daskflow.engine.run_logs import LOG
+from daskflow.engine.task_context import TaskRunContext, current_task_run
 from daskflow.engine.timeouts import attempt_deadline, call_with_timeout
 from daskflow.errors import (
     CancelledRunError,
@@ -337,8 +338,7 @@ def _finish(
     failed = state.type.is_failed
     cancelled = state.type is StateType.CANCELLED
     log.event(state, attempt, None if failed or cancelled else _size_of(value), details)
-    options = spec.task.options
-    hooks = options.on_failure if failed else () if cancelled else options.on_completion
+    hooks = hooks_for(spec.task.options, state)
     if hooks:
         call_hooks(hooks, spec.task, _info(spec, attempt, args, kwargs), state)
     return TaskFailure(state, spec.run_name, root) if failed or cancelled else value
@@ -359,7 +359,6 @@ def run_task(spec: CallSpec, *upstream_values: Any) -> Any:
     The task's value, or a :class:`TaskFailure`.
     """
     log = _Attempts(spec)
-    task = spec.task
     upstream: Sequence[Any] = upstream_values
     if spec.fail_with is not None:
         state = State.from_exception(StateType.FAILED, spec.fail_with)
@@ -379,7 +378,7 @@ def run_task(spec: CallSpec, *upstream_values: Any) -> Any:
             break
 
     args, kwargs = spec.bind(upstream)
-    token = current_task_run.set((spec.flow_run_id, spec.task_run_id, task.name))
+    token = current_task_run.set(TaskRunContext(spec, args, kwargs))
     try:
         if spec.results is None:
             return _attempts(spec, log, args, kwargs, None)
@@ -405,10 +404,16 @@ def _attempts(
     task = spec.task
     options = task.options
     fn = task.fn
+    context = current_task_run.get()
     attempt = 0
     while True:
         attempt += 1
         log.event(State(StateType.RUNNING), attempt)
+        if context is not None:
+            context.attempt = attempt
+        if options.on_running:
+            running = State(StateType.RUNNING)
+            call_hooks(options.on_running, task, _info(spec, attempt, args, kwargs), running)
         try:
             with held(spec.limits):
                 if options.log_prints:

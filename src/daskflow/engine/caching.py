@@ -88,7 +88,7 @@ def policy_for(options: Any, flow_persist: bool | None, flow_storage: str | None
     return ResultPolicy(
         storage=storage,
         persist=True,
-        cache_key_fn=options.cache_key_fn,
+        cache_key_fn=options.key_fn,
         expiration=options.cache_expiration,
         refresh=options.refresh_cache,
     )

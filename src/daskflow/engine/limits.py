@@ -16,32 +16,62 @@ tags takes their slots in one global order (sorted by tag), so two runs can
 never each hold a slot the other waits for: no deadlock.
 
 Under ``cluster="sync"`` runs go one at a time anyway: limits do nothing.
+
+The same names serve code that asks for slots itself
+(:mod:`daskflow.concurrency.sync`: ``with concurrency("db")``, and
+``rate_limit("api")`` on a limit with ``slot_decay_per_second``): one
+namespace, one ``Semaphore`` per name. :func:`limit_of` reads a name's limit
+where it was set, in config, or, on a worker, in the limits the flow run
+shipped with its facts (:mod:`daskflow.engine.flow_facts`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import numbers
 import threading
-from collections.abc import Iterable, Iterator
-from typing import Any
+import weakref
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, NamedTuple
 
 from daskflow.errors import ConfigurationError
 
-__all__ = ["concurrency_limit", "held", "limits_for"]
+__all__ = [
+    "Limit",
+    "concurrency_limit",
+    "held",
+    "limit_of",
+    "limits_for",
+    "semaphore_of",
+    "snapshot",
+]
 
 Limits = tuple[tuple[str, int], ...]
 
-_limits: dict[str, int] = {}
-_semaphores: dict[str, Any] = {}
+
+class Limit(NamedTuple):
+    """A named limit: at most ``n`` slots; ``decay`` slots free themselves per second (or None)."""
+
+    n: int
+    decay: float | None = None
+
+
+_limits: dict[str, Limit] = {}
+# per worker or client (a closed client's semaphores go with it), per limit name
+_semaphores: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 
 
-def concurrency_limit(tag: str, n: int) -> None:
+def concurrency_limit(tag: str, n: int, slot_decay_per_second: float | None = None) -> None:
     """Allow at most ``n`` task runs tagged ``tag`` to run at once, cluster-wide.
 
     Set it in the process that runs flows, before they run; it applies to task
-    runs submitted from then on. Config ``daskflow.concurrency-limits`` (a
-    mapping of tag to number) does the same without code.
+    runs submitted from then on, and to ``with concurrency(tag):`` blocks
+    (:mod:`daskflow.concurrency.sync`). Config ``daskflow.concurrency-limits``
+    (a mapping of tag to number, or to ``{limit: n, slot-decay-per-second: d}``)
+    does the same without code. With ``slot_decay_per_second`` the limit is
+    also a rate limit: ``rate_limit(tag)`` takes slots that free themselves,
+    ``d`` per second.
 
     Examples
     --------
@@ -53,21 +83,61 @@ def concurrency_limit(tag: str, n: int) -> None:
     """
     if not isinstance(tag, str) or not tag:
         raise ConfigurationError("concurrency_limit tag", tag, "a non-empty string")
+    _limits[tag] = _checked(tag, n, slot_decay_per_second)
+
+
+def _checked(tag: str, n: Any, decay: Any) -> Limit:
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ConfigurationError(f"concurrency limit of tag {tag!r}", n, "a whole number >= 1")
-    _limits[tag] = n
+    if decay is not None and (
+        isinstance(decay, bool) or not isinstance(decay, numbers.Real) or decay <= 0
+    ):
+        raise ConfigurationError(
+            f"slot_decay_per_second of limit {tag!r}", decay, "a number of slots per second > 0"
+        )
+    return Limit(n, None if decay is None else float(decay))
+
+
+def _configured(name: str) -> Limit | None:
+    from daskflow import config
+
+    value = (config.get("concurrency-limits") or {}).get(name)
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        return _checked(name, value.get("limit"), value.get("slot-decay-per-second"))
+    return _checked(name, value, None)
+
+
+def limit_of(name: str) -> Limit | None:
+    """The limit named ``name``: set in code, in config, or shipped by the current flow run."""
+    limit = _limits.get(name) or _configured(name)
+    if limit is not None:
+        return limit
+    from daskflow.engine.flow_facts import facts_of
+    from daskflow.runtime.flow_run import current_id
+
+    facts = facts_of(current_id())
+    shipped = facts.limits.get(name) if facts is not None and facts.limits else None
+    return Limit(*shipped) if shipped is not None else None
+
+
+def snapshot() -> dict[str, tuple[int, float | None]]:
+    """The limits this process knows (code, then config), shipped with a flow run's facts."""
+    from daskflow import config
+
+    names = [*(config.get("concurrency-limits") or {}), *_limits]
+    found = {name: limit_of(name) for name in dict.fromkeys(names)}
+    return {name: (limit.n, limit.decay) for name, limit in found.items() if limit is not None}
 
 
 def limits_for(tags: Iterable[str]) -> Limits:
     """The limits that apply to a task with ``tags``, in the order they are taken."""
-    from daskflow import config
-
-    configured = config.get("concurrency-limits") or {}
     found = []
     for tag in tags:
-        n = _limits.get(tag, configured.get(tag))
-        if n is not None:
-            found.append((tag, int(n)))
+        limit = _limits.get(tag) or _configured(tag)
+        if limit is not None:
+            found.append((tag, limit.n))
     return tuple(sorted(found))
 
 
@@ -85,7 +155,7 @@ def held(limits: Limits) -> Iterator[None]:
     taken = []
     try:
         for tag, n in limits:
-            semaphore = _semaphore(tag, n)
+            semaphore = semaphore_of(tag, n)
             semaphore.acquire()
             taken.append(semaphore)
         yield
@@ -94,14 +164,30 @@ def held(limits: Limits) -> Iterator[None]:
             semaphore.release()
 
 
-def _semaphore(tag: str, n: int) -> Any:
+def semaphore_of(tag: str, n: int, client: Any = None) -> Any:
+    """The ``Semaphore`` of limit ``tag`` of size ``n`` on ``client``'s cluster.
+
+    ``client`` defaults to the worker running this code, else the current
+    client (``ValueError`` when there is none); one object per worker or
+    client and name.
+    """
+    from daskflow.engine.emit import current_worker
+
+    owner = client if client is not None else current_worker()
+    if owner is None:
+        from distributed import get_client
+
+        owner = get_client()
     name = f"daskflow-limit-{tag}-{n}"  # the size in the name: a changed limit is a new one
-    semaphore = _semaphores.get(name)
+    semaphore = _semaphores.get(owner, {}).get(name)
     if semaphore is None:
         from distributed import Semaphore
 
         with _lock:
-            semaphore = _semaphores.get(name)
+            known = _semaphores.setdefault(owner, {})
+            semaphore = known.get(name)
             if semaphore is None:
-                semaphore = _semaphores[name] = Semaphore(max_leases=n, name=name)
+                semaphore = known[name] = Semaphore(
+                    max_leases=n, name=name, scheduler_rpc=owner.scheduler, loop=owner.loop
+                )
     return semaphore

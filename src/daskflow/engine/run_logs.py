@@ -19,22 +19,18 @@ the console shows them from their events, once, wherever they were written
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import threading
 import traceback
 
 from daskflow.engine.emit import emit
+from daskflow.engine.task_context import current_task_run
 
 __all__ = ["LOG", "ROOT", "RunLogHandler", "current_task_run", "install"]
 
 LOG = "LOG"
 ROOT = "daskflow.runs"
 
-#: (flow_run_id, task_run_id, task_name) of the task run executing in this context
-current_task_run: contextvars.ContextVar[tuple[str, str, str] | None] = contextvars.ContextVar(
-    "daskflow_task_run", default=None
-)
 
 _installed = threading.Lock()
 _handler: RunLogHandler | None = None
@@ -50,7 +46,7 @@ class RunLogHandler(logging.Handler):
             task_run = current_task_run.get()
             if task_run is None:
                 return  # not inside a run: the usual handlers still get it
-            flow_run_id, task_run_id, _ = task_run
+            flow_run_id, task_run_id = task_run.flow_run_id, task_run.task_run_id
         try:
             message = record.getMessage()
             if record.exc_info:

@@ -46,13 +46,14 @@ from daskflow.engine.cancellation import CancelToken
 from daskflow.engine.chunks import durations
 from daskflow.engine.cluster import SYNC, resolve_client
 from daskflow.engine.emit import event_state, local_sink
-from daskflow.engine.hooks import call_hooks
+from daskflow.engine.hooks import call_hooks, hooks_for
 from daskflow.engine.limits import limits_for
 from daskflow.engine.resume import Identities, Identity, ResumePlan
 from daskflow.engine.run_logs import LOG
 from daskflow.engine.runs import TaskRun
 from daskflow.errors import FlowRunTimeout
 from daskflow.observers.events import LogEmitted, StateChanged, TaskRunCreated, bus
+from daskflow.options import HOOKS
 from daskflow.states import State, StateType
 
 __all__ = ["FlowRunner", "current_runner", "make_backend"]
@@ -227,7 +228,7 @@ class FlowRunner:
         spec = run.spec
         if spec is not None:
             options = run.task.options
-            if options.on_failure or options.on_completion:  # what hooks (alerts) name
+            if any(getattr(options, hook) for hook in HOOKS):  # what hooks (alerts) name
                 spec.flow_name, spec.panel_url = self.flow_name, self.panel_url
             if options.tags:
                 limits = self._limits.get(run.task)
@@ -574,9 +575,9 @@ class FlowRunner:
                 missing.append(
                     StateChanged(self.flow_run_id, run.id, state, run.attempt, run.worker)
                 )
-            if state.type.is_failed and run.task.options.on_failure:
-                # the wrapper never reached its hooks (a dead worker, a Dask error)
-                call_hooks(run.task.options.on_failure, run.task, self._info(run), state)
+            hooks = hooks_for(run.task.options, state) if state.type.is_failed else ()
+            if hooks:  # the wrapper never reached its hooks (a dead worker, a Dask error)
+                call_hooks(hooks, run.task, self._info(run), state)
         if bus.active:
             bus.publish(rebuilt + missing)
         return failed

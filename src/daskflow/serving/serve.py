@@ -365,7 +365,14 @@ class _Server:
         logger.info("starting flow run %s (%.3f s after its %s)", slot.flow_run_id[:8], late, what)
         parameters = self.parameters if slot.parameters is None else slot.parameters
         try:
-            state = run_flow(self.flow, (), dict(parameters), True, scheduled=slot.flow_run_id)
+            state = run_flow(
+                self.flow,
+                (),
+                dict(parameters),
+                True,
+                scheduled=slot.flow_run_id,
+                scheduled_time=slot.when.timestamp(),
+            )
             took = time.time() - slot.when.timestamp() - late
             log = logger.info if state.is_completed() else logger.warning
             log("flow run %s ended %s in %.2f s", slot.flow_run_id[:8], state.type.value, took)
