@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import dask
 import pytest
 
 import daskflow
@@ -69,6 +70,8 @@ def test_an_async_flow_is_awaited_where_a_loop_runs(cluster):
         return [await crawl.with_options(cluster=cluster)(1) for _ in range(2)]
 
     assert asyncio.run(notebook_cell()) == [102, [100, 100]]
+    # flows side by side leave dask's process-wide scheduler setting as it was
+    assert dask.config.get("scheduler", None) is None
 
 
 def test_subflows_either_way(processes_client):

@@ -34,7 +34,7 @@ import time
 import uuid
 import weakref
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from daskflow import config
@@ -96,6 +96,26 @@ def route(flow_run_id: str, events: list[tuple[Any, ...]], client: Any) -> None:
     runner = _live.get(flow_run_id)
     if runner is not None and client is runner.backend.client:
         runner.on_task_events(events)
+
+
+@contextlib.contextmanager
+def _as_current(client: Any) -> Iterator[None]:
+    """``client.as_current()`` for this context only.
+
+    ``Client.as_current`` also sets ``dask.config``'s ``scheduler`` for the
+    whole process, and restores it on exit: flows running side by side in
+    threads (async flows gathered, ``serve`` with a limit above 1) restore
+    each other's values in the wrong order and leave it set for good. Dask
+    finds the context's client without it (``get_client`` reads the same
+    context variable).
+    """
+    from distributed.client import _current_client
+
+    token = _current_client.set(client)
+    try:
+        yield
+    finally:
+        _current_client.reset(token)
 
 
 def make_backend(cluster: Any) -> SyncBackend | DistributedBackend:
@@ -164,7 +184,7 @@ class FlowRunner:
         self._context.enter_context(local_sink(_weak_sink(self)))
         if self.backend.client is not None:
             # ``ddf.compute()`` in the flow function runs where the flow's tasks run
-            self._context.enter_context(self.backend.client.as_current())
+            self._context.enter_context(_as_current(self.backend.client))
         return self
 
     def __exit__(self, *exc: object) -> None:
