@@ -6,17 +6,19 @@
     daskflow [--store URL] runs logs ID [--task NAME] [--limit N | --tail N] [--json]
     daskflow [--store URL] runs retry ID [--flow-file FILE.py] [--cluster SPEC] [--json]
     daskflow [--store URL] runs cancel ID [--wait SECONDS] [--json]
+    daskflow [--store URL] artifacts list [--key KEY] [--limit N] [--json]
+    daskflow [--store URL] artifacts show KEY [--all] [--json]
     daskflow [--store URL] serve FILE.py[:FLOW] (--cron EXPR | --interval D) [-p KEY=VALUE ...]
     daskflow [--store URL] dashboard [--port P] [--host H]
 
-Built with click; one module per command family (:mod:`.run`, :mod:`.runs`)
-and one for what they print (:mod:`.output`: rich tables for people, ``--json``
-for scripts). ``--store`` overrides the configured run store (config
+Built with click; one module per command family (:mod:`.run`, :mod:`.runs`,
+:mod:`.artifacts` ...) and one for what they print (:mod:`.output`: rich tables
+for people, ``--json`` for scripts). ``--store`` overrides the configured run store (config
 ``daskflow.store``, env ``DASKFLOW_STORE``) for reads *and* for the runs that
 ``daskflow run`` records.
 
 Exit codes: 0 success; 1 the flow run failed (or another error, printed);
-2 bad usage or bad input — an unknown file, flow, parameter or run id.
+2 bad usage or bad input — an unknown file, flow, parameter, run id or artifact key.
 daskflow's own errors reach here as exceptions and become click's errors in
 one place (:class:`_Group`), with their message and nothing else.
 """
@@ -30,6 +32,7 @@ from typing import Any
 import click
 
 from daskflow._version import __version__
+from daskflow.cli.artifacts import artifacts_group
 from daskflow.cli.dashboard import dashboard_command
 from daskflow.cli.run import run_command
 from daskflow.cli.runs import runs_group
@@ -81,6 +84,7 @@ cli.add_command(run_command)
 cli.add_command(runs_group)
 cli.add_command(dashboard_command)
 cli.add_command(serve_command)
+cli.add_command(artifacts_group)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,14 +1,16 @@
 """The SQL store's tables, and how an existing database is recognised.
 
-Six tables (SQLAlchemy Core, no ORM)::
+Seven tables (SQLAlchemy Core, no ORM)::
 
-    meta         key, value                   ("schema_version", "4")
+    meta         key, value                   ("schema_version", "5")
     flow_runs    id, names, parameters (JSON), created, status columns, heartbeat,
                  resumed_from, entrypoint, scheduled_time, cancel_requested
     task_runs    seq, id, flow_run_id, names, tags (JSON), created, status columns
     transitions  seq, flow_run_id, task_run_id, state, timestamp, ... details (JSON)
     logs         seq, flow_run_id, task_run_id, timestamp, level, logger, message
     replayed     id, replayed                 (journal batches written: see store.journal)
+    artifacts    seq, id, key, type, data (JSON), description, created, updated,
+                 flow_run_id, task_run_id     (daskflow.artifacts: see store.artifacts)
 
 The "status columns" of both run tables are those of
 :class:`daskflow.store.fold.RunStatus` (``result`` is the stored result's
@@ -28,7 +30,7 @@ the columns later versions brought, empty: version 2 ``result``,
 ``resumed_from`` and ``entrypoint``; version 3 ``scheduled_time`` (the slot of
 a run started by ``serve``) and ``cancel_requested``; version 4 the
 ``replayed`` table (ids of the journal batches written, so that a journal
-replayed twice is written once).
+replayed twice is written once); version 5 the ``artifacts`` table.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from .base import error_reason
 
 __all__ = [
     "SCHEMA_VERSION",
+    "artifacts",
     "create_schema",
     "error_reason",
     "flow_runs",
@@ -57,7 +60,7 @@ __all__ = [
 ]
 
 #: Version of the tables below; stored in ``meta``. Bump it (and migrate) on change.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 metadata = sa.MetaData()
 _Seq = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite: an alias of rowid
@@ -164,9 +167,32 @@ replayed = sa.Table(
     sa.Column("replayed", _Time, nullable=False),
 )
 
+# -- schema version 5: artifacts (daskflow.artifacts; queries in store.artifacts) --------
+# ``key`` is None for an artifact without one; ``updated`` is when its data last
+# changed (a progress artifact is updated in place); the run ids are None for an
+# artifact created outside any run. The indexes serve a key's history, the
+# latest artifact of each key, and a flow run's artifacts, newest first.
+artifacts = sa.Table(
+    "artifacts",
+    metadata,
+    sa.Column("seq", _Seq, primary_key=True, autoincrement=True),
+    sa.Column("id", _Id, nullable=False, unique=True),
+    sa.Column("key", sa.String(255)),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Column("description", sa.Text),
+    sa.Column("created", _Time, nullable=False),
+    sa.Column("updated", _Time, nullable=False),
+    sa.Column("flow_run_id", _Id),
+    sa.Column("task_run_id", _Id),
+    sa.Index("ix_artifacts_key_created", "key", "created"),
+    sa.Index("ix_artifacts_flow_created", "flow_run_id", "created"),
+)
+
 _TABLES = frozenset(metadata.tables)
 #: Tables each schema version added: created on upgrade.
 _TABLES_ADDED: dict[int, tuple[sa.Table, ...]] = {4: (replayed,)}
+_TABLES_ADDED[5] = (*_TABLES_ADDED.get(5, ()), artifacts)  # version 5: artifacts
 
 
 def inspect_schema(conn: sa.Connection, where: str) -> Literal["empty", "current", "older"]:
