@@ -27,6 +27,8 @@ COMMANDS = [
     "runs logs",
     "runs retry",
     "runs cancel",
+    "artifacts list",
+    "artifacts show",
     "serve",
     "deployments list",
     "deployments run",

@@ -633,7 +633,7 @@ def test_a_newer_schema_is_refused_and_left_untouched(sql_url: str) -> None:
     assert str(pickle.loads(pickle.dumps(info.value))) == str(info.value)
 
 
-@pytest.mark.parametrize("version", [1, 2, 3])
+@pytest.mark.parametrize("version", [1, 2, 3, 4])
 def test_an_older_store_is_upgraded_and_keeps_its_runs(sql_url: str, version: int) -> None:
     from daskflow.store.schema import _ADDED, _TABLES_ADDED, SCHEMA_VERSION
 

@@ -27,7 +27,8 @@ message once::
     ├── ResultStorageError (OSError)            a result cannot be written to or read from storage
     ├── ResumeError (ValueError)                a flow run cannot be resumed (wrong flow, not over)
     ├── CancelError (ValueError)                a flow run cannot be cancelled (it has ended)
-    └── ScheduleError (ValueError)              a bad cron string, interval or timezone for serve
+    ├── ScheduleError (ValueError)              a bad cron string, interval or timezone for serve
+    └── ArtifactError (ValueError)              a bad artifact key, table or id; no such artifact
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from collections.abc import Iterable
 from typing import Any
 
 __all__ = [
+    "ArtifactError",
     "CancelError",
     "CancelledRunError",
     "ClusterConnectionError",
@@ -351,3 +353,18 @@ class CancelError(DaskflowError, ValueError):
         self.run_id = run_id
         self.reason = reason
         super().__init__(f"cannot cancel flow run {run_id}: {reason}")
+
+
+class ArtifactError(DaskflowError, ValueError):
+    """An artifact cannot be created, updated or found.
+
+    A key that is not lowercase letters, digits and dashes, a table that is
+    not a list of dicts, a dict of lists or a DataFrame, an id that is not an
+    artifact id, or (reading) no artifact of that key. ``subject`` names the
+    artifact (its key, or what was given), ``reason`` what is wrong.
+    """
+
+    def __init__(self, subject: str, reason: str) -> None:
+        self.subject = subject
+        self.reason = reason
+        super().__init__(f"artifact {subject}: {reason}")

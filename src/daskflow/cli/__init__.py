@@ -6,6 +6,8 @@
     daskflow [--store URL] runs logs ID [--task NAME] [--limit N | --tail N] [--json]
     daskflow [--store URL] runs retry ID [--flow-file FILE.py] [--cluster SPEC] [--json]
     daskflow [--store URL] runs cancel ID [--wait SECONDS] [--json]
+    daskflow [--store URL] artifacts list [--key KEY] [--limit N] [--json]
+    daskflow [--store URL] artifacts show KEY [--all] [--json]
     daskflow [--store URL] serve FILE.py[:FLOW] (--cron EXPR | --interval D) [-p KEY=VALUE ...]
     daskflow [--store URL] serve FILE.py[:FLOW] --name NAME [--cron EXPR | --interval D]
     daskflow [--store URL] deployments list [--json]
@@ -13,14 +15,14 @@
     daskflow [--store URL] dashboard [--port P] [--host H]
     daskflow [--store URL] task-runs list [--task NAME] [--state S] [--limit N] [--json]
 
-Built with click; one module per command family (:mod:`.run`, :mod:`.runs`)
-and one for what they print (:mod:`.output`: rich tables for people, ``--json``
-for scripts). ``--store`` overrides the configured run store (config
+Built with click; one module per command family (:mod:`.run`, :mod:`.runs`,
+:mod:`.artifacts` ...) and one for what they print (:mod:`.output`: rich tables
+for people, ``--json`` for scripts). ``--store`` overrides the configured run store (config
 ``daskflow.store``, env ``DASKFLOW_STORE``) for reads *and* for the runs that
 ``daskflow run`` records.
 
 Exit codes: 0 success; 1 the flow run failed (or another error, printed);
-2 bad usage or bad input — an unknown file, flow, parameter or run id.
+2 bad usage or bad input — an unknown file, flow, parameter, run id or artifact key.
 daskflow's own errors reach here as exceptions and become click's errors in
 one place (:class:`_Group`), with their message and nothing else.
 """
@@ -34,6 +36,7 @@ from typing import Any
 import click
 
 from daskflow._version import __version__
+from daskflow.cli.artifacts import artifacts_group
 from daskflow.cli.dashboard import dashboard_command
 from daskflow.cli.deployments import deployments_group
 from daskflow.cli.run import run_command
@@ -89,6 +92,7 @@ cli.add_command(dashboard_command)
 cli.add_command(serve_command)
 cli.add_command(task_runs_group)
 cli.add_command(deployments_group)
+cli.add_command(artifacts_group)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

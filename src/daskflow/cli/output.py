@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from daskflow.history import STATE_COLORS, FlowRun, LogRecord, TaskRun
+from daskflow.history import STATE_COLORS, Artifact, FlowRun, LogRecord, TaskRun
 from daskflow.states import StateType
 
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from rich.text import Text
 
 __all__ = [
+    "artifact_dict",
     "console",
     "echo_json",
     "flow_run_dict",
@@ -139,4 +140,20 @@ def log_dict(record: LogRecord) -> dict[str, Any]:
         "task_name": record.task_name,
         "task_run_id": record.task_run_id,
         "flow_run_id": record.flow_run_id,
+    }
+
+
+def artifact_dict(artifact: Artifact) -> dict[str, Any]:
+    """An artifact as plain JSON-able values (``data`` as it was stored)."""
+    return {
+        "id": artifact.id,
+        "key": artifact.key,
+        "type": artifact.type,
+        "description": artifact.description,
+        "data": artifact.data,
+        "created": _iso(artifact.created),
+        "updated": _iso(artifact.updated),
+        "flow_run_id": artifact.flow_run_id,
+        "task_run_id": artifact.task_run_id,
+        "task_name": artifact.task_name,
     }

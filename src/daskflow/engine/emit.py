@@ -23,7 +23,10 @@ goes depends on where the wrapper runs:
 An event is a plain tuple:
 ``(flow_run_id, task_run_id, state_type, timestamp, attempt, worker,
 message, error_type, error_message, traceback, size, details)`` (``details``:
-a dict, e.g. where the result was stored, or None). A batch travels as one
+a dict, e.g. where the result was stored, or None); log records
+(:mod:`daskflow.engine.run_logs`) and artifacts
+(:mod:`daskflow.engine.run_artifacts`) travel the same way as tuples of their
+own, with ``"LOG"`` or ``"ARTIFACT..."`` for a state. A batch travels as one
 pickle (:func:`pack_events`): the scheduler relays it as bytes instead of
 decoding thousands of tuples and encoding them again for each client, and the
 logs of recent messages it keeps for debugging hold one bytes object per

@@ -49,6 +49,8 @@ from daskflow.engine.emit import event_state, local_sink
 from daskflow.engine.hooks import call_hooks, hooks_for
 from daskflow.engine.limits import limits_for
 from daskflow.engine.resume import Identities, Identity, ResumePlan
+from daskflow.engine.run_artifacts import KINDS as ARTIFACT_KINDS
+from daskflow.engine.run_artifacts import to_event as artifact_event
 from daskflow.engine.run_logs import LOG
 from daskflow.engine.runs import TaskRun
 from daskflow.errors import FlowRunTimeout
@@ -511,6 +513,10 @@ class FlowRunner:
             if event[2] == LOG:
                 if publish:
                     changes.append(LogEmitted(*event[:2], *event[3:7]))
+                continue
+            if event[2] in ARTIFACT_KINDS:
+                if publish:
+                    changes.append(artifact_event(event))
                 continue
             run = by_id.get(event[1])
             if run is None:

@@ -8,11 +8,13 @@ the (possibly millions of) task runs behind a flow run::
     runs(flow=..., state=..., limit=100)  -> list[FlowRun]    newest first
     get_run("1a2b3c4d")                   -> FlowRun          id or unique prefix
     task_runs(task=..., state=..., limit=50) -> list[TaskRun] newest first, bare included
+    read_artifacts(key=..., latest=...)   -> list[Artifact]   newest first
     FlowRun                                                   (records.py)
     ├── .state .parameters .start_time .end_time .duration   from its row, at once
     ├── .task_runs    -> list[TaskRun]      read on first access, then kept
     ├── .logs         -> list[LogRecord]    read on first access, then kept
     ├── .transitions  -> list[Transition]   the flow run's own state changes
+    ├── .artifacts    -> list[Artifact]     its and its task runs' artifacts
     ├── .task_counts() -> {task: {state: n}} one grouped query, never the rows
     ├── .to_pandas()  -> one row per task run, built column-wise in one go
     └── ._repr_html_() the notebook card    (display.py: colours, durations, HTML)
@@ -30,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from daskflow.errors import ConfigurationError, RunNotFoundError
 from daskflow.history.display import STATE_COLORS, format_duration, safe_url
-from daskflow.history.records import FlowRun, LogRecord, TaskRun, Transition
+from daskflow.history.records import Artifact, FlowRun, LogRecord, TaskRun, Transition
 from daskflow.states import StateType
 
 if TYPE_CHECKING:
@@ -38,12 +40,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "STATE_COLORS",
+    "Artifact",
     "FlowRun",
     "LogRecord",
     "TaskRun",
     "Transition",
     "format_duration",
     "get_run",
+    "read_artifacts",
     "runs",
     "task_runs",
 ]
@@ -189,3 +193,35 @@ def get_run(run_id: str, *, store: RunStore | str | None = None) -> FlowRun:
         matches = opened.match_flow_runs(run_id) if len(run_id) >= 6 else []
         raise RunNotFoundError(run_id, safe_url(opened), matches)
     return FlowRun(row, opened)
+
+
+def read_artifacts(
+    key: str | None = None,
+    *,
+    latest: bool = False,
+    limit: int | None = 100,
+    store: RunStore | str | None = None,
+) -> list[Artifact]:
+    """Recorded artifacts, newest first (also :func:`daskflow.artifacts.read_artifacts`).
+
+    Parameters
+    ----------
+    key
+        Only the history of this key.
+    latest
+        Only the newest artifact of each key (artifacts without a key are
+        left out): what ``daskflow artifacts list`` shows.
+    limit
+        At most this many; None for all.
+    store
+        A run store or a store URL; default: the configured store.
+
+    Examples
+    --------
+    >>> from daskflow.history import read_artifacts
+    >>> [a.key for a in read_artifacts(latest=True)]  # doctest: +SKIP
+    ['load-progress', 'sales-by-region']
+    """
+    opened = _open(store)
+    rows = opened.list_artifacts(key=key, latest=latest, limit=limit)
+    return [Artifact._from_row(row) for row in rows]

@@ -3,12 +3,13 @@
 Rows (:mod:`daskflow.store.base`) are the store's own shape; these records are
 what users handle: ``datetime`` times (UTC-aware), :class:`~daskflow.states.State`
 objects, durations. A :class:`FlowRun` is built from its row at once and reads
-its task runs, logs and transitions from its store on first access only, so
-listing a thousand flow runs never touches their task runs.
+its task runs, logs, transitions and artifacts from its store on first access
+only, so listing a thousand flow runs never touches their task runs.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,16 +18,32 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from daskflow.errors import CancelError, RunNotFoundError
-from daskflow.history.display import flow_run_card, format_duration, safe_url
+from daskflow.history.display import (
+    artifact_html,
+    artifact_summary,
+    flow_run_card,
+    format_duration,
+    safe_url,
+)
 from daskflow.states import State, StateType
 from daskflow.store.base import is_bare
 
 if TYPE_CHECKING:  # the store package may pull in SQLAlchemy: import it when used
     import pandas as pd
 
-    from daskflow.store.base import FlowRunRow, LogRow, RunStore, TaskRunRow, TransitionRow
+    from daskflow.store.base import (
+        ArtifactRow,
+        FlowRunRow,
+        LogRow,
+        RunStore,
+        TaskRunRow,
+        TransitionRow,
+    )
 
-__all__ = ["FlowRun", "LogRecord", "TaskRun", "Transition"]
+__all__ = ["Artifact", "FlowRun", "LogRecord", "TaskRun", "Transition"]
+
+#: At most this many artifacts in a flow run's notebook card (the newest).
+CARD_ARTIFACTS = 10
 
 
 def _when(seconds: float | None) -> datetime | None:
@@ -175,6 +192,61 @@ class Transition:
         return cls(state, row.task_run_id, row.attempt, row.worker)
 
 
+@dataclass(frozen=True, slots=True)
+class Artifact:
+    """One recorded artifact (see :mod:`daskflow.artifacts`).
+
+    ``type`` is ``"markdown"``, ``"table"``, ``"link"`` or ``"progress"``;
+    ``data`` its content: the markdown text, the table (a list of dicts, a
+    dict of lists or a list of lists), ``{"link": ..., "link_text": ...}``, or
+    the percentage. ``created`` is when it was created, ``updated`` when its
+    content last changed (a progress artifact's updates). The run ids are
+    None for an artifact created outside any run, ``task_run_id`` and
+    ``task_name`` for one created by the flow function itself.
+    """
+
+    id: str
+    key: str | None
+    type: str
+    data: Any
+    description: str | None
+    created: datetime
+    updated: datetime
+    flow_run_id: str | None
+    task_run_id: str | None
+    task_name: str | None = None
+
+    def __repr__(self) -> str:
+        run = f" of run {self.flow_run_id[:8]}" if self.flow_run_id else ""
+        return (
+            f"<Artifact {self.key or '(no key)'} {self.type}{run}: "
+            f"{artifact_summary(self)!r}, id {self.id[:8]}>"
+        )
+
+    def _repr_html_(self) -> str:
+        """The artifact as the notebook card shows it (tables as tables)."""
+        return artifact_html(self)
+
+    @classmethod
+    def _from_row(cls, row: ArtifactRow) -> Artifact:
+        try:
+            data = json.loads(row.data)
+        except ValueError:  # not written by daskflow.artifacts: show it as it is
+            data = row.data
+        return cls(
+            row.id,
+            row.key,
+            row.type,
+            data,
+            row.description,
+            datetime.fromtimestamp(row.created, UTC),
+            datetime.fromtimestamp(row.updated, UTC),
+            None if is_bare(row.flow_run_id) else row.flow_run_id,  # a bare task run's: none
+            row.task_run_id,
+            row.task_name,
+        )
+
+
 class FlowRun:
     """One recorded flow run (see the module docstring for what is read when).
 
@@ -247,6 +319,18 @@ class FlowRun:
     def logs(self) -> list[LogRecord]:
         """Log records of the flow run and its task runs, oldest first (read once)."""
         return [LogRecord._from_row(row) for row in self._store.list_logs(self.id)]
+
+    @cached_property
+    def artifacts(self) -> list[Artifact]:
+        """Artifacts of the flow run and its task runs, oldest first (read once).
+
+        Examples
+        --------
+        >>> [(a.key, a.type) for a in get_run("1a2b3c4d").artifacts]  # doctest: +SKIP
+        [('load-progress', 'progress'), ('sales-by-region', 'table')]
+        """
+        rows = self._store.list_artifacts(flow_run_id=self.id)
+        return [Artifact._from_row(row) for row in reversed(rows)]
 
     @cached_property
     def transitions(self) -> list[Transition]:
@@ -421,5 +505,10 @@ class FlowRun:
         return f"<FlowRun {self.name!r} of {self.flow_name}: {state}{took}, id {self.id[:8]}>"
 
     def _repr_html_(self) -> str:
-        """A compact card: state, times, parameters and task counts (never the task rows)."""
-        return flow_run_card(self, self.task_counts())
+        """A compact card: state, times, parameters, task counts (never the task rows), artifacts.
+
+        The card shows the newest :data:`CARD_ARTIFACTS` artifacts, read with a limit.
+        """
+        rows = self._store.list_artifacts(flow_run_id=self.id, limit=CARD_ARTIFACTS + 1)
+        shown = [Artifact._from_row(row) for row in reversed(rows[:CARD_ARTIFACTS])]
+        return flow_run_card(self, self.task_counts(), shown, truncated=len(rows) > CARD_ARTIFACTS)

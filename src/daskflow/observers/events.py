@@ -1,7 +1,8 @@
 """Run events and the bus that hands them, in batches, to observers.
 
-The engine describes everything that happens to runs as three kinds of
-event: a flow run was created, a task run was created, a run changed state.
+The engine describes everything that happens to runs as a few kinds of
+event: a flow run was created, a task run was created, a run changed state,
+a run logged a record, a run created an artifact (or updated a progress one).
 Observers (the in-memory one here; the run store, progress bars and the panel
 later) subclass :class:`Observer` and receive lists of events through
 ``on_events``. They never see a call per transition on the hot path: the
@@ -28,6 +29,8 @@ from typing import Any
 from daskflow.states import State
 
 __all__ = [
+    "ArtifactCreated",
+    "ArtifactUpdated",
     "Event",
     "EventBus",
     "FlowRunCreated",
@@ -95,7 +98,43 @@ class LogEmitted:
     message: str
 
 
-Event = FlowRunCreated | TaskRunCreated | StateChanged | LogEmitted
+@dataclass(frozen=True, slots=True)
+class ArtifactCreated:
+    """A run created an artifact (:mod:`daskflow.artifacts`).
+
+    ``data`` is the artifact's content as JSON text; ``flow_run_id`` and
+    ``task_run_id`` are None for an artifact created outside any run.
+    """
+
+    flow_run_id: str | None
+    task_run_id: str | None
+    artifact_id: str
+    key: str | None
+    type: str
+    data: str
+    description: str | None
+    timestamp: float
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactUpdated:
+    """A progress artifact's content (and its description, unless None) changed in place.
+
+    The ids are those of the run that made the change, not necessarily the
+    one that created the artifact.
+    """
+
+    flow_run_id: str | None
+    task_run_id: str | None
+    artifact_id: str
+    data: str
+    description: str | None
+    timestamp: float
+
+
+Event = (
+    FlowRunCreated | TaskRunCreated | StateChanged | LogEmitted | ArtifactCreated | ArtifactUpdated
+)
 
 
 class Observer:

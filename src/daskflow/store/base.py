@@ -18,6 +18,9 @@ How the events map to rows:
   ``attempts`` (the number of RUNNING transitions), the worker of the last
   attempt, and error type/message/traceback from failure states.
 - ``LogEmitted`` appends a log record.
+- ``ArtifactCreated`` inserts an artifact; ``ArtifactUpdated`` changes its
+  data (and description) in place (:func:`~daskflow.store.fold.merge_artifacts`:
+  by timestamp, so an update that arrives before its artifact is not lost).
 
 ``cancel_requested`` comes from no event: :meth:`RunStore.request_cancel`
 (``daskflow runs cancel``) sets it, and the flow's process, polling
@@ -40,6 +43,7 @@ from daskflow.states import StateType
 
 __all__ = [
     "HEARTBEAT_TIMEOUT",
+    "ArtifactRow",
     "FlowRunRow",
     "LogRow",
     "RunStore",
@@ -155,6 +159,28 @@ class LogRow:
     level: int
     logger: str
     message: str
+    task_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactRow:
+    """One artifact as stored (``data``: its content as JSON text).
+
+    ``created`` is when it was created, ``updated`` when its content last
+    changed (a progress artifact's updates). ``flow_run_id`` and
+    ``task_run_id`` are None for an artifact created outside any run;
+    ``task_name`` is read with it (None for a flow run's own artifact).
+    """
+
+    id: str
+    key: str | None
+    type: str
+    data: str
+    description: str | None
+    created: float
+    updated: float
+    flow_run_id: str | None
+    task_run_id: str | None
     task_name: str | None = None
 
 
@@ -287,6 +313,23 @@ class RunStore(Protocol):
 
         With ``limit``, the first ``limit`` records, or with ``newest`` the
         last ``limit`` (still in time order): the tail of a long run's log.
+        """
+
+    def list_artifacts(
+        self,
+        *,
+        flow_run_id: str | None = None,
+        key: str | None = None,
+        artifact_id: str | None = None,
+        latest: bool = False,
+        limit: int | None = None,
+    ) -> list[ArtifactRow]:
+        """Artifacts, newest first (by creation time), filtered by what is given.
+
+        ``flow_run_id``: those of one flow run (its task runs' included);
+        ``key``: the history of one key; ``artifact_id``: that one. With
+        ``latest``, only the newest artifact of each key (artifacts without
+        a key are left out).
         """
 
     def close(self) -> None:

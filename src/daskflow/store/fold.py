@@ -8,6 +8,8 @@ same rows out of the same events:
   rows, log records, and the state changes of each run, grouped per run.
 - :func:`fold` applies one run's state changes to its :class:`RunStatus` (the
   columns a state change updates) and returns the new status.
+- :func:`merge_artifacts` applies a batch's artifact events to the stored
+  rows of the artifacts they touch.
 
 Events of one run may arrive in several batches, and a transition can arrive
 late with an earlier timestamp (an attempt whose worker died is only known
@@ -26,10 +28,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from daskflow.observers.events import (
+    ArtifactCreated,
+    ArtifactUpdated,
     Event,
     FlowRunCreated,
     LogEmitted,
@@ -38,7 +42,7 @@ from daskflow.observers.events import (
 )
 from daskflow.states import StateType
 
-from .base import TransitionRow
+from .base import ArtifactRow, TransitionRow
 
 __all__ = [
     "CRASH_MESSAGE",
@@ -47,6 +51,7 @@ __all__ = [
     "RunStatus",
     "fold",
     "jsonable",
+    "merge_artifacts",
     "plan",
     "transition_of",
 ]
@@ -207,6 +212,8 @@ class BatchPlan:
         Every state change (one transition row each), in arrival order.
     logs
         Log records, in arrival order.
+    artifacts
+        Artifacts created and progress updates, in arrival order.
     """
 
     flow_runs: dict[str, FlowRunCreated] = field(default_factory=dict)
@@ -215,6 +222,7 @@ class BatchPlan:
     task_changes: dict[str, list[StateChanged]] = field(default_factory=dict)
     changes: list[StateChanged] = field(default_factory=list)
     logs: list[LogEmitted] = field(default_factory=list)
+    artifacts: list[ArtifactCreated | ArtifactUpdated] = field(default_factory=list)
 
 
 def plan(events: Sequence[Event]) -> BatchPlan:
@@ -247,4 +255,73 @@ def plan(events: Sequence[Event]) -> BatchPlan:
             batch.logs.append(event)
         elif isinstance(event, FlowRunCreated):
             batch.flow_runs[event.flow_run_id] = event
+        elif isinstance(event, ArtifactCreated | ArtifactUpdated):
+            batch.artifacts.append(event)
     return batch
+
+
+def merge_artifacts(
+    stored: Mapping[str, ArtifactRow], events: Sequence[ArtifactCreated | ArtifactUpdated]
+) -> dict[str, ArtifactRow]:
+    """The rows of the artifacts ``events`` touch, after them.
+
+    ``stored`` holds the rows already recorded of (at least) those artifacts.
+    Content goes by timestamp, not by arrival: an update replaces the data
+    (and the description, unless it has none) when it is not older than the
+    row's ``updated``. An update can arrive before its artifact's creation (a
+    task on a worker creates a progress artifact, the flow updates it at
+    once, and the worker's batch comes later): it makes a row of its own,
+    which the creation then completes, keeping the newer content. Creating
+    an artifact that is recorded changes nothing it should not: the result
+    is the same however often an event is applied.
+
+    Examples
+    --------
+    >>> created = ArtifactCreated("f", None, "a1", "load", "progress", "0.0", None, 10.0)
+    >>> updated = ArtifactUpdated("f", "t", "a1", "50.0", None, 11.0)
+    >>> row = merge_artifacts({}, [updated, created])["a1"]
+    >>> row.key, row.data, row.created, row.updated
+    ('load', '50.0', 10.0, 11.0)
+    """
+    rows: dict[str, ArtifactRow] = {}
+    for event in events:
+        artifact_id = event.artifact_id
+        row = rows.get(artifact_id) or stored.get(artifact_id)
+        if isinstance(event, ArtifactCreated):
+            created = ArtifactRow(
+                artifact_id,
+                event.key,
+                event.type,
+                event.data,
+                event.description,
+                event.timestamp,
+                event.timestamp,
+                event.flow_run_id,
+                event.task_run_id,
+            )
+            if row is not None and row.updated > event.timestamp:  # a newer update came first
+                created = replace(
+                    created,
+                    data=row.data,
+                    description=row.description or event.description,
+                    updated=row.updated,
+                )
+            rows[artifact_id] = created
+        elif row is None:  # its creation has not arrived (yet)
+            rows[artifact_id] = ArtifactRow(
+                artifact_id,
+                None,
+                "progress",
+                event.data,
+                event.description,
+                event.timestamp,
+                event.timestamp,
+                event.flow_run_id,
+                event.task_run_id,
+            )
+        elif event.timestamp >= row.updated:
+            description = row.description if event.description is None else event.description
+            rows[artifact_id] = replace(
+                row, data=event.data, description=description, updated=event.timestamp
+            )
+    return rows

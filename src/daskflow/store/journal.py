@@ -41,6 +41,8 @@ from dataclasses import fields
 from typing import Any, Protocol
 
 from daskflow.observers.events import (
+    ArtifactCreated,
+    ArtifactUpdated,
     Event,
     FlowRunCreated,
     LogEmitted,
@@ -83,6 +85,8 @@ _KINDS: dict[type, str] = {
     TaskRunCreated: "task",
     FlowRunCreated: "flow",
     LogEmitted: "log",
+    ArtifactCreated: "artifact",
+    ArtifactUpdated: "artifact-update",
 }
 
 
@@ -128,6 +132,10 @@ def decode(data: dict[str, Any]) -> Event:
         return FlowRunCreated(**fields)
     if kind == "log":
         return LogEmitted(**fields)
+    if kind == "artifact":
+        return ArtifactCreated(**fields)
+    if kind == "artifact-update":
+        return ArtifactUpdated(**fields)
     raise ValueError(f"unknown journal entry kind {kind!r}")
 
 

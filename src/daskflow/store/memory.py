@@ -19,6 +19,7 @@ from daskflow.observers.events import Event, FlowRunCreated
 from daskflow.states import StateType
 
 from .base import (
+    ArtifactRow,
     FlowRunRow,
     LogRow,
     TaskRunBin,
@@ -27,7 +28,16 @@ from .base import (
     merge_bins,
 )
 from .columns import decode_result
-from .fold import CRASH_MESSAGE, STATUS_COLUMNS, RunStatus, fold, jsonable, plan, transition_of
+from .fold import (
+    CRASH_MESSAGE,
+    STATUS_COLUMNS,
+    RunStatus,
+    fold,
+    jsonable,
+    merge_artifacts,
+    plan,
+    transition_of,
+)
 
 __all__ = ["MemoryStore"]
 
@@ -77,6 +87,7 @@ class MemoryStore:
         self._tasks_of: dict[str, list[str]] = {}
         self._logs: dict[str, list[LogRow]] = {}
         self._transitions: dict[tuple[str, str | None], list[TransitionRow]] = {}
+        self._artifacts: dict[str, tuple[int, ArtifactRow]] = {}  # id -> (insertion seq, row)
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -151,6 +162,16 @@ class MemoryStore:
                         log.message,
                     )
                 )
+            if batch.artifacts:
+                stored = self._artifacts
+                known = {
+                    e.artifact_id: stored[e.artifact_id][1]
+                    for e in batch.artifacts
+                    if e.artifact_id in stored
+                }
+                for artifact_id, artifact in merge_artifacts(known, batch.artifacts).items():
+                    seq = stored[artifact_id][0] if artifact_id in stored else len(stored)
+                    stored[artifact_id] = (seq, artifact)
 
     def heartbeat(self, flow_run_ids: Sequence[str], now: float) -> None:
         """Mark these flow runs alive at ``now``."""
@@ -363,6 +384,40 @@ class MemoryStore:
         rows.sort(key=lambda r: r.timestamp)
         if newest and limit is not None:
             return rows[max(0, len(rows) - limit) :]
+        return rows[:limit]
+
+    def list_artifacts(
+        self,
+        *,
+        flow_run_id: str | None = None,
+        key: str | None = None,
+        artifact_id: str | None = None,
+        latest: bool = False,
+        limit: int | None = None,
+    ) -> list[ArtifactRow]:
+        """Artifacts, newest first (see :meth:`RunStore.list_artifacts`)."""
+        with self._lock:
+            found = [
+                (row.created, seq, row)
+                for seq, row in self._artifacts.values()
+                if (flow_run_id is None or row.flow_run_id == flow_run_id)
+                and (key is None or row.key == key)
+                and (artifact_id is None or row.id == artifact_id)
+                and (not latest or row.key is not None)
+            ]
+            names: dict[str | None, str] = {
+                row.task_run_id: run.row.task_name
+                for _, _, row in found
+                if row.task_run_id is not None
+                and (run := self._tasks.get(row.task_run_id)) is not None
+            }
+        found.sort(key=lambda entry: entry[:2], reverse=True)
+        rows = [replace(row, task_name=names.get(row.task_run_id)) for _, _, row in found]
+        if latest:  # the first of each key is its newest
+            newest: dict[str | None, ArtifactRow] = {}
+            for row in rows:
+                newest.setdefault(row.key, row)
+            rows = list(newest.values())
         return rows[:limit]
 
     def close(self) -> None:

@@ -188,7 +188,8 @@ class StoreObserver(Observer):
 
     def _keep(self, events: Sequence[Event], error: Exception | None) -> None:
         """Journal a batch the store did not take; report it lost if that fails too."""
-        runs = {event.flow_run_id for event in events}
+        # artifacts created outside any run have no flow run
+        runs = {event.flow_run_id for event in events if event.flow_run_id is not None}
         reason = error_reason(error) if error is not None else "journaling"
         # a flow run's creation goes to the journal with its first journaled batch: the
         # journal alone then recreates it, even in a copy of the store from before it

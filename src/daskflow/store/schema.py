@@ -1,6 +1,6 @@
 """The SQL store's tables, and how an existing database is recognised.
 
-Eight tables (SQLAlchemy Core, no ORM)::
+Nine tables (SQLAlchemy Core, no ORM)::
 
     meta         key, value                   ("schema_version", "5")
     flow_runs    id, names, parameters (JSON), created, status columns, heartbeat,
@@ -11,6 +11,8 @@ Eight tables (SQLAlchemy Core, no ORM)::
     replayed     id, replayed                 (journal batches written: see store.journal)
     deployments  flow_name, name, parameters, parameter_schema, schedule, heartbeat, ...
     deployment_runs  flow_run_id, flow_name, deployment, requested, claimed_by, claimed
+    artifacts    seq, id, key, type, data (JSON), description, created, updated,
+                 flow_run_id, task_run_id     (daskflow.artifacts: see store.artifacts)
 
 The "status columns" of both run tables are those of
 :class:`daskflow.store.fold.RunStatus` (``result`` is the stored result's
@@ -31,7 +33,8 @@ the columns later versions brought, empty: version 2 ``result``,
 a run started by ``serve``) and ``cancel_requested``; version 4 the
 ``replayed`` table (ids of the journal batches written, so that a journal
 replayed twice is written once); version 5 the ``deployments`` and
-``deployment_runs`` tables (:mod:`daskflow.store.deployments`).
+``deployment_runs`` tables (:mod:`daskflow.store.deployments`) and the
+``artifacts`` table (:mod:`daskflow.store.artifacts`).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from .base import error_reason
 
 __all__ = [
     "SCHEMA_VERSION",
+    "artifacts",
     "create_schema",
     "deployment_runs",
     "deployments",
@@ -202,11 +206,33 @@ deployment_runs = sa.Table(
 )
 # -- end of version 5: deployments ----------------------------------------------------
 
+# -- schema version 5: artifacts (daskflow.artifacts; queries in store.artifacts) --------
+# ``key`` is None for an artifact without one; ``updated`` is when its data last
+# changed (a progress artifact is updated in place); the run ids are None for an
+# artifact created outside any run. The indexes serve a key's history, the
+# latest artifact of each key, and a flow run's artifacts, newest first.
+artifacts = sa.Table(
+    "artifacts",
+    metadata,
+    sa.Column("seq", _Seq, primary_key=True, autoincrement=True),
+    sa.Column("id", _Id, nullable=False, unique=True),
+    sa.Column("key", sa.String(255)),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Column("description", sa.Text),
+    sa.Column("created", _Time, nullable=False),
+    sa.Column("updated", _Time, nullable=False),
+    sa.Column("flow_run_id", _Id),
+    sa.Column("task_run_id", _Id),
+    sa.Index("ix_artifacts_key_created", "key", "created"),
+    sa.Index("ix_artifacts_flow_created", "flow_run_id", "created"),
+)
+
 _TABLES = frozenset(metadata.tables)
 #: Tables each schema version added: created on upgrade.
 _TABLES_ADDED: dict[int, tuple[sa.Table, ...]] = {
     4: (replayed,),
-    5: (deployments, deployment_runs),
+    5: (deployments, deployment_runs, artifacts),
 }
 
 

@@ -20,7 +20,8 @@ Design, in the order things happen:
   request that no serving process has claimed is no one's yet: it stays
   SCHEDULED (:mod:`daskflow.store.deployments`).
 - **Writing** a batch of events is one transaction of a few bulk statements,
-  whatever the batch holds: one ``executemany`` INSERT per kind of row, a
+  whatever the batch holds: one ``executemany`` INSERT per kind of row (artifacts:
+  :mod:`daskflow.store.artifacts`), a
   SELECT (per 500 runs) of the status of runs that earlier batches created,
   and one ``executemany`` UPDATE of the statuses that changed. The SELECT is
   skipped for the task runs this store object wrote and that are not
@@ -55,7 +56,9 @@ from daskflow.observers.events import Event, FlowRunCreated, StateChanged
 from daskflow.owner_only import new_private_file
 from daskflow.states import StateType
 
+from . import artifacts as artifact_sql
 from .base import (
+    ArtifactRow,
     FlowRunRow,
     LogRow,
     TaskRunBin,
@@ -334,6 +337,8 @@ class SQLStore:
                 )
                 self._insert_tuples(conn, transitions, TRANSITION_COLUMNS, changes)
                 self._executemany(conn, self._inserts[logs], [log_values(e) for e in batch.logs])
+                if batch.artifacts:
+                    artifact_sql.write(conn, batch.artifacts, self._executemany)
             self._remember({**created, **folded})  # committed: now true of the database
 
     def _without_known_flow_runs(self, events: Sequence[Event]) -> Sequence[Event]:
@@ -633,6 +638,21 @@ class SQLStore:
             return [log_row(r) for r in reversed(self._read(query))]
         query = query.order_by(logs.c.timestamp, logs.c.seq).limit(limit)
         return [log_row(r) for r in self._read(query)]
+
+    def list_artifacts(
+        self,
+        *,
+        flow_run_id: str | None = None,
+        key: str | None = None,
+        artifact_id: str | None = None,
+        latest: bool = False,
+        limit: int | None = None,
+    ) -> list[ArtifactRow]:
+        """Artifacts, newest first (see :meth:`RunStore.list_artifacts`): one query."""
+        query = artifact_sql.query(
+            flow_run_id=flow_run_id, key=key, artifact_id=artifact_id, latest=latest, limit=limit
+        )
+        return [artifact_sql.row(r) for r in self._read(query)]
 
     def close(self) -> None:
         """Close every pooled connection (SQLite folds its WAL file back in)."""
