@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from daskflow.engine.aio import caller_loop, wait_run, wants_coroutine
-from daskflow.engine.runner import current_runner
+from daskflow.engine.current import current_runner
 
 if TYPE_CHECKING:
     from daskflow.api.flow import Flow

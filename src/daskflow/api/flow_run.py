@@ -48,12 +48,14 @@ from daskflow.api.parameters import bind_parameters
 from daskflow.engine.aio import async_body
 from daskflow.engine.call import FlowRunInfo
 from daskflow.engine.cancellation import CancelToken, cancel_flow_run, close_token, open_token
+from daskflow.engine.conclusion import conclude, release_futures
+from daskflow.engine.current import current_runner
 from daskflow.engine.flow_facts import FlowRunFacts, facts_of, opened
 from daskflow.engine.hooks import call_hooks, hooks_for
 from daskflow.engine.limits import snapshot
 from daskflow.engine.prints import capture_prints
 from daskflow.engine.resume import ResumePlan
-from daskflow.engine.runner import FlowRunner, current_runner, make_backend
+from daskflow.engine.runner import FlowRunner, make_backend
 from daskflow.engine.timeouts import call_with_timeout
 from daskflow.errors import (
     CancelledRunError,
@@ -464,7 +466,7 @@ def _attempt(
             state = _outcome(flow, bound, runner)
         finally:
             undo()
-            runner.release_futures()
+            release_futures(runner)
         if token.cancelled:
             return _cancelled(token), None
         reusable = ResumePlan.of_attempt(flow_run_id, runner.runs) if state.is_failed() else None
@@ -488,7 +490,7 @@ def _outcome(flow: Any, bound: Any, runner: FlowRunner) -> State:
             )
         if not runner.settle():
             raise FlowRunTimeout(flow.name, timeout or 0.0)
-        failed = runner.conclude()
+        failed = conclude(runner)
         unhandled = [s for r, s in failed if not r.handled]
         if unhandled:
             # the flow fails with the root failure's error (the user's code), not with
@@ -507,11 +509,11 @@ def _outcome(flow: Any, bound: Any, runner: FlowRunner) -> State:
         return State(StateType.COMPLETED, data=value)
     except FlowRunTimeout as exc:  # at the deadline, or code in the flow waiting when it passed
         runner.cancel_all()
-        runner.conclude()
+        conclude(runner)
         return State.from_exception(StateType.TIMED_OUT, exc)
     except BaseException as exc:  # also KeyboardInterrupt, SystemExit: the run still ends
         runner.cancel_all()
-        runner.conclude()
+        conclude(runner)
         return _ended_by(exc)
 
 
