@@ -95,6 +95,7 @@ def run_flow(
     resume: ResumePlan | None = None,
     scheduled: str | None = None,
     scheduled_time: float | None = None,
+    flow_run_id: str | None = None,
 ) -> Any:
     """Run ``flow`` once (with its retries) and return its value or final state.
 
@@ -102,7 +103,8 @@ def run_flow(
     was made from (see :mod:`daskflow.engine.resume`). ``scheduled`` is the
     id of a flow run ``serve`` already recorded (SCHEDULED) for this call, and
     ``scheduled_time`` its slot (``runtime.flow_run.scheduled_start_time``;
-    default: now).
+    default: now). ``flow_run_id``: the id of the new run, chosen by the
+    caller (an async flow's, which it may have to cancel).
     """
     options = flow.options
     try:
@@ -114,7 +116,7 @@ def run_flow(
         raise
     parameters = dict(bound.arguments)
     parent = current_runner()
-    flow_run_id = scheduled or uuid.uuid4().hex
+    flow_run_id = scheduled or flow_run_id or uuid.uuid4().hex
     name = run_name(flow, parameters, flow_run_id)
     if parent is None:  # the store opens while the cluster starts (_observed waits for it)
         from daskflow.store.observer import open_in_background

@@ -36,6 +36,8 @@ from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from daskflow.engine.current import current_runner
+
 if TYPE_CHECKING:
     from daskflow.engine.runner import FlowRunner
     from daskflow.engine.runs import TaskRun
@@ -196,11 +198,28 @@ def run_body(coro: Coroutine[Any, Any, Any]) -> Any:
         finished.set()
 
     def start() -> None:
-        loop.create_task(coro, context=context).add_done_callback(ended)
+        box["body"] = task = loop.create_task(coro, context=context)
+        task.add_done_callback(ended)
+
+    def cancel() -> None:  # the flow run was cancelled: so is its body
+        body = box.get("body")
+        if body is not None:
+            body.cancel()
 
     loop.call_soon_threadsafe(start)
-    finished.wait()
-    return box["task"].result()
+    stop = getattr(current_runner(), "token", None)
+    undo = stop.on_cancel(lambda: loop.call_soon_threadsafe(cancel)) if stop else None
+    try:
+        finished.wait()
+    finally:
+        if undo is not None:
+            undo()
+    task = box["task"]
+    if task.cancelled():
+        from daskflow.errors import CancelledRunError
+
+        raise CancelledRunError("the async flow's body", "its flow run was cancelled")
+    return task.result()
 
 
 #: Threads of a worker process that run the elements of async chunks side by side.
