@@ -20,6 +20,7 @@ from daskflow import flow, get_run_logger, task
 from daskflow.cache import task_input_hash
 from daskflow.observers.events import bus
 from daskflow.states import StateType
+from tests.conftest import poll_for
 
 
 @task
@@ -187,3 +188,17 @@ def test_cancelling_the_await_cancels_and_records_the_flow_run(processes_client,
     assert run.state.type is StateType.CANCELLED
     assert [t.state.type for t in run.task_runs] == [StateType.CANCELLED]
     assert (tmp_path / "body-finally").exists()
+
+
+def test_an_async_flows_timeout_cancels_its_body(cluster, tmp_path: Path):
+    @flow(name="async-timed-out", cluster=cluster, timeout_seconds=1)
+    async def stuck(folder: str) -> None:
+        try:
+            await asyncio.sleep(60)
+        finally:
+            Path(folder, "body-finally").touch()
+
+    state = asyncio.run(stuck(str(tmp_path), return_state=True))
+
+    assert state.type is StateType.TIMED_OUT
+    poll_for(lambda: (tmp_path / "body-finally").exists(), timeout=10)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -207,14 +208,24 @@ def run_body(coro: Coroutine[Any, Any, Any]) -> Any:
             body.cancel()
 
     loop.call_soon_threadsafe(start)
-    stop = getattr(current_runner(), "token", None)
+    runner = current_runner()
+    stop = getattr(runner, "token", None)
     undo = stop.on_cancel(lambda: loop.call_soon_threadsafe(cancel)) if stop else None
+    deadline = getattr(runner, "deadline", None)  # the flow's timeout_seconds
+    timed_out = False
     try:
-        finished.wait()
+        if not finished.wait(None if deadline is None else max(0.0, deadline - time.time())):
+            timed_out = True
+            loop.call_soon_threadsafe(cancel)  # the body's finally blocks run
+            finished.wait()
     finally:
         if undo is not None:
             undo()
     task = box["task"]
+    if timed_out and runner is not None:
+        from daskflow.errors import FlowRunTimeout
+
+        raise FlowRunTimeout(runner.flow_name or runner.flow_run_id, runner.timeout or 0.0)
     if task.cancelled():
         from daskflow.errors import CancelledRunError
 
