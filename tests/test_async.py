@@ -9,6 +9,7 @@ logs and a timeout that cancels the coroutine (its ``finally`` runs).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 import dask
@@ -19,6 +20,7 @@ from daskflow import flow, get_run_logger, task
 from daskflow.cache import task_input_hash
 from daskflow.observers.events import bus
 from daskflow.states import StateType
+from tests.conftest import poll_for
 
 
 @task
@@ -161,3 +163,42 @@ def test_a_failing_async_task_raises_its_own_error_in_the_async_flow(cluster):
         asyncio.run(fails())
     state = asyncio.run(fails(return_state=True))
     assert state.type is StateType.FAILED
+
+
+def test_cancelling_the_await_cancels_and_records_the_flow_run(processes_client, tmp_path: Path):
+    @task
+    async def nap() -> None:
+        await asyncio.sleep(8)
+
+    @flow(name="async-cancelled", cluster=processes_client)
+    async def sleepy(folder: str) -> None:
+        try:
+            await nap()
+        finally:
+            Path(folder, "body-finally").touch()
+
+    async def impatient() -> None:  # as Ctrl-C in asyncio.run does: the await is cancelled
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(sleepy(str(tmp_path)), 2)
+
+    asyncio.run(impatient())
+    # recorded as ended by the time the cancellation went on, nothing left running
+    bus.flush()
+    [run] = daskflow.runs(flow="async-cancelled", limit=1)
+    assert run.state.type is StateType.CANCELLED
+    assert [t.state.type for t in run.task_runs] == [StateType.CANCELLED]
+    assert (tmp_path / "body-finally").exists()
+
+
+def test_an_async_flows_timeout_cancels_its_body(cluster, tmp_path: Path):
+    @flow(name="async-timed-out", cluster=cluster, timeout_seconds=1)
+    async def stuck(folder: str) -> None:
+        try:
+            await asyncio.sleep(60)
+        finally:
+            Path(folder, "body-finally").touch()
+
+    state = asyncio.run(stuck(str(tmp_path), return_state=True))
+
+    assert state.type is StateType.TIMED_OUT
+    poll_for(lambda: (tmp_path / "body-finally").exists(), timeout=10)

@@ -322,3 +322,19 @@ def test_a_cron_whose_last_slot_passed_stops_serving_after_its_run():
         thread.join(60)
     [run] = scheduled_runs("last-slot")
     assert run.state.type is StateType.COMPLETED
+
+
+def test_a_signal_handler_sets_serves_wake_event_while_the_main_thread_waits_on_it():
+    from daskflow.signal_handlers import SignalSafeEvent
+
+    event = SignalSafeEvent()
+    done = threading.Event()
+
+    def main_thread_inside_wait() -> None:
+        with event._cond:  # where wait() is when the signal comes: holding its lock
+            event.set()  # what serve's handler does then (a plain Event deadlocks here)
+        done.set()
+
+    threading.Thread(target=main_thread_inside_wait, daemon=True).start()
+    assert done.wait(10), "set() deadlocked on the event's own lock"
+    assert event.wait(0)

@@ -41,8 +41,8 @@ class FlowRunContext:
     @classmethod
     def get(cls) -> FlowRunContext | None:
         """The context of the flow run whose function calls it, or None."""
+        from daskflow.engine.current import current_runner
         from daskflow.engine.flow_facts import facts_of
-        from daskflow.engine.runner import current_runner
 
         if TaskRunContext.get() is not None:
             return None

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-__all__ = ["handling"]
+__all__ = ["SignalSafeEvent", "handling"]
 
 Handler = Callable[[int, Any], object]
 
@@ -34,3 +34,17 @@ def handling(handlers: Mapping[int, Handler]) -> Iterator[None]:
         for number, handler in previous.items():
             if handler is not None:  # None: not installed from Python, nothing to restore
                 signal.signal(number, handler)
+
+
+class SignalSafeEvent(threading.Event):
+    """A ``threading.Event`` a signal handler may set while the main thread waits on it.
+
+    A handler runs in the main thread between two bytecodes, possibly while
+    that thread holds the event's lock inside ``wait()``; ``Event.set`` then
+    takes the same lock again, and a plain ``Lock`` deadlocks the process (a
+    ``serve`` that never stops on SIGTERM). The lock here is reentrant.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._cond = threading.Condition(threading.RLock())

@@ -19,13 +19,15 @@ the cluster, settling the runs) never blocks that loop, and the body's
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import threading
+import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from daskflow.engine.aio import caller_loop, wait_run, wants_coroutine
-from daskflow.engine.runner import current_runner
+from daskflow.engine.current import current_runner
 
 if TYPE_CHECKING:
     from daskflow.api.flow import Flow
@@ -49,17 +51,38 @@ def call_flow(
     return _run_flow(flow, args, kwargs, state)
 
 
+#: Seconds a cancelled ``await flow()`` waits for its run to be recorded as ended.
+CANCEL_GRACE = 10.0
+
+
 async def _run_flow(
     flow: Flow[Any, Any], args: Sequence[Any], kwargs: dict[str, Any], state: bool
 ) -> Any:
+    """Run the flow on an engine thread while its body runs on this loop.
+
+    Cancelled (Ctrl-C in ``asyncio.run``, a timeout around the ``await``),
+    the flow run is cancelled: its task runs are cancelled on the cluster,
+    its body is cancelled, and it is recorded ``CANCELLED`` before the
+    cancellation goes on (within :data:`CANCEL_GRACE`), so that nothing is
+    left running or unrecorded as the program ends.
+    """
     from daskflow.api.flow_run import run_flow
+    from daskflow.engine.cancellation import cancel_flow_run
 
     caller_loop.set(asyncio.get_running_loop())  # this coroutine's context only
-    return await in_thread(run_flow, flow, args, kwargs, state)
+    flow_run_id = uuid.uuid4().hex
+    run = in_thread(run_flow, flow, args, kwargs, state, None, None, None, flow_run_id)
+    try:
+        return await asyncio.shield(run)
+    except asyncio.CancelledError:
+        cancel_flow_run(flow_run_id, "the code awaiting the flow run was cancelled")
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(run, CANCEL_GRACE)
+        raise
 
 
-async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
-    """``fn(*args)`` on a new thread, in a copy of this context, awaited.
+def in_thread(fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+    """``fn(*args)`` on a new thread, in a copy of this context: a future of its value.
 
     A thread of its own rather than the loop's executor: each flow run waits
     on its subflows, and nested async subflows must never queue behind a
@@ -79,15 +102,15 @@ async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
 
     def target() -> None:
         try:
-            value = context.run(fn, *args)
+            value, error = context.run(fn, *args), None
         except BaseException as exc:
-            loop.call_soon_threadsafe(settle, None, exc)
-        else:
-            loop.call_soon_threadsafe(settle, value, None)
+            value, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, value, error)
 
     name = getattr(fn, "__name__", "call")
     threading.Thread(target=target, name=f"daskflow-{name}", daemon=True).start()
-    return await done
+    return done
 
 
 def call_task(task: Task[Any, Any], args: Sequence[Any], kwargs: dict[str, Any]) -> Any:

@@ -35,8 +35,10 @@ from typing import TYPE_CHECKING, Any
 from daskflow import config
 from daskflow.api.futures import MappedFuture, TaskFuture
 from daskflow.engine.backends import SyncBackend
+from daskflow.engine.conclusion import conclude
+from daskflow.engine.current import route
 from daskflow.engine.run_logs import current_task_run
-from daskflow.engine.runner import FlowRunner, make_backend, route
+from daskflow.engine.runner import FlowRunner, make_backend
 from daskflow.engine.runs import TaskRun
 from daskflow.store.base import BARE_PREFIX
 
@@ -164,6 +166,6 @@ class _Listening:
 
     def _conclude(self) -> None:
         try:
-            self.runner.conclude()
+            conclude(self.runner)
         finally:
             self.runner.stop_listening()

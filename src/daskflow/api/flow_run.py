@@ -48,12 +48,14 @@ from daskflow.api.parameters import bind_parameters
 from daskflow.engine.aio import async_body
 from daskflow.engine.call import FlowRunInfo
 from daskflow.engine.cancellation import CancelToken, cancel_flow_run, close_token, open_token
+from daskflow.engine.conclusion import conclude, release_futures
+from daskflow.engine.current import current_runner
 from daskflow.engine.flow_facts import FlowRunFacts, facts_of, opened
 from daskflow.engine.hooks import call_hooks, hooks_for
 from daskflow.engine.limits import snapshot
 from daskflow.engine.prints import capture_prints
 from daskflow.engine.resume import ResumePlan
-from daskflow.engine.runner import FlowRunner, current_runner, make_backend
+from daskflow.engine.runner import FlowRunner, make_backend
 from daskflow.engine.timeouts import call_with_timeout
 from daskflow.errors import (
     CancelledRunError,
@@ -93,6 +95,7 @@ def run_flow(
     resume: ResumePlan | None = None,
     scheduled: str | None = None,
     scheduled_time: float | None = None,
+    flow_run_id: str | None = None,
 ) -> Any:
     """Run ``flow`` once (with its retries) and return its value or final state.
 
@@ -100,7 +103,8 @@ def run_flow(
     was made from (see :mod:`daskflow.engine.resume`). ``scheduled`` is the
     id of a flow run ``serve`` already recorded (SCHEDULED) for this call, and
     ``scheduled_time`` its slot (``runtime.flow_run.scheduled_start_time``;
-    default: now).
+    default: now). ``flow_run_id``: the id of the new run, chosen by the
+    caller (an async flow's, which it may have to cancel).
     """
     options = flow.options
     try:
@@ -112,7 +116,7 @@ def run_flow(
         raise
     parameters = dict(bound.arguments)
     parent = current_runner()
-    flow_run_id = scheduled or uuid.uuid4().hex
+    flow_run_id = scheduled or flow_run_id or uuid.uuid4().hex
     name = run_name(flow, parameters, flow_run_id)
     if parent is None:  # the store opens while the cluster starts (_observed waits for it)
         from daskflow.store.observer import open_in_background
@@ -464,7 +468,7 @@ def _attempt(
             state = _outcome(flow, bound, runner)
         finally:
             undo()
-            runner.release_futures()
+            release_futures(runner)
         if token.cancelled:
             return _cancelled(token), None
         reusable = ResumePlan.of_attempt(flow_run_id, runner.runs) if state.is_failed() else None
@@ -488,7 +492,7 @@ def _outcome(flow: Any, bound: Any, runner: FlowRunner) -> State:
             )
         if not runner.settle():
             raise FlowRunTimeout(flow.name, timeout or 0.0)
-        failed = runner.conclude()
+        failed = conclude(runner)
         unhandled = [s for r, s in failed if not r.handled]
         if unhandled:
             # the flow fails with the root failure's error (the user's code), not with
@@ -507,11 +511,11 @@ def _outcome(flow: Any, bound: Any, runner: FlowRunner) -> State:
         return State(StateType.COMPLETED, data=value)
     except FlowRunTimeout as exc:  # at the deadline, or code in the flow waiting when it passed
         runner.cancel_all()
-        runner.conclude()
+        conclude(runner)
         return State.from_exception(StateType.TIMED_OUT, exc)
     except BaseException as exc:  # also KeyboardInterrupt, SystemExit: the run still ends
         runner.cancel_all()
-        runner.conclude()
+        conclude(runner)
         return _ended_by(exc)
 
 

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from daskflow.api.futures import MappedFuture, TaskFuture
 from daskflow.engine.attempt import TaskFailure
-from daskflow.engine.runner import FlowRunner, current_runner
+from daskflow.engine.current import current_runner
+from daskflow.engine.runner import FlowRunner
 from daskflow.engine.runs import TaskRun
 from daskflow.errors import NoFlowRunError, NotATaskError
 from daskflow.graph.arguments import Collector, build_call

@@ -32,9 +32,12 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
+
+from daskflow.engine.current import current_runner
 
 if TYPE_CHECKING:
     from daskflow.engine.runner import FlowRunner
@@ -196,11 +199,38 @@ def run_body(coro: Coroutine[Any, Any, Any]) -> Any:
         finished.set()
 
     def start() -> None:
-        loop.create_task(coro, context=context).add_done_callback(ended)
+        box["body"] = task = loop.create_task(coro, context=context)
+        task.add_done_callback(ended)
+
+    def cancel() -> None:  # the flow run was cancelled: so is its body
+        body = box.get("body")
+        if body is not None:
+            body.cancel()
 
     loop.call_soon_threadsafe(start)
-    finished.wait()
-    return box["task"].result()
+    runner = current_runner()
+    stop = getattr(runner, "token", None)
+    undo = stop.on_cancel(lambda: loop.call_soon_threadsafe(cancel)) if stop else None
+    deadline = getattr(runner, "deadline", None)  # the flow's timeout_seconds
+    timed_out = False
+    try:
+        if not finished.wait(None if deadline is None else max(0.0, deadline - time.time())):
+            timed_out = True
+            loop.call_soon_threadsafe(cancel)  # the body's finally blocks run
+            finished.wait()
+    finally:
+        if undo is not None:
+            undo()
+    task = box["task"]
+    if timed_out and runner is not None:
+        from daskflow.errors import FlowRunTimeout
+
+        raise FlowRunTimeout(runner.flow_name or runner.flow_run_id, runner.timeout or 0.0)
+    if task.cancelled():
+        from daskflow.errors import CancelledRunError
+
+        raise CancelledRunError("the async flow's body", "its flow run was cancelled")
+    return task.result()
 
 
 #: Threads of a worker process that run the elements of async chunks side by side.

@@ -205,7 +205,7 @@ def _is_collection(value: Any) -> bool:
 
 
 def _warn(spec: Any, what: str) -> None:
-    from daskflow.api.logger import get_run_logger
+    from daskflow.engine.run_logs import get_run_logger
 
     try:
         get_run_logger().warning("task run %s: %s", spec.run_name, what)

@@ -127,14 +127,20 @@ class QuietWorker(WorkerPlugin):
             return
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, ignore_interrupt)
+
         # Worker.close() cancels the tasks still running (a thread running a
         # task of a cancelled flow run cannot be stopped); distributed warns
         # for each one. Expected then, so not shown; at any other time it is.
+        def closing() -> bool:
+            return str(getattr(worker.status, "name", "")) in _CLOSING
+
         logging.getLogger("distributed.worker.state_machine").addFilter(
-            DropMessages(
-                "Async instruction for",
-                when=lambda: str(getattr(worker.status, "name", "")) in _CLOSING,
-            )
+            DropMessages("Async instruction for", when=closing)
+        )
+        # a heartbeat on its way while the cluster closes finds the scheduler gone
+        # (on a loaded machine): the worker is closing anyway
+        logging.getLogger("distributed.worker").addFilter(
+            DropMessages("Failed to communicate with scheduler during heartbeat", when=closing)
         )
 
     def teardown(self, worker: Any) -> None:

@@ -66,7 +66,7 @@ def _send(fields: tuple[Any, ...]) -> None:
     if task_run is not None:
         emit((task_run.flow_run_id, task_run.task_run_id, *fields))
         return
-    from daskflow.engine.runner import current_runner
+    from daskflow.engine.current import current_runner
 
     runner = current_runner()
     if runner is not None:

@@ -23,10 +23,12 @@ import logging
 import threading
 import traceback
 
+from daskflow.engine.current import current_runner
 from daskflow.engine.emit import emit
 from daskflow.engine.task_context import current_task_run
+from daskflow.errors import NoFlowRunError
 
-__all__ = ["LOG", "ROOT", "RunLogHandler", "current_task_run", "install"]
+__all__ = ["LOG", "ROOT", "RunLogHandler", "current_task_run", "get_run_logger", "install"]
 
 LOG = "LOG"
 ROOT = "daskflow.runs"
@@ -79,3 +81,37 @@ def install(level: int = logging.INFO) -> None:
             if root.level == logging.NOTSET or root.level > level:
                 root.setLevel(level)
             _handler = handler
+
+
+def get_run_logger() -> logging.LoggerAdapter[logging.Logger]:
+    """The logger of the task run or flow run this code runs in.
+
+    Raises
+    ------
+    NoFlowRunError
+        Outside a task run or a flow run.
+
+    Examples
+    --------
+    >>> @task
+    ... def extract(day: str) -> int:
+    ...     get_run_logger().info("extracting %s", day)
+    ...     return 1
+    """
+    install()
+    task_run = current_task_run.get()
+    if task_run is not None:
+        return logging.LoggerAdapter(
+            logging.getLogger(f"{ROOT}.task_run"),
+            {
+                "flow_run_id": task_run.flow_run_id,
+                "task_run_id": task_run.task_run_id,
+                "task_name": task_run.task_name,
+            },
+        )
+    runner = current_runner()
+    if runner is not None:
+        return logging.LoggerAdapter(
+            logging.getLogger(f"{ROOT}.flow_run"), {"flow_run_id": runner.flow_run_id}
+        )
+    raise NoFlowRunError("get_run_logger()", "or a task called from one")

@@ -19,20 +19,21 @@ and their spec when the map expands (:meth:`FlowRunner.activate`); the
 ``hold``/``release`` counter lets the end of the flow wait for expansions
 still to come.
 
-Worker events for this flow run arrive through :func:`route` and update the
-runs' live state; converted events go to the observers' bus in batches.
+Worker events for this flow run arrive through
+:func:`daskflow.engine.current.route` and update the runs' live state;
+converted events go to the observers' bus in batches. The end of an attempt
+(final states, what workers could not report) is
+:mod:`daskflow.engine.conclusion`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import itertools
 import logging
 import threading
 import time
 import uuid
-import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -41,12 +42,17 @@ from daskflow import config
 from daskflow.engine.attempt import TaskFailure
 from daskflow.engine.backends import DistributedBackend, SyncBackend
 from daskflow.engine.caching import ResultPolicy, policy_for
-from daskflow.engine.call import TaskRunInfo
 from daskflow.engine.cancellation import CancelToken
 from daskflow.engine.chunks import durations
 from daskflow.engine.cluster import SYNC, resolve_client
+from daskflow.engine.current import (
+    listen,
+    route,
+    running,
+    stop_listening,
+    weak_sink,
+)
 from daskflow.engine.emit import event_state, local_sink
-from daskflow.engine.hooks import call_hooks, hooks_for
 from daskflow.engine.limits import limits_for
 from daskflow.engine.resume import Identities, Identity, ResumePlan
 from daskflow.engine.run_artifacts import KINDS as ARTIFACT_KINDS
@@ -58,46 +64,9 @@ from daskflow.observers.events import LogEmitted, StateChanged, TaskRunCreated, 
 from daskflow.options import HOOKS
 from daskflow.states import State, StateType
 
-__all__ = ["FlowRunner", "current_runner", "make_backend"]
+__all__ = ["FlowRunner", "make_backend"]
 
 logger = logging.getLogger("daskflow.engine")
-
-# Weak: asyncio copies the context into callbacks that outlive the run (a reader
-# registered for a connection opened during the flow), which must not keep its
-# task runs alive.
-_current: contextvars.ContextVar[weakref.ref[FlowRunner] | None] = contextvars.ContextVar(
-    "daskflow_flow_runner", default=None
-)
-_live: dict[str, FlowRunner] = {}
-
-
-def current_runner() -> FlowRunner | None:
-    """The flow run this code runs inside, or None."""
-    ref = _current.get()
-    return ref() if ref is not None else None
-
-
-def _weak_sink(runner: FlowRunner) -> Callable[[tuple[Any, ...]], None]:
-    """``runner.on_task_events`` for one event, without keeping the runner alive."""
-    ref = weakref.ref(runner)
-
-    def sink(event: tuple[Any, ...]) -> None:
-        live = ref()
-        if live is not None:
-            live.on_task_events([event])
-
-    return sink
-
-
-def route(flow_run_id: str, events: list[tuple[Any, ...]], client: Any) -> None:
-    """Hand worker events to their live flow run (events of ended runs are dropped).
-
-    Several clients of one scheduler all receive every batch; only the one the
-    flow run submits through delivers to it.
-    """
-    runner = _live.get(flow_run_id)
-    if runner is not None and client is runner.backend.client:
-        runner.on_task_events(events)
 
 
 @contextlib.contextmanager
@@ -166,24 +135,24 @@ class FlowRunner:
         self._policies: dict[Any, ResultPolicy | None] = {}
         self._limits: dict[Any, tuple[tuple[str, int], ...]] = {}
         # workers lost before this flow run started are none of its business
-        self._workers_lost = (
+        self.workers_lost = (
             backend.workers_lost() if isinstance(backend, DistributedBackend) else None
         )
 
     # -- lifecycle -------------------------------------------------------------
     def listen(self) -> None:
         """Receive the worker events of this run's task runs (entering does it too)."""
-        _live[self.flow_run_id] = self
+        listen(self)
 
     def stop_listening(self) -> None:
-        _live.pop(self.flow_run_id, None)
+        stop_listening(self)
 
     def __enter__(self) -> FlowRunner:
         self.listen()
-        self._token = _current.set(weakref.ref(self))
         self._context = contextlib.ExitStack()
+        self._context.enter_context(running(self))
         # log records of the flow function itself (get_run_logger, prints) come here
-        self._context.enter_context(local_sink(_weak_sink(self)))
+        self._context.enter_context(local_sink(weak_sink(self)))
         if self.backend.client is not None:
             # ``ddf.compute()`` in the flow function runs where the flow's tasks run
             self._context.enter_context(_as_current(self.backend.client))
@@ -191,7 +160,6 @@ class FlowRunner:
 
     def __exit__(self, *exc: object) -> None:
         self._context.close()
-        _current.reset(self._token)
         self._closed = True
         with self._wake:
             self._wake.notify()
@@ -261,7 +229,7 @@ class FlowRunner:
                 self._results_of(run)
         if self.backend.eager:
             if self.token is not None and self.token.cancelled:
-                self._cancel_locally([run])
+                self.cancel_locally([run])
                 return
             if bus.active:
                 bus.publish(self._created_events([run]))
@@ -335,7 +303,7 @@ class FlowRunner:
             if not batch:
                 return
             if self.token is not None and self.token.cancelled:
-                self._cancel_locally(batch)
+                self.cancel_locally(batch)
                 return
             if bus.active:
                 bus.publish(self._created_events([r for r in batch if r.deferred is None]))
@@ -551,6 +519,17 @@ class FlowRunner:
         if changes:
             bus.publish(changes)
 
+    def cancel_locally(self, runs: Sequence[TaskRun]) -> None:
+        """End runs that never reached the cluster CANCELLED."""
+        publish = bus.active
+        created = self._created_events([r for r in runs if r.deferred is None]) if publish else []
+        reason = self.token.reason if self.token is not None else None
+        state = State(StateType.CANCELLED, message=reason or "the flow run ended first")
+        for run in runs:
+            run.local_state = state
+        if publish:
+            bus.publish([*created, *(StateChanged(self.flow_run_id, r.id, state) for r in runs)])
+
     # -- the end of the flow ---------------------------------------------------------
     def settle(self, timeout: float | None = None) -> bool:
         """Wait for every run, including ones still to come from dynamic maps."""
@@ -567,59 +546,6 @@ class FlowRunner:
             if not self.pending and all(self.final_state(r) is not None for r in self.runs):
                 return True
 
-    def conclude(self) -> list[tuple[TaskRun, State]]:
-        """Final states of all runs; publishes what workers could not report.
-
-        That is the final state of runs whose last events never arrived, and
-        the attempts that died with a worker (:mod:`daskflow.engine.worker_loss`).
-        Returns the failed runs with their states.
-        """
-        backend = self.backend
-        rebuilt: list[StateChanged] = []
-        if isinstance(backend, DistributedBackend):
-            if bus.active and any(r.final_event is None for r in self.runs):
-                backend.drain_events()  # every transition, before the flow run ends
-            backend.fetch_failures(self.runs)
-            if bus.active:
-                rebuilt = backend.lost_attempts(
-                    self.flow_run_id, self.runs, self._workers_lost, self.placements or {}
-                )
-        failed = []
-        missing: list[StateChanged] = []
-        reported = {id(r) for r in self.runs if r.final_event is not None or r.local_state}
-        for run in self.runs:
-            state = self.final_state(run)
-            if state is None:
-                state = State(StateType.CANCELLED, message="the flow run ended first")
-            if run.local_state is None and run.final_event is None:
-                run.local_state = state  # keep what the client concluded (and its time)
-            if state.type.is_failed:
-                failed.append((run, state))
-            if id(run) in reported:
-                continue
-            if bus.active:
-                missing.append(
-                    StateChanged(self.flow_run_id, run.id, state, run.attempt, run.worker)
-                )
-            hooks = hooks_for(run.task.options, state) if state.type.is_failed else ()
-            if hooks:  # the wrapper never reached its hooks (a dead worker, a Dask error)
-                call_hooks(hooks, run.task, self._info(run), state)
-        if bus.active:
-            bus.publish(rebuilt + missing)
-        return failed
-
-    def _info(self, run: TaskRun) -> TaskRunInfo:
-        return TaskRunInfo.of(
-            run.task,
-            run.id,
-            run.run_name,
-            self.flow_run_id,
-            run.map_index,
-            run.attempt,
-            flow_name=self.flow_name,
-            panel_url=self.panel_url,
-        )
-
     def cancel_all(self) -> None:
         """Cancel runs still waiting here or on the cluster (they end CANCELLED).
 
@@ -631,25 +557,9 @@ class FlowRunner:
             while self.pending:
                 waiting.append(self.pending.popleft())
             if waiting:
-                self._cancel_locally(waiting)
+                self.cancel_locally(waiting)
             if isinstance(self.backend, DistributedBackend):
                 self.backend.cancel(self.runs)
         cancelled = self.token is not None and self.token.cancelled
         if cancelled and isinstance(self.backend, DistributedBackend):
             self.backend.tell_cancelled(self.flow_run_id)  # running code that can stop
-
-    def _cancel_locally(self, runs: Sequence[TaskRun]) -> None:
-        """End runs that never reached the cluster CANCELLED."""
-        publish = bus.active
-        created = self._created_events([r for r in runs if r.deferred is None]) if publish else []
-        reason = self.token.reason if self.token is not None else None
-        state = State(StateType.CANCELLED, message=reason or "the flow run ended first")
-        for run in runs:
-            run.local_state = state
-        if publish:
-            bus.publish([*created, *(StateChanged(self.flow_run_id, r.id, state) for r in runs)])
-
-    def release_futures(self) -> None:
-        """Let the cluster forget this flow run's results."""
-        if isinstance(self.backend, DistributedBackend):
-            self.backend.release(self.runs)

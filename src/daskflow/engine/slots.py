@@ -95,7 +95,7 @@ def _unknown(name: str, strict: bool) -> None:
     _warned.add(name)
     message = "concurrency limit %r is not set, so this runs unlimited (expected %s)"
     try:
-        from daskflow.api.logger import get_run_logger
+        from daskflow.engine.run_logs import get_run_logger
 
         get_run_logger().warning(message, name, expected)
     except Exception:  # outside a run

@@ -21,7 +21,7 @@ __all__ = list(ATTRIBUTES)
 
 def current_id() -> str | None:
     """The id of the flow run this code runs in (in a task run or a flow function), or None."""
-    from daskflow.engine.runner import current_runner
+    from daskflow.engine.current import current_runner
     from daskflow.engine.task_context import current_task_run
 
     context = current_task_run.get()

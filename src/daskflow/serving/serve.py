@@ -54,7 +54,7 @@ from daskflow import config
 from daskflow.errors import ConfigurationError, ScheduleError
 from daskflow.observers.events import FlowRunCreated, StateChanged, bus
 from daskflow.serving.schedules import CronSchedule, IntervalSchedule, schedule_for
-from daskflow.signal_handlers import handling
+from daskflow.signal_handlers import SignalSafeEvent, handling
 from daskflow.states import State, StateType
 
 __all__ = ["serve"]
@@ -167,9 +167,9 @@ class _Server:
         self.parameters = parameters
         self.limit = limit
         self.store = store
-        self.wake = threading.Event()
+        self.wake = SignalSafeEvent()  # set by the signal handler too
         self.stopping: str | None = None  # why, once asked to stop
-        self.hurry = threading.Event()  # a second Ctrl-C: stop waiting for runs to wind up
+        self.hurry = SignalSafeEvent()  # a second Ctrl-C: stop waiting for runs to wind up
         self.active: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
         self._next: datetime | None = None
@@ -241,9 +241,8 @@ class _Server:
         slot: _Slot | None = None
         try:
             while self.stopping is None and self.schedule is None:  # on request only
-                # not wake.wait(): the signal handler sets wake, and would deadlock on
-                # the Event's lock if the signal came while this thread held it
-                time.sleep(0.1)
+                self.wake.wait(1.0)
+                self.wake.clear()
             while self.stopping is None:
                 assert self._next is not None
                 slot = self._schedule(self._next)
