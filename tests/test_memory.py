@@ -13,7 +13,7 @@ import weakref
 
 from daskflow import flow, task
 from daskflow.engine.emit import KEPT_BATCHES, TOPIC
-from daskflow.engine.runner import current_runner
+from daskflow.engine.current import current_runner
 
 
 @task

@@ -16,7 +16,7 @@ import pytest
 from distributed import Client, LocalCluster
 
 from daskflow.engine.backends import DistributedBackend
-from daskflow.engine.runner import route
+from daskflow.engine.current import route
 from daskflow.engine.runs import TaskRun
 from daskflow.engine.worker_loss import Death, lost_attempts
 from daskflow.states import StateType

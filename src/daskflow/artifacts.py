@@ -41,14 +41,11 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from daskflow.engine.run_artifacts import send_created, send_updated
 from daskflow.errors import ArtifactError
-
-if TYPE_CHECKING:
-    from daskflow.history.records import Artifact
-    from daskflow.store.base import RunStore
+from daskflow.history import read_artifacts  # reading them back, here as in Prefect
 
 __all__ = [
     "ArtifactError",
@@ -259,39 +256,6 @@ def update_progress_artifact(
         _check_text(description, "description", artifact)
     send_updated(artifact, json.dumps(value), description)
     return artifact
-
-
-def read_artifacts(
-    key: str | None = None,
-    *,
-    latest: bool = False,
-    limit: int | None = 100,
-    store: RunStore | str | None = None,
-) -> list[Artifact]:
-    """Recorded artifacts, newest first.
-
-    Parameters
-    ----------
-    key
-        Only the history of this key.
-    latest
-        Only the newest artifact of each key (artifacts without a key are
-        left out).
-    limit
-        At most this many; None for all.
-    store
-        A run store or a store URL; default: the configured store.
-
-    Examples
-    --------
-    >>> [a.key for a in read_artifacts(latest=True)]  # doctest: +SKIP
-    ['load-progress', 'sales-by-region']
-    >>> read_artifacts("sales-by-region", limit=1)[0].data  # doctest: +SKIP
-    [{'region': 'eu', 'sales': 12.5}, {'region': 'us', 'sales': 30.0}]
-    """
-    from daskflow.history import read_artifacts as read
-
-    return read(key, latest=latest, limit=limit, store=store)
 
 
 # -- checks and encodings ------------------------------------------------------------------
