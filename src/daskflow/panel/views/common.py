@@ -7,6 +7,7 @@ import html
 from typing import Any
 
 from bokeh.models import ColumnDataSource
+from bokeh.models.widgets import Div
 
 from daskflow.states import StateType
 
@@ -17,8 +18,10 @@ __all__ = [
     "PROGRESS_COLORS",
     "bucket",
     "duration",
+    "empty_state",
     "escape",
     "millis",
+    "sentence",
     "set_data",
     "when",
 ]
@@ -80,3 +83,30 @@ def duration(start: float | None, end: float | None) -> str:
 def escape(text: str) -> str:
     """Text for a Div's HTML (names, messages and tracebacks are user data)."""
     return html.escape(text, quote=False)
+
+
+#: How a sentence that stands in for an empty plot or table looks.
+SENTENCE_STYLE: dict[str, str | None] = {
+    "color": "#555",
+    "font-size": "14px",
+    "padding": "12px 4px",
+}
+
+
+def sentence(text: str = "") -> Div:
+    """A Div for one sentence standing in for an empty plot or table."""
+    return Div(text=text, styles=SENTENCE_STYLE, sizing_mode="stretch_width")
+
+
+def empty_state(note: Div, shown: Any, text: str) -> None:
+    """Show ``note`` saying ``text`` instead of ``shown``; an empty ``text`` shows ``shown``.
+
+    Properties are set only when they change, so an idle page sends nothing.
+    """
+    text = escape(text)
+    if note.text != text:
+        note.text = text
+    if note.visible != bool(text):
+        note.visible = bool(text)
+    if shown.visible != (not text):
+        shown.visible = not text
