@@ -86,7 +86,7 @@ class FailuresView:
             },
         )
         self._show(list(self.source.selected.indices))
-        height = min(220, 40 + 28 * max(len(rows), 1))  # no blank rows under a few failures
+        height = min(220, 36 + 25 * max(len(rows), 1))  # no blank rows under a few failures
         if self.table.height != height:
             self.table.height = height
         run = self.model.run

@@ -34,12 +34,13 @@ class RunsView:
     def __init__(self, model: PanelModel) -> None:
         self.model = model
         self.source = ColumnDataSource({k: [] for k in _COLUMNS})
-        # widths are in proportion (the table fills the window): at 1,280 px
-        # every column shows a 40-character run name, a date and its header whole
+        # widths are in proportion (the table fills the window): at 1,280 px and
+        # up every column shows a 32-character flow name, its run's name (41), a
+        # date and its header whole
         columns = [
             TableColumn(field="short_id", title="id", width=80),
-            TableColumn(field="name", title="run", width=290),
-            TableColumn(field="flow", title="flow", width=190),
+            TableColumn(field="name", title="run", width=300),
+            TableColumn(field="flow", title="flow", width=230),
             TableColumn(field="state", title="state", width=100),
             TableColumn(
                 field="start",
@@ -47,8 +48,8 @@ class RunsView:
                 width=160,
                 formatter=DateFormatter(format="%F %T"),
             ),
-            TableColumn(field="duration", title="duration", width=90),
-            TableColumn(field="tasks", title="task runs: done / failed / all", width=230),
+            TableColumn(field="duration", title="duration", width=80),
+            TableColumn(field="tasks", title="task runs: done / failed / all", width=210),
         ]
         self.table = DataTable(
             source=self.source,
@@ -107,7 +108,7 @@ class RunsView:
             data["duration"].append(duration(run.start_time, run.end_time))
             data["tasks"].append(f"{done:,} / {failed:,} / {total:,}")
         set_data(self.source, data)
-        height = min(_HEIGHT, 34 + 28 * max(len(data["id"]), 1))  # no blank rows under a few runs
+        height = min(_HEIGHT, 36 + 25 * max(len(data["id"]), 1))  # no blank rows under a few runs
         if self.table.height != height:
             self.table.height = height
         selected = self.model.selected
