@@ -290,8 +290,9 @@ def test_the_logs_follow_the_selected_run_also_one_recorded_after_the_page_opene
     browser, tmp_path
 ):
     store = tmp_path / "runs.db"
-    first = daskflow("run", f"{FLOWS}:hello", "--cluster", "sync", store=store, cwd=tmp_path)
-    assert first.returncode == 0
+    for flow in ("hello", "fails"):
+        done = daskflow("run", f"{FLOWS}:{flow}", "--cluster", "sync", store=store, cwd=tmp_path)
+        assert done.returncode == (flow == "fails")
     dashboard = Dashboard(store, tmp_path)
     try:
         browser.get(dashboard.url)
@@ -300,6 +301,9 @@ def test_the_logs_follow_the_selected_run_also_one_recorded_after_the_page_opene
         assert "greeting world" in wait_shown(browser, ["greeting world"])
         later = daskflow("run", f"{FLOWS}:noisy", "--cluster", "sync", store=store, cwd=tmp_path)
         assert later.returncode == 0  # run B, recorded after the page opened
+        text = wait_shown(browser, ["noisy"])  # listed; A stays selected
+        assert "greeting world" in text
+        assert "chatty says" not in text
         click_row(browser, "noisy")
         text = wait_shown(browser, ["chatty says 2"], absent=("greeting world",))
         assert "chatty says 2" in text  # B's records ...
