@@ -125,7 +125,7 @@ def test_the_panel_shows_runs_progress_and_failures(browser, tmp_path):
         wait_for_http(url)
         browser.get(url)
         text = page_text(browser, ["hello", "fails", "FAILED", "exploded: panel test"])
-        shot = screenshot(browser, tmp_path, "panel-failed-run.png", height=1900)
+        shot = screenshot(browser, tmp_path, "panel-failed-run.png", height=1100)
         assert "hello" in text  # the runs table lists both runs
         assert "fails" in text
         assert "FAILED" in text
@@ -137,7 +137,10 @@ def test_the_panel_shows_runs_progress_and_failures(browser, tmp_path):
         # live: a run recorded while the page is open appears without a reload
         later = daskflow("run", f"{FLOWS}:noisy", "--cluster", "sync", store=store, cwd=tmp_path)
         assert later.returncode == 0
-        assert "noisy" in page_text(browser, ["noisy", "chatty says 2"])
+        click_tab(browser, "logs")
+        text = wait_shown(browser, ["noisy", "chatty says 2"], absent=("RUNNING",))
+        assert "chatty says 2" in text
+        assert "RUNNING" not in text  # the row of the run, drawn again as it ended
         assert screenshot(browser, tmp_path, "panel-live-run.png").stat().st_size > 10_000
     finally:
         server.terminate()
@@ -289,32 +292,65 @@ class Dashboard:
 def test_the_logs_follow_the_selected_run_also_one_recorded_after_the_page_opened(
     browser, tmp_path
 ):
+    """Runs A and B log as many records (what a table of rows left on screen)."""
+    from tests.test_cli import run_id
+
+    def hello(name: str) -> str:
+        done = daskflow(
+            "run", f"{FLOWS}:hello", "-p", f"name={name}", "--cluster", "sync",
+            store=store, cwd=tmp_path,
+        )  # fmt: skip
+        assert done.returncode == 0
+        return run_id(done)[:8]  # the id as the runs table shows it
+
     store = tmp_path / "runs.db"
-    for flow in ("hello", "fails"):
-        done = daskflow("run", f"{FLOWS}:{flow}", "--cluster", "sync", store=store, cwd=tmp_path)
-        assert done.returncode == (flow == "fails")
+    a = hello("alice")
+    assert daskflow("run", f"{FLOWS}:fails", store=store, cwd=tmp_path).returncode == 1
     dashboard = Dashboard(store, tmp_path)
     try:
         browser.get(dashboard.url)
         click_tab(browser, "logs")
-        click_row(browser, "hello")  # the user picks run A: no longer following the newest
-        assert "greeting world" in wait_shown(browser, ["greeting world"])
-        later = daskflow("run", f"{FLOWS}:noisy", "--cluster", "sync", store=store, cwd=tmp_path)
-        assert later.returncode == 0  # run B, recorded after the page opened
-        text = wait_shown(browser, ["noisy"])  # listed; A stays selected
-        assert "greeting world" in text
-        assert "chatty says" not in text
-        click_row(browser, "noisy")
-        text = wait_shown(browser, ["chatty says 2"], absent=("greeting world",))
-        assert "chatty says 2" in text  # B's records ...
-        assert "noisy flow with 3 tasks" in text
-        assert "greeting world" not in text  # ... and no longer A's
-        click_row(browser, "hello")
-        text = wait_shown(browser, ["greeting world"], absent=("chatty says 2",))
-        assert "greeting world" in text
-        assert "chatty says 2" not in text
+        click_row(browser, a)  # the user picks run A: no longer following the newest
+        assert "greeting alice" in wait_shown(browser, ["greeting alice"])
+        b = hello("bob")  # run B, recorded after the page opened
+        text = wait_shown(browser, [b])  # listed; A stays open
+        assert "greeting alice" in text
+        click_row(browser, b)
+        text = wait_shown(browser, ["greeting bob"], absent=("greeting alice",))
+        assert "greeting bob" in text  # B's records ...
+        assert "greeting alice" not in text  # ... and no longer A's
+        click_row(browser, a)
+        text = wait_shown(browser, ["greeting alice"], absent=("greeting bob",))
+        assert "greeting alice" in text
+        assert "greeting bob" not in text
     finally:
         dashboard.close()
+
+
+def test_a_runs_row_changes_in_place_as_its_run_ends(browser, tmp_path):
+    """A row whose values change (RUNNING, then COMPLETED) is drawn again, no reload.
+
+    The run's events are written to the store as the engine writes them, in
+    two steps, so that the page surely shows the run RUNNING first.
+    """
+    from daskflow.store.sql import SQLStore
+    from tests.test_panel_components import finished_run
+
+    store = tmp_path / "runs.db"
+    events = finished_run("c" * 32, time.time())
+    writer = SQLStore(str(store))
+    writer.write(events[:2])  # created, RUNNING
+    dashboard = Dashboard(store, tmp_path)
+    try:
+        browser.get(dashboard.url)
+        assert "RUNNING" in wait_shown(browser, ["RUNNING"])
+        writer.write(events[2:])  # its task run, then COMPLETED
+        text = wait_shown(browser, ["COMPLETED", "1 / 0 / 1"], absent=("RUNNING",))
+        assert "1 / 0 / 1" in text  # the row, with its final counts
+        assert "RUNNING" not in text
+    finally:
+        dashboard.close()
+        writer.close()
 
 
 def test_an_alert_names_a_failure_recorded_before_the_page_opened(browser, tmp_path):
@@ -388,7 +424,7 @@ def test_the_layout_shows_ids_dates_and_headers_whole(browser, tmp_path, width):
             click_tab(browser, tab)
             time.sleep(0.5)
             assert clipped(browser) == []
-        screenshot(browser, tmp_path, f"panel-{width}.png")
+        browser.save_screenshot(str(tmp_path / f"panel-{width}.png"))  # not for the docs
     finally:
         dashboard.close()
 

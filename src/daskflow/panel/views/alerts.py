@@ -19,6 +19,8 @@ from .common import escape, set_data
 __all__ = ["AlertsView"]
 
 _SHOWN = 10
+#: Characters of a run's state message the banner shows (the run's page has it whole).
+_MESSAGE = 160
 _STYLE: dict[str, str | None] = {
     "background": "#d62728",
     "color": "white",
@@ -74,7 +76,7 @@ class AlertsView:
         if alerts:
             items = "".join(
                 f"<li><a style='{_LINK}' href='?run={escape(r.id)}'>{escape(r.name)}</a> "
-                f"({escape(r.flow_name)}) {r.state.value}: {escape(r.state_message)}</li>"
+                f"({escape(r.flow_name)}) {r.state.value}: {escape(_short(r.state_message))}</li>"
                 for r in alerts[:_SHOWN]
             )
             more = f"<li>and {len(alerts) - _SHOWN} more</li>" if len(alerts) > _SHOWN else ""
@@ -87,3 +89,8 @@ class AlertsView:
             self.banner.text = text
         if self.root.visible != bool(text):
             self.root.visible = bool(text)
+
+
+def _short(message: str) -> str:
+    """The first :data:`_MESSAGE` characters of a state message, and "…" if it goes on."""
+    return message if len(message) <= _MESSAGE else message[: _MESSAGE - 1].rstrip() + "…"

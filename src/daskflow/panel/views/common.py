@@ -6,7 +6,7 @@ import datetime
 import html
 from typing import Any
 
-from bokeh.models import ColumnDataSource
+from bokeh.models import ColumnDataSource, CustomJS
 from bokeh.models.widgets import Div
 
 from daskflow.states import StateType
@@ -20,6 +20,7 @@ __all__ = [
     "duration",
     "empty_state",
     "escape",
+    "live_table",
     "millis",
     "sentence",
     "set_data",
@@ -110,3 +111,17 @@ def empty_state(note: Div, shown: Any, text: str) -> None:
         note.visible = bool(text)
     if shown.visible != (not text):
         shown.visible = not text
+
+
+def live_table(table: Any) -> Any:
+    """Make a ``DataTable`` draw again whenever its source's data is replaced; returns it.
+
+    BokehJS redraws a table's rows when its ``CDSView`` reports new indices,
+    which it does not when the number of rows stays the same: a run turning
+    from RUNNING to COMPLETED, or one run's 200 log records replaced by
+    another's, left the old rows on screen until a reload. The view's change
+    signal, emitted in the browser on every new ``data``, redraws them.
+    """
+    redraw = CustomJS(args={"view": table.view}, code="view.change.emit()")
+    table.source.js_on_change("data", redraw)
+    return table

@@ -8,7 +8,7 @@ from bokeh.models.widgets import DataTable, Div, TableColumn
 
 from daskflow.panel.model import PanelModel
 
-from .common import empty_state, sentence, set_data
+from .common import empty_state, live_table, sentence, set_data
 from .traceback import to_html
 
 __all__ = ["FailuresView"]
@@ -49,6 +49,7 @@ class FailuresView:
             index_position=None,
             sizing_mode="stretch_width",
         )
+        live_table(self.table)  # redraw rows whose values change
         self.traceback = Div(text="", sizing_mode="stretch_width")
         self.heading = Div(text="<h3 style='margin:8px 0 0 0'>Failures</h3>")
         self.note = sentence()
@@ -86,7 +87,7 @@ class FailuresView:
             },
         )
         self._show(list(self.source.selected.indices))
-        height = min(220, 36 + 25 * max(len(rows), 1))  # no blank rows under a few failures
+        height = 36 + 25 * min(max(len(rows), 1), 5)  # no blank rows; scrolls past five
         if self.table.height != height:
             self.table.height = height
         run = self.model.run

@@ -11,7 +11,7 @@ from bokeh.models.widgets import Button, DataTable, DateFormatter, Div, Select, 
 from daskflow.panel.model import PanelModel
 from daskflow.states import StateType
 
-from .common import FAILED, duration, set_data, when
+from .common import FAILED, duration, live_table, set_data, when
 
 __all__ = ["RunsView"]
 
@@ -58,6 +58,7 @@ class RunsView:
             index_position=None,
             sizing_mode="stretch_width",
         )
+        live_table(self.table)  # redraw rows whose values change
         flows: list[str | None] = ["all"]
         self.flow_select = Select(title="flow", value="all", options=flows, width=180)
         states: list[str | None] = ["all", *(t.value for t in StateType)]
