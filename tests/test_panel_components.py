@@ -32,6 +32,8 @@ from daskflow.panel.model import RECENT_RUNS, TIMELINE_CELLS, TIMELINE_LIMIT
 from daskflow.panel.views import (
     AlertsView,
     FailuresView,
+    LogsView,
+    ParametersView,
     ProgressView,
     ResourcesView,
     RunsView,
@@ -131,7 +133,7 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
 
 
 class Page(SimpleNamespace):
-    """A model and its six views in one Bokeh document, as ``make_document`` lays them out."""
+    """A model and its eight views in one Bokeh document, as ``make_document`` has them."""
 
     model: PanelModel
     alerts: AlertsView
@@ -139,6 +141,8 @@ class Page(SimpleNamespace):
     progress: ProgressView
     timeline: TimelineView
     failures: FailuresView
+    logs: LogsView
+    parameters: ParametersView
     resources: ResourcesView
 
     def refresh(self) -> None:
@@ -147,7 +151,10 @@ class Page(SimpleNamespace):
             view.update()
 
     def views(self) -> list[Any]:
-        return [self.alerts, self.runs, self.progress, self.timeline, self.failures, self.resources]
+        return [
+            self.alerts, self.runs, self.progress, self.timeline, self.failures, self.logs,
+            self.parameters, self.resources,
+        ]  # fmt: skip
 
 
 def page(model: PanelModel) -> Page:
@@ -158,6 +165,8 @@ def page(model: PanelModel) -> Page:
         progress=ProgressView(model),
         timeline=TimelineView(model),
         failures=FailuresView(model),
+        logs=LogsView(model),
+        parameters=ParametersView(model),
     )
     built.resources = ResourcesView(model, x_range=built.timeline.figure.x_range)
     doc = Document()
@@ -210,7 +219,7 @@ def test_failures_show_error_type_message_and_traceback_and_logs_show(recorded):
     built.refresh()
     assert built.failures.source.data["name"] == []
     assert built.failures.traceback.text == ""
-    logs = built.failures.logs_source.data
+    logs = built.logs.source.data
     assert "report of 50 values" in logs["message"]
     assert logs["task"][logs["message"].index("report of 50 values")] == "report"
 
@@ -245,16 +254,24 @@ def test_each_attempt_of_a_retried_task_run_is_a_bar(tmp_path, monkeypatch):
     assert bars["state"] == ["RETRYING", "RETRYING", "COMPLETED"]
 
 
-def test_alerts_name_failed_runs_that_ended_after_the_page_opened(recorded):
-    opened_before = page(PanelModel(recorded.store, clock=lambda: recorded.before - 1))
-    assert opened_before.alerts.source.data["name"] == [recorded.bad.name]
-    assert opened_before.alerts.source.data["state"] == ["FAILED"]
-    assert opened_before.alerts.root.visible
-    assert "1 flow run(s) failed since this page opened" in opened_before.alerts.root.text
-    opened_after = page(PanelModel(recorded.store))
-    assert opened_after.alerts.source.data["name"] == []
-    assert opened_after.alerts.root.text == ""
-    assert not opened_after.alerts.root.visible
+def test_alerts_name_failed_runs_since_the_seen_mark_and_link_to_them(recorded):
+    from daskflow.panel.seen import SeenMark
+
+    mark = SeenMark(None)
+    mark.write(recorded.before - 1)  # the user last looked before both runs
+    before = page(PanelModel(recorded.store, seen=mark))
+    assert before.alerts.source.data["name"] == [recorded.bad.name]
+    assert before.alerts.source.data["state"] == ["FAILED"]
+    assert before.alerts.root.visible
+    assert "1 flow run failed since you last looked" in before.alerts.banner.text
+    assert f"href='?run={recorded.bad.id}'" in before.alerts.banner.text
+    before.alerts.dismiss._trigger_event(ButtonClick(before.alerts.dismiss))  # "Mark as seen"
+    assert not before.alerts.root.visible
+    assert mark.read() == pytest.approx(time.time(), abs=60)
+    after = page(PanelModel(recorded.store, seen=mark))  # a page opened later
+    assert after.alerts.source.data["name"] == []
+    assert after.alerts.banner.text == ""
+    assert not after.alerts.root.visible
 
 
 def test_selecting_a_row_selects_the_run_and_the_row_follows_it(tmp_path):
@@ -285,7 +302,7 @@ def test_filters_query_the_store_not_just_the_recent_runs(recorded, tmp_path):
     store.write(finished_run("0" * 32, t, S.FAILED, flow="old"))
     for n in range(1, RECENT_RUNS + 10):  # push it out of the recent runs
         store.write(finished_run(f"{n:032x}", t + n))
-    built = page(PanelModel(store, clock=lambda: t - 1))
+    built = page(PanelModel(store, clock=lambda: t - 1, seen=seen_at(t - 1)))
     assert "0" * 32 not in built.runs.source.data["id"]
     assert built.alerts.source.data["id"] == []  # never seen among the recent runs
     built.runs.state_select.value = "FAILED"
@@ -302,7 +319,7 @@ def test_filters_query_the_store_not_just_the_recent_runs(recorded, tmp_path):
 def test_an_alert_stays_when_newer_runs_push_its_run_out_of_the_list(tmp_path):
     store = SQLStore(str(tmp_path / "runs.db"))
     t = time.time() - 600
-    built = page(PanelModel(store, clock=lambda: t - 1))
+    built = page(PanelModel(store, clock=lambda: t - 1, seen=seen_at(t - 1)))
     store.write(finished_run("0" * 32, t, S.CRASHED))
     built.refresh()
     assert built.alerts.source.data["state"] == ["CRASHED"]
@@ -331,7 +348,7 @@ def test_update_sends_nothing_when_nothing_changed(recorded):
     built = page(PanelModel(recorded.store))
     changes: list[str] = []
     for view in built.views():
-        for name in ("source", "logs_source", "bins"):
+        for name in ("source", "bins"):
             source = getattr(view, name, None)
             if source is not None and type(view) is not ResourcesView:
                 source.on_change("data", lambda attr, old, new, n=name: changes.append(n))
@@ -388,7 +405,7 @@ def test_a_run_of_100_000_task_runs_stays_aggregated(big):
     sizes = {
         f"{type(view).__name__}.{name}": rows(getattr(view, name))
         for view in built.views()
-        for name in ("source", "bins", "logs_source")
+        for name in ("source", "bins")
         if hasattr(view, name)
     }
     assert max(sizes.values()) < 5_000, sizes  # nothing scales with the task runs
@@ -495,6 +512,15 @@ def test_the_run_argument_selects_a_run_by_id_prefix(recorded):
 
 
 # -- helpers -------------------------------------------------------------------------
+def seen_at(t: float) -> Any:
+    """A seen mark, in memory, at ``t``."""
+    from daskflow.panel.seen import SeenMark
+
+    mark = SeenMark(None)
+    mark.write(t)
+    return mark
+
+
 def finished_run(fid: str, t: float, state: S = S.COMPLETED, flow: str = "etl") -> list[Event]:
     """A flow run of one task run, ended in ``state`` at ``t + 1``."""
     tid = f"{fid}-step"

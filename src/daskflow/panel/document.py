@@ -51,18 +51,21 @@ def make_document(
     >>> doc.title
     'daskflow'
     """
-    from bokeh.layouts import column, row
-    from bokeh.models.widgets import Div
+    from bokeh.layouts import column
 
+    from daskflow.panel.layout import NO_CLUSTER, RunPage, header
     from daskflow.panel.model import PanelModel
     from daskflow.panel.views import (
         AlertsView,
         FailuresView,
+        LogsView,
+        ParametersView,
         ProgressView,
         ResourcesView,
         RunsView,
         TimelineView,
     )
+    from daskflow.panel.views.common import sentence
     from daskflow.store import open_store
 
     store = open_store(store_url)
@@ -74,8 +77,23 @@ def make_document(
     model.refresh()
     alerts, runs, progress = AlertsView(model), RunsView(model), ProgressView(model)
     timeline, failures = TimelineView(model), FailuresView(model)
+    logs, parameters = LogsView(model), ParametersView(model)
     resources = ResourcesView(model, x_range=timeline.figure.x_range)
-    views: list[Any] = [alerts, runs, progress, timeline, failures, resources]
+    # without a cluster the resources view would be two empty plots: one sentence instead
+    shown_resources = resources.root if scheduler is not None else sentence(NO_CLUSTER)
+    page = RunPage(
+        model,
+        progress.summary,
+        {
+            "overview": column(progress.root, failures.root, sizing_mode="stretch_width"),
+            "timeline": timeline.root,
+            "logs": logs.root,
+            "parameters": parameters.root,
+            "resources": shown_resources,
+        },
+    )
+    views: list[Any] = [alerts, runs, progress, timeline, failures, logs, parameters, resources]
+    views.append(page)
     for view in views:
         view.update()
     failing: list[str] = []  # the last error, logged once rather than every refresh
@@ -94,16 +112,9 @@ def make_document(
             view.update()
 
     doc.title = "daskflow"
+    where = str(getattr(store, "where", getattr(store, "url", "")))
     doc.add_root(
-        column(
-            Div(text="<h2 style='margin:4px 0'>daskflow</h2>"),
-            alerts.root,
-            row(runs.root, progress.root, sizing_mode="stretch_width"),
-            timeline.root,
-            resources.root,
-            failures.root,
-            sizing_mode="stretch_width",
-        )
+        column(header(where), alerts.root, runs.root, page.root, sizing_mode="stretch_width")
     )
     doc.add_periodic_callback(refresh, refresh_ms)
 

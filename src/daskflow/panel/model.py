@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from daskflow.panel.seen import FIRST_LOOK, SeenMark
 from daskflow.states import StateType
 from daskflow.store.base import (
     FlowRunRow,
@@ -127,6 +128,9 @@ class PanelModel:
         Dask dashboard), for worker CPU and memory; None otherwise.
     clock
         Seconds since the epoch (tests pass their own).
+    seen
+        Where the user's "seen" mark is kept (default: beside the store,
+        :meth:`SeenMark.for_store <daskflow.panel.seen.SeenMark.for_store>`).
 
     Attributes
     ----------
@@ -147,8 +151,12 @@ class PanelModel:
     failures, logs
         Its failed task runs and log records.
     alerts : list of FlowRunRow
-        Flow runs that failed, crashed or timed out since the model was made
-        (the page opened), newest first.
+        Flow runs that failed, crashed or timed out since the user last
+        looked (:attr:`seen_until`), newest first, also those that ended
+        before the page was opened.
+    seen_until : float
+        The store's "seen" mark (:mod:`daskflow.panel.seen`), else
+        :data:`~daskflow.panel.seen.FIRST_LOOK` seconds before the page opened.
     resources : Resources or None
         The latest sample of the attached scheduler's workers.
 
@@ -162,12 +170,20 @@ class PanelModel:
     """
 
     def __init__(
-        self, store: RunStore, scheduler: Any = None, clock: Callable[[], float] = time.time
+        self,
+        store: RunStore,
+        scheduler: Any = None,
+        clock: Callable[[], float] = time.time,
+        seen: SeenMark | None = None,
     ) -> None:
         self.store = store
         self.scheduler = scheduler
         self.clock = clock
         self.opened = clock()
+        self.seen = SeenMark.for_store(store) if seen is None else seen
+        mark = self.seen.read()
+        self.seen_until = self.opened - FIRST_LOOK if mark is None else mark
+        self._chosen = 0  # bumped by select(): a refresh in a thread must not undo a click
         self.selected: str | None = None
         self.follow = True
         self.flow_filter: str | None = None
@@ -193,6 +209,13 @@ class PanelModel:
         """Show this flow run (an id or unique prefix) in the detail views; None: the newest."""
         self.follow = flow_run_id is None
         self.selected = flow_run_id
+        self._chosen += 1
+
+    def dismiss_alerts(self) -> None:
+        """The user has seen the failures so far: clear the alerts and keep the mark."""
+        self.seen_until = self.clock()
+        self.seen.write(self.seen_until)
+        self._alerts, self.alerts = {}, []
 
     @property
     def total(self) -> int:
@@ -212,6 +235,7 @@ class PanelModel:
     def refresh_store(self) -> None:
         """The store's part of :meth:`refresh` (a few bounded queries; thread-safe to offload)."""
         store, now = self.store, self.clock()
+        chosen, follow, wanted = self._chosen, self.follow, self.selected
         every = store.list_flow_runs(limit=RECENT_RUNS)
         filtered = self.flow_filter is not None or self.state_filter is not None
         shown = (
@@ -221,19 +245,23 @@ class PanelModel:
         )
         self._names.update(r.flow_name for r in (*every, *shown))
         self.flow_names = sorted(self._names)
+        seen_until = self.seen_until
         for run in every:
-            if run.state in ALERT_STATES and (run.end_time or run.created) >= self.opened:
+            if run.state in ALERT_STATES and _ended(run) > seen_until:
                 self._alerts[run.id] = run
-        self.alerts = sorted(self._alerts.values(), key=_ended, reverse=True)[:ALERTS_KEPT]
+        alerts = [r for r in self._alerts.values() if _ended(r) > seen_until]
+        self.alerts = sorted(alerts, key=_ended, reverse=True)[:ALERTS_KEPT]
         self._alerts = {run.id: run for run in self.alerts}
         self.run_counts = {run.id: self._count(run, now) for run in shown}
         self._counted = {k: v for k, v in self._counted.items() if k in self.run_counts}
         self.flow_runs = shown
-        if self.follow:
-            self.selected = shown[0].id if shown else None
-        self.run = self._find(self.selected, every, shown)
-        if self.run is not None:
-            self.selected = self.run.id  # a prefix from the URL becomes the id
+        if follow:
+            wanted = shown[0].id if shown else None
+        found = self._find(wanted, every, shown)
+        if chosen != self._chosen:
+            return  # the user picked another run meanwhile: the next refresh shows it
+        self.run = found
+        self.selected = found.id if found is not None else wanted  # a URL's prefix becomes the id
         self._refresh_selected(now)
 
     def refresh_resources(self) -> None:

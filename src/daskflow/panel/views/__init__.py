@@ -10,6 +10,8 @@ runs the timeline draws counts per task name and time bin.
 
 from daskflow.panel.views.alerts import AlertsView
 from daskflow.panel.views.failures import FailuresView
+from daskflow.panel.views.logs import LogsView
+from daskflow.panel.views.parameters import ParametersView
 from daskflow.panel.views.progress import ProgressView
 from daskflow.panel.views.resources import ResourcesView
 from daskflow.panel.views.runs import RunsView
@@ -19,6 +21,8 @@ __all__ = [
     "VIEWS",
     "AlertsView",
     "FailuresView",
+    "LogsView",
+    "ParametersView",
     "ProgressView",
     "ResourcesView",
     "RunsView",
@@ -26,4 +30,13 @@ __all__ = [
 ]
 
 #: Every view, in the order the page shows them.
-VIEWS = (AlertsView, RunsView, ProgressView, TimelineView, FailuresView, ResourcesView)
+VIEWS = (
+    AlertsView,
+    RunsView,
+    ProgressView,
+    FailuresView,
+    TimelineView,
+    LogsView,
+    ParametersView,
+    ResourcesView,
+)

@@ -6,7 +6,8 @@ import datetime
 import html
 from typing import Any
 
-from bokeh.models import ColumnDataSource
+from bokeh.models import ColumnDataSource, CustomJS
+from bokeh.models.widgets import Div
 
 from daskflow.states import StateType
 
@@ -17,8 +18,11 @@ __all__ = [
     "PROGRESS_COLORS",
     "bucket",
     "duration",
+    "empty_state",
     "escape",
+    "live_table",
     "millis",
+    "sentence",
     "set_data",
     "when",
 ]
@@ -80,3 +84,44 @@ def duration(start: float | None, end: float | None) -> str:
 def escape(text: str) -> str:
     """Text for a Div's HTML (names, messages and tracebacks are user data)."""
     return html.escape(text, quote=False)
+
+
+#: How a sentence that stands in for an empty plot or table looks.
+SENTENCE_STYLE: dict[str, str | None] = {
+    "color": "#555",
+    "font-size": "14px",
+    "padding": "12px 4px",
+}
+
+
+def sentence(text: str = "") -> Div:
+    """A Div for one sentence standing in for an empty plot or table."""
+    return Div(text=text, styles=SENTENCE_STYLE, sizing_mode="stretch_width")
+
+
+def empty_state(note: Div, shown: Any, text: str) -> None:
+    """Show ``note`` saying ``text`` instead of ``shown``; an empty ``text`` shows ``shown``.
+
+    Properties are set only when they change, so an idle page sends nothing.
+    """
+    text = escape(text)
+    if note.text != text:
+        note.text = text
+    if note.visible != bool(text):
+        note.visible = bool(text)
+    if shown.visible != (not text):
+        shown.visible = not text
+
+
+def live_table(table: Any) -> Any:
+    """Make a ``DataTable`` draw again whenever its source's data is replaced; returns it.
+
+    BokehJS redraws a table's rows when its ``CDSView`` reports new indices,
+    which it does not when the number of rows stays the same: a run turning
+    from RUNNING to COMPLETED, or one run's 200 log records replaced by
+    another's, left the old rows on screen until a reload. The view's change
+    signal, emitted in the browser on every new ``data``, redraws them.
+    """
+    redraw = CustomJS(args={"view": table.view}, code="view.change.emit()")
+    table.source.js_on_change("data", redraw)
+    return table

@@ -1,72 +1,66 @@
-"""Failures of the selected flow run, with tracebacks, and its log records."""
+"""Failures of the selected flow run: its failed task runs and their tracebacks."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from bokeh.layouts import column
 from bokeh.models import ColumnDataSource
-from bokeh.models.widgets import DataTable, DateFormatter, Div, TableColumn
+from bokeh.models.widgets import DataTable, Div, TableColumn
 
 from daskflow.panel.model import PanelModel
 
-from .common import escape, set_data, when
+from .common import empty_state, live_table, sentence, set_data
+from .traceback import to_html
 
 __all__ = ["FailuresView"]
 
-_LEVELS = {10: "DEBUG", 20: "INFO", 30: "WARNING", 40: "ERROR", 50: "CRITICAL"}
 _FAILURES = ("name", "state", "worker", "attempts", "error_type", "error_message", "traceback")
 
 
 class FailuresView:
-    """Failed task runs (error type, message; the selected one's traceback) and logs.
+    """Failed task runs (state, worker, error type and message) and the selected one's traceback.
+
+    A run without failures shows one sentence instead of an empty table. A
+    flow run that failed outside its task runs (its own function raised)
+    shows the flow run's error and traceback.
 
     Attributes
     ----------
     source : ColumnDataSource
         One row per failed task run (FAILED, TIMED_OUT, CRASHED).
-    logs_source : ColumnDataSource
-        The selected run's log records, oldest first.
     traceback : Div
-        The traceback of the failure selected in the table (the first by default).
+        The traceback of the failure selected in the table (the first by
+        default), as :func:`~daskflow.panel.views.traceback.to_html` shows it.
     """
 
     def __init__(self, model: PanelModel) -> None:
         self.model = model
         self.source = ColumnDataSource({k: [] for k in _FAILURES})
-        self.logs_source = ColumnDataSource({"time": [], "level": [], "task": [], "message": []})
-        failures = DataTable(
+        self.table = DataTable(
             source=self.source,
             columns=[
-                TableColumn(field="name", title="task run"),
-                TableColumn(field="state", title="state"),
-                TableColumn(field="worker", title="worker"),
-                TableColumn(field="attempts", title="attempts"),
-                TableColumn(field="error_type", title="error"),
-                TableColumn(field="error_message", title="message"),
+                TableColumn(field="name", title="task run", width=220),
+                TableColumn(field="state", title="state", width=90),
+                TableColumn(field="worker", title="worker", width=170),
+                TableColumn(field="attempts", title="attempts", width=70),
+                TableColumn(field="error_type", title="error", width=130),
+                TableColumn(field="error_message", title="message", width=380),
             ],
-            height=180,
+            height=150,
+            index_position=None,
             sizing_mode="stretch_width",
         )
-        logs = DataTable(
-            source=self.logs_source,
-            columns=[
-                TableColumn(field="time", title="time (UTC)", formatter=DateFormatter(format="%T")),
-                TableColumn(field="level", title="level"),
-                TableColumn(field="task", title="task"),
-                TableColumn(field="message", title="message"),
-            ],
-            height=200,
-            sizing_mode="stretch_width",
-        )
+        live_table(self.table)  # redraw rows whose values change
         self.traceback = Div(text="", sizing_mode="stretch_width")
+        self.heading = Div(text="<h3 style='margin:8px 0 0 0'>Failures</h3>")
+        self.note = sentence()
+        self.flow_error = Div(text="", sizing_mode="stretch_width", visible=False)
         self.source.selected.on_change("indices", lambda attr, old, new: self._show(new))
         self.root = column(
-            Div(text="<h3>Failures</h3>"),
-            failures,
+            self.heading,
+            self.note,
+            self.flow_error,
+            self.table,
             self.traceback,
-            Div(text="<h3>Logs</h3>"),
-            logs,
             sizing_mode="stretch_width",
         )
 
@@ -74,7 +68,7 @@ class FailuresView:
         tracebacks = self.source.data["traceback"]
         index = indices[0] if indices else 0
         text = tracebacks[index] if index < len(tracebacks) else ""
-        html = f"<pre style='font-size: 11px'>{escape(text)}</pre>" if text else ""
+        html = to_html(text) if text else ""
         if self.traceback.text != html:
             self.traceback.text = html
 
@@ -93,11 +87,23 @@ class FailuresView:
             },
         )
         self._show(list(self.source.selected.indices))
-        logs = self.model.logs
-        data: dict[str, list[Any]] = {
-            "time": [when(r.timestamp) for r in logs],
-            "level": [_LEVELS.get(r.level, str(r.level)) for r in logs],
-            "task": [r.task_name or "(flow)" for r in logs],
-            "message": [r.message for r in logs],
-        }
-        set_data(self.logs_source, data)
+        height = 36 + 25 * min(max(len(rows), 1), 5)  # no blank rows; scrolls past five
+        if self.table.height != height:
+            self.table.height = height
+        run = self.model.run
+        flow_error = ""
+        if run is not None and not rows and run.traceback:  # the flow function itself raised
+            flow_error = to_html(run.traceback)
+        if self.flow_error.text != flow_error:
+            self.flow_error.text = flow_error
+            self.flow_error.visible = bool(flow_error)
+        if run is None or rows or flow_error:
+            empty = ""
+        elif run.state.value in ("FAILED", "CRASHED", "TIMED_OUT"):
+            message = f": {run.state_message}" if run.state_message else ""
+            empty = f"No task run failed; the flow run ended {run.state.value}{message}"
+        else:
+            empty = "No task run failed."
+        empty_state(self.note, self.table, empty)
+        if self.traceback.visible != bool(rows):
+            self.traceback.visible = bool(rows)

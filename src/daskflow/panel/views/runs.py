@@ -11,11 +11,15 @@ from bokeh.models.widgets import Button, DataTable, DateFormatter, Div, Select, 
 from daskflow.panel.model import PanelModel
 from daskflow.states import StateType
 
-from .common import FAILED, duration, set_data, when
+from .common import FAILED, duration, live_table, set_data, when
 
 __all__ = ["RunsView"]
 
-_COLUMNS = ("id", "name", "flow", "state", "start", "duration", "tasks")
+_COLUMNS = ("id", "short_id", "name", "flow", "state", "start", "duration", "tasks")
+#: Id prefix shown (as the CLI shows ids), and the least width of each column (px).
+_SHORT = 8
+#: The table's height (px) once it lists about eight runs; it scrolls past that.
+_HEIGHT = 260
 _DONE = (StateType.COMPLETED, StateType.CACHED)
 
 
@@ -30,19 +34,31 @@ class RunsView:
     def __init__(self, model: PanelModel) -> None:
         self.model = model
         self.source = ColumnDataSource({k: [] for k in _COLUMNS})
+        # widths are in proportion (the table fills the window): at 1,280 px and
+        # up every column shows a 32-character flow name, its run's name (41), a
+        # date and its header whole
         columns = [
-            TableColumn(field="name", title="run"),
-            TableColumn(field="flow", title="flow"),
-            TableColumn(field="state", title="state"),
+            TableColumn(field="short_id", title="id", width=80),
+            TableColumn(field="name", title="run", width=300),
+            TableColumn(field="flow", title="flow", width=230),
+            TableColumn(field="state", title="state", width=100),
             TableColumn(
-                field="start", title="start (UTC)", formatter=DateFormatter(format="%F %T")
+                field="start",
+                title="start (UTC)",
+                width=160,
+                formatter=DateFormatter(format="%F %T"),
             ),
-            TableColumn(field="duration", title="duration"),
-            TableColumn(field="tasks", title="task runs (done / failed / total)"),
+            TableColumn(field="duration", title="duration", width=80),
+            TableColumn(field="tasks", title="task runs: done / failed / all", width=210),
         ]
         self.table = DataTable(
-            source=self.source, columns=columns, height=260, sizing_mode="stretch_width"
+            source=self.source,
+            columns=columns,
+            height=_HEIGHT,
+            index_position=None,
+            sizing_mode="stretch_width",
         )
+        live_table(self.table)  # redraw rows whose values change
         flows: list[str | None] = ["all"]
         self.flow_select = Select(title="flow", value="all", options=flows, width=180)
         states: list[str | None] = ["all", *(t.value for t in StateType)]
@@ -53,8 +69,12 @@ class RunsView:
         self.newest.on_click(lambda: self.model.select(None))
         self.source.selected.on_change("indices", self._on_select)
         self.root = column(
-            Div(text="<h3>Flow runs</h3>"),
-            row(self.flow_select, self.state_select, self.newest),
+            row(
+                Div(text="<h3 style='margin:0'>Flow runs</h3>", width=160, align="end"),
+                self.flow_select,
+                self.state_select,
+                self.newest,
+            ),
             self.table,
             sizing_mode="stretch_width",
         )
@@ -80,6 +100,7 @@ class RunsView:
             done = sum(n for c in counts.values() for s, n in c.items() if s in _DONE)
             failed = sum(n for c in counts.values() for s, n in c.items() if s in FAILED)
             data["id"].append(run.id)
+            data["short_id"].append(run.id[:_SHORT])
             data["name"].append(run.name)
             data["flow"].append(run.flow_name)
             data["state"].append(run.state.value)
@@ -88,6 +109,9 @@ class RunsView:
             data["duration"].append(duration(run.start_time, run.end_time))
             data["tasks"].append(f"{done:,} / {failed:,} / {total:,}")
         set_data(self.source, data)
+        height = min(_HEIGHT, 36 + 25 * max(len(data["id"]), 1))  # no blank rows under a few runs
+        if self.table.height != height:
+            self.table.height = height
         selected = self.model.selected
         rows = [data["id"].index(selected)] if selected in data["id"] else []
         if list(self.source.selected.indices) != rows:

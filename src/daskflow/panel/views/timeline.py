@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bokeh.layouts import column
 from bokeh.models import ColumnDataSource, FactorRange, HoverTool
 from bokeh.models.annotations import Title
 from bokeh.plotting import figure
@@ -22,7 +23,7 @@ from daskflow.panel.model import Histogram, PanelModel
 from daskflow.states import StateType
 from daskflow.store.base import TaskRunBin, TaskRunRow, TransitionRow
 
-from .common import COLORS, millis, set_data
+from .common import COLORS, empty_state, millis, sentence, set_data
 
 __all__ = ["TimelineView"]
 
@@ -76,7 +77,8 @@ class TimelineView:
             HoverTool(renderers=[bars], tooltips=[("run", "@name"), ("state", "@state")]),
             HoverTool(renderers=[cells], tooltips=[("task", "@lane"), ("started", "@label")]),
         )
-        self.root = self.figure
+        self.note = sentence()
+        self.root = column(self.note, self.figure, sizing_mode="stretch_width")
         self._drawn: tuple[Histogram, dict[str, dict[StateType, int]]] | None = None
 
     def update(self) -> None:
@@ -109,6 +111,8 @@ class TimelineView:
             self.title.text = title
         set_data(self.source, bars)
         set_data(self.bins, cells)
+        empty = "" if bars["lane"] or model.run is None else "No task run has started yet."
+        empty_state(self.note, self.figure, empty)
 
     @staticmethod
     def _runs(
