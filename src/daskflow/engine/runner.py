@@ -45,9 +45,11 @@ from daskflow.engine.call import TaskRunInfo
 from daskflow.engine.cancellation import CancelToken
 from daskflow.engine.chunks import durations
 from daskflow.engine.cluster import SYNC, resolve_client
+from daskflow.engine.edges import EdgeRecorder
 from daskflow.engine.emit import event_state, local_sink
 from daskflow.engine.hooks import call_hooks, hooks_for
 from daskflow.engine.limits import limits_for
+from daskflow.engine.resources import sampler_for
 from daskflow.engine.resume import Identities, Identity, ResumePlan
 from daskflow.engine.run_logs import LOG
 from daskflow.engine.runs import TaskRun
@@ -139,6 +141,7 @@ class FlowRunner:
         self.persist_result: bool | None = None
         self.result_storage: str | None = None
         self.resume: ResumePlan | None = None
+        self._edges = EdgeRecorder(flow_run_id, self.by_id)  # the run graph, for the store
         self._identities = Identities()
         self._identity: dict[str, Identity] = {}
         self._policies: dict[Any, ResultPolicy | None] = {}
@@ -165,6 +168,10 @@ class FlowRunner:
         if self.backend.client is not None:
             # ``ddf.compute()`` in the flow function runs where the flow's tasks run
             self._context.enter_context(self.backend.client.as_current())
+            if bus.active:  # worker CPU and memory, recorded with the run (~1 Hz)
+                sampler = sampler_for(self.backend.client)
+                sampler.register(self.flow_run_id)
+                self._context.callback(sampler.unregister, self.flow_run_id)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -258,6 +265,10 @@ class FlowRunner:
         """Give a deferred run its call now that its dynamic inputs are known."""
         run.spec = spec
         run.upstream = upstream
+        if bus.active:
+            edges = self._edges.new_edges([run])
+            if edges is not None:
+                bus.publish([edges])
         self._enqueue(run, kick=False)
         self.flush()
         assert run.deferred is not None
@@ -296,6 +307,9 @@ class FlowRunner:
                 )
             )
             events.append(StateChanged(self.flow_run_id, run.id, pending))
+        edges = self._edges.new_edges(runs)
+        if edges is not None:
+            events.append(edges)
         return events
 
     # -- submission ----------------------------------------------------------------

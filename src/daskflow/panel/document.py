@@ -58,6 +58,7 @@ def make_document(
     from daskflow.panel.views import (
         AlertsView,
         FailuresView,
+        GraphView,
         ProgressView,
         ResourcesView,
         RunsView,
@@ -75,7 +76,8 @@ def make_document(
     alerts, runs, progress = AlertsView(model), RunsView(model), ProgressView(model)
     timeline, failures = TimelineView(model), FailuresView(model)
     resources = ResourcesView(model, x_range=timeline.figure.x_range)
-    views: list[Any] = [alerts, runs, progress, timeline, failures, resources]
+    graph = GraphView(model)  # the run graph (issue 16)
+    views: list[Any] = [alerts, runs, progress, timeline, failures, resources, graph]
     for view in views:
         view.update()
     failing: list[str] = []  # the last error, logged once rather than every refresh
@@ -99,6 +101,7 @@ def make_document(
             Div(text="<h2 style='margin:4px 0'>daskflow</h2>"),
             alerts.root,
             row(runs.root, progress.root, sizing_mode="stretch_width"),
+            graph.root,
             timeline.root,
             resources.root,
             failures.root,

@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from daskflow.panel.rungraph import RUN_NODES, RunGraph, build_graph, layered_layout
+from daskflow.panel.usage import Usage, read_usage
 from daskflow.states import StateType
 from daskflow.store.base import (
     FlowRunRow,
@@ -62,6 +64,8 @@ ATTEMPTS_SHOWN = 100
 SETTLED_AFTER = 5.0
 #: Share of the time a live big run's histogram query may take.
 HISTOGRAM_SHARE = 0.1
+#: Seconds between two reads of a live run's worker samples (recorded once a second).
+USAGE_EVERY = 1.0
 FAILED_STATES = (StateType.FAILED, StateType.TIMED_OUT, StateType.CRASHED)
 #: Flow-run states the alerts banner names, and how many alerts it keeps.
 ALERT_STATES = (StateType.FAILED, StateType.CRASHED, StateType.TIMED_OUT)
@@ -151,6 +155,11 @@ class PanelModel:
         (the page opened), newest first.
     resources : Resources or None
         The latest sample of the attached scheduler's workers.
+    graph : RunGraph or None
+        The selected run's graph, laid out (:mod:`daskflow.panel.rungraph`).
+    usage : Usage or None
+        The selected run's recorded worker CPU and memory
+        (:mod:`daskflow.panel.usage`).
 
     Examples
     --------
@@ -184,6 +193,12 @@ class PanelModel:
         self.logs: list[LogRow] = []
         self.alerts: list[FlowRunRow] = []
         self.resources: Resources | None = None
+        self.graph: RunGraph | None = None
+        self.usage: Usage | None = None
+        self._recorded_of: str | None = None  # the run graph and usage are of this run
+        self._recorded_settled = False
+        self._usage_due = 0.0
+        self._layout: tuple[Any, dict[str, tuple[float, float]]] = (None, {})
         self._names: set[str] = set()
         self._alerts: dict[str, FlowRunRow] = {}
         self._counted: dict[str, tuple[Counts, float]] = {}  # run id: (counts, read at)
@@ -235,6 +250,7 @@ class PanelModel:
         if self.run is not None:
             self.selected = self.run.id  # a prefix from the URL becomes the id
         self._refresh_selected(now)
+        self._refresh_recorded(now)
 
     def refresh_resources(self) -> None:
         """Mean worker CPU and total worker memory now, if a scheduler is attached.
@@ -325,6 +341,39 @@ class PanelModel:
             self._failed = failed
         self.logs = store.list_logs(run.id, limit=LOGS_SHOWN, newest=True)
         self._settled = settled
+
+    def _refresh_recorded(self, now: float) -> None:
+        """The selected run's graph and worker usage; read once after the run settled.
+
+        The graph costs a DISTINCT over the run's few edge rows, and is laid
+        out again only when its nodes or edges change; samples are read at
+        most every :data:`USAGE_EVERY` seconds (one GROUP BY).
+        """
+        run, store = self.run, self.store
+        if run is None or run.id != self._recorded_of:
+            self._recorded_of = None if run is None else run.id
+            self._recorded_settled, self._usage_due = False, 0.0
+            self.graph, self.usage = None, None
+        if run is None or self._recorded_settled:
+            return
+        settled = run.end_time is not None and now > run.end_time + SETTLED_AFTER
+        small = 0 < self.total <= RUN_NODES
+        graph = build_graph(
+            self.counts,
+            store.list_task_edges(run.id),
+            self.task_runs if small else (),
+            store.list_task_edges(run.id, runs=True) if small else (),
+        )
+        key = (tuple(node.id for node in graph.nodes), graph.edges)
+        if self._layout[0] != key:
+            self._layout = (key, layered_layout(key[0], graph.edges))
+        at = self._layout[1]
+        nodes = tuple(replace(n, x=at[n.id][0], y=at[n.id][1]) for n in graph.nodes)
+        self.graph = replace(graph, nodes=nodes)
+        if settled or self.usage is None or time.monotonic() >= self._usage_due:
+            self.usage = read_usage(store, run, now)
+            self._usage_due = time.monotonic() + USAGE_EVERY
+        self._recorded_settled = settled
 
     def _read_attempts(self, flow_run_id: str) -> dict[str, list[TransitionRow]]:
         """Transitions of retried task runs, re-read only when their attempts or state change."""

@@ -18,6 +18,10 @@ How the events map to rows:
   ``attempts`` (the number of RUNNING transitions), the worker of the last
   attempt, and error type/message/traceback from failure states.
 - ``LogEmitted`` appends a log record.
+- ``TaskEdgesAdded`` adds dependencies between task names (and, in a small
+  run, task runs) of a flow run (:mod:`daskflow.store.graph`);
+  ``ResourcesSampled`` a sample of worker CPU and memory
+  (:mod:`daskflow.store.resources`).
 
 ``cancel_requested`` comes from no event: :meth:`RunStore.request_cancel`
 (``daskflow runs cancel``) sets it, and the flow's process, polling
@@ -33,10 +37,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from daskflow.observers.events import Event
 from daskflow.states import StateType
+
+if TYPE_CHECKING:
+    from .resources import ResourceBin
 
 __all__ = [
     "HEARTBEAT_TIMEOUT",
@@ -287,6 +294,23 @@ class RunStore(Protocol):
 
         With ``limit``, the first ``limit`` records, or with ``newest`` the
         last ``limit`` (still in time order): the tail of a long run's log.
+        """
+
+    def list_task_edges(self, flow_run_id: str, *, runs: bool = False) -> list[tuple[str, str]]:
+        """A flow run's recorded dependencies, ``(upstream, downstream)``, sorted.
+
+        Pairs of task names; with ``runs``, pairs of task run ids (recorded
+        for a run's first task runs only: see :mod:`daskflow.store.graph`).
+        """
+
+    def bin_resources(
+        self, flow_run_id: str, *, start: float, width: float, bins: int
+    ) -> list[ResourceBin]:
+        """Worker CPU and memory of a flow run, averaged per worker and time bin.
+
+        Bins as in :meth:`bin_task_runs` (samples outside them count in the
+        first or last); rows sorted by worker and bin; empty when no samples
+        were recorded (a run without a cluster, or from before they were).
         """
 
     def close(self) -> None:

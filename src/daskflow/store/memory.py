@@ -28,6 +28,8 @@ from .base import (
 )
 from .columns import decode_result
 from .fold import CRASH_MESSAGE, STATUS_COLUMNS, RunStatus, fold, jsonable, plan, transition_of
+from .graph import MemoryGraph
+from .resources import MemoryResources, ResourceBin
 
 __all__ = ["MemoryStore"]
 
@@ -77,6 +79,7 @@ class MemoryStore:
         self._tasks_of: dict[str, list[str]] = {}
         self._logs: dict[str, list[LogRow]] = {}
         self._transitions: dict[tuple[str, str | None], list[TransitionRow]] = {}
+        self._graph, self._resources = MemoryGraph(), MemoryResources()
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -151,6 +154,8 @@ class MemoryStore:
                         log.message,
                     )
                 )
+            self._graph.add(batch.edges)
+            self._resources.add(batch.samples)
 
     def heartbeat(self, flow_run_ids: Sequence[str], now: float) -> None:
         """Mark these flow runs alive at ``now``."""
@@ -364,6 +369,20 @@ class MemoryStore:
         if newest and limit is not None:
             return rows[max(0, len(rows) - limit) :]
         return rows[:limit]
+
+    def list_task_edges(self, flow_run_id: str, *, runs: bool = False) -> list[tuple[str, str]]:
+        """A flow run's recorded dependencies (see :mod:`daskflow.store.graph`)."""
+        with self._lock:
+            return self._graph.edges(flow_run_id, runs)
+
+    def bin_resources(
+        self, flow_run_id: str, *, start: float, width: float, bins: int
+    ) -> list[ResourceBin]:
+        """Worker CPU and memory per worker and time bin (see :mod:`daskflow.store.resources`)."""
+        if width <= 0 or bins < 1:
+            raise ValueError(f"bin_resources needs width > 0 and bins >= 1, not {width}, {bins}")
+        with self._lock:
+            return self._resources.bins(flow_run_id, start, width, bins)
 
     def close(self) -> None:
         """Nothing to release: the runs stay for the life of the process."""

@@ -10,6 +10,7 @@ runs the timeline draws counts per task name and time bin.
 
 from daskflow.panel.views.alerts import AlertsView
 from daskflow.panel.views.failures import FailuresView
+from daskflow.panel.views.graph import GraphView
 from daskflow.panel.views.progress import ProgressView
 from daskflow.panel.views.resources import ResourcesView
 from daskflow.panel.views.runs import RunsView
@@ -19,6 +20,7 @@ __all__ = [
     "VIEWS",
     "AlertsView",
     "FailuresView",
+    "GraphView",
     "ProgressView",
     "ResourcesView",
     "RunsView",
@@ -26,4 +28,6 @@ __all__ = [
 ]
 
 #: Every view, in the order the page shows them.
-VIEWS = (AlertsView, RunsView, ProgressView, TimelineView, FailuresView, ResourcesView)
+VIEWS = (
+    AlertsView, RunsView, ProgressView, GraphView, TimelineView, FailuresView, ResourcesView,
+)  # fmt: skip
