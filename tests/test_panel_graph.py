@@ -247,3 +247,16 @@ def test_no_selected_run_draws_nothing() -> None:
     view = graph_view(MemoryStore(), "nope")
     assert view.nodes.data["id"] == []
     assert view.note.text == ""
+
+
+def test_a_layer_too_wide_for_labels_shows_them_on_hover_only() -> None:
+    from daskflow.store import MemoryStore
+
+    store = MemoryStore()
+    view = graph_view(store, run_in(store, 20))  # 22 task runs: 20 squares side by side
+    nodes = view.nodes.data
+    assert len(nodes["id"]) == 22
+    squares = [i for i, label in enumerate(nodes["label"]) if label.startswith("square-")]
+    assert [nodes["text"][i] for i in squares] == [""] * 20
+    assert sorted(nodes["summary"][i] for i in squares) == ["completed"] * 19 + ["failed"]
+    assert nodes["text"][nodes["label"].index("make")] == ""  # one rule for the whole graph

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from bokeh.layouts import column
-from bokeh.models import ColumnDataSource, HoverTool
+from bokeh.models import ColumnDataSource, HoverTool, Range1d
 from bokeh.models.annotations import Arrow, VeeHead
 from bokeh.models.widgets import Div
 from bokeh.plotting import figure
@@ -26,10 +26,26 @@ from .common import COLORS, escape, set_data
 
 __all__ = ["GraphView"]
 
-_NODES = ("id", "label", "x", "y", "color", "state", "summary", "total", *BUCKETS)
+_NODES = (
+    "id",
+    "label",
+    "text",
+    "subtext",
+    "x",
+    "y",
+    "color",
+    "state",
+    "summary",
+    "total",
+    *BUCKETS,
+)
 _EDGES = ("x0", "y0", "x1", "y1")
 #: A node's box, in layout units (layers are 1 apart, nodes of a layer 1 apart).
 _WIDTH, _HEIGHT = 0.9, 0.5
+#: The least width of the plot, in nodes (a lone node is not stretched across the page).
+_MIN_SPAN = 7.0
+#: Past this many nodes in a layer, boxes carry no text (it would overlap): hover instead.
+_LABELLED = 12
 
 
 class GraphView:
@@ -38,8 +54,10 @@ class GraphView:
     Attributes
     ----------
     nodes : ColumnDataSource
-        One row per node: its label, position, colour, state, counts per
-        bucket (completed, failed, running, pending) and total.
+        One row per node: its label, position, colour, state, summary
+        (``"59/60 done, 1 failed"``), counts per bucket (completed, failed,
+        running, pending) and total; ``text`` and ``subtext`` are what the box
+        shows (nothing in a layer of more than 12 nodes: hover shows it).
     edges : ColumnDataSource
         One row per dependency: where its arrow starts and ends.
     note : Div
@@ -50,9 +68,11 @@ class GraphView:
         self.model = model
         self.nodes = ColumnDataSource({k: [] for k in _NODES})
         self.edges = ColumnDataSource({k: [] for k in _EDGES})
+        self.x_range = Range1d(start=-_MIN_SPAN / 2, end=_MIN_SPAN / 2)
+        self.y_range = Range1d(start=-0.5, end=0.5)
         self.figure = figure(
             height=300, title="Run graph", toolbar_location=None, sizing_mode="stretch_width",
-            x_axis_type=None, y_axis_type=None, match_aspect=False,
+            x_axis_type=None, y_axis_type=None, x_range=self.x_range, y_range=self.y_range,
         )  # fmt: skip
         self.figure.grid.visible = False
         self.figure.outline_line_color = None
@@ -66,7 +86,7 @@ class GraphView:
             "x", "y", width=_WIDTH, height=_HEIGHT, source=self.nodes,
             fill_color="color", fill_alpha=0.85, line_color="#444444",
         )  # fmt: skip
-        for field, offset, size in (("label", -7, "11px"), ("summary", 8, "9px")):
+        for field, offset, size in (("text", -7, "11px"), ("subtext", 8, "9px")):
             self.figure.text(
                 "x", "y", text=field, y_offset=offset, text_font_size=size, source=self.nodes,
                 text_align="center", text_baseline="middle",
@@ -94,7 +114,9 @@ class GraphView:
                 nodes["y"].append(node.y)
                 nodes["color"].append(COLORS[node.state])
                 nodes["state"].append(node.state.value)
-                nodes["summary"].append(_summary(node))
+                nodes["summary"].append(
+                    node.state.value.lower() if graph.by_run else _summary(node)
+                )
                 nodes["total"].append(node.total)
                 for key in BUCKETS:
                     nodes[key].append(node.counts.get(key, 0))
@@ -104,15 +126,29 @@ class GraphView:
                 edges["y0"].append(start.y - _HEIGHT / 2)
                 edges["x1"].append(end.x)
                 edges["y1"].append(end.y + _HEIGHT / 2)
+        widest = max((nodes["y"].count(y) for y in set(nodes["y"])), default=0)
+        labelled = widest <= _LABELLED
+        blank = [""] * len(nodes["label"])
+        nodes["text"] = list(nodes["label"]) if labelled else blank
+        nodes["subtext"] = list(nodes["summary"]) if labelled else blank
         set_data(self.nodes, nodes)
         set_data(self.edges, edges)
-        layers = len(set(nodes["y"]))
-        height = max(200, min(900, 90 + 90 * layers))
-        if self.figure.height != height:
-            self.figure.height = height
+        self._fit(nodes["x"], nodes["y"])
         note = _note(graph)
         if self.note.text != note:
             self.note.text = note
+
+    def _fit(self, xs: list[float], ys: list[float]) -> None:
+        """Ranges around the nodes, at least :data:`_MIN_SPAN` wide; a height per layer."""
+        span = max(_MIN_SPAN, max(xs, default=0) - min(xs, default=0) + 1.2)
+        top, bottom = max(ys, default=0) + 0.5, min(ys, default=0) - 0.5
+        ranges = ((self.x_range, -span / 2, span / 2), (self.y_range, bottom, top))
+        for plot_range, start, end in ranges:
+            if (plot_range.start, plot_range.end) != (start, end):
+                plot_range.update(start=start, end=end)
+        height = max(200, min(900, 90 + 90 * len(set(ys))))
+        if self.figure.height != height:
+            self.figure.height = height
 
 
 def _summary(node: GraphNode) -> str:
