@@ -13,7 +13,10 @@ size of the runs:
   GROUP BY on a covering index), then either its task runs (up to
   :data:`TIMELINE_LIMIT`, drawn one bar each) or, for a bigger run, a
   histogram of them per task name and time bin (``bin_task_runs``), its
-  failed task runs and its first log records.
+  failed task runs and its first log records;
+- its graph: the recorded dependencies (``list_task_edges``, a DISTINCT over
+  a few rows per task name), laid out only when they change; and its worker
+  samples binned (``bin_resources``), read at most once a second.
 
 What cannot change is not read again: a flow run that ended more than
 :data:`SETTLED_AFTER` seconds ago is read once; failed task runs are read
