@@ -3,7 +3,9 @@
 A SQLite store in a temporary folder receives, as the engine would write
 them, one live flow run of ``--tasks`` task runs (100,000) across 4 task
 names, started about two minutes ago (mostly COMPLETED, one in 5,000
-FAILED, the last 1% still RUNNING), plus 49 small finished flow runs. The
+FAILED, the last 1% still RUNNING), with its dependencies (extract ->
+transform -> validate -> load) and two minutes of worker samples (8
+workers, once a second), plus 49 small finished flow runs. The
 panel's model and every view (:mod:`daskflow.panel`) then show the big run.
 One *refresh* is what the page does every 500 ms: ``model.refresh()`` (the
 store queries) then ``update()`` of every view. Two figures:
@@ -16,6 +18,9 @@ store queries) then ``update()`` of every view. Two figures:
   sleeps between refreshes), where a live big run is re-binned at most a
   tenth of the time and unchanged failures are not read again: the cost a
   page open on a running flow adds to the process serving it.
+- **worker samples of a long run**: the one query the resources view makes
+  (``bin_resources``) for a run of an hour on 100 workers (360,000 samples),
+  written to the same store.
 
 Run it as::
 
@@ -26,6 +31,7 @@ Run it as::
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import tempfile
 import time
@@ -38,7 +44,13 @@ PERIOD_S = 0.5
 
 def fill(store: Any, tasks: int) -> str:
     """Write 49 small runs and one live run of ``tasks`` task runs; return its id."""
-    from daskflow.observers.events import FlowRunCreated, StateChanged, TaskRunCreated
+    from daskflow.observers.events import (
+        FlowRunCreated,
+        ResourcesSampled,
+        StateChanged,
+        TaskEdgesAdded,
+        TaskRunCreated,
+    )
     from daskflow.states import State, StateType
 
     now = time.time()
@@ -58,6 +70,9 @@ def fill(store: Any, tasks: int) -> str:
         StateChanged(big, None, State(StateType.RUNNING, began), 1),
     ]
     names = ("extract", "transform", "validate", "load")
+    events.append(TaskEdgesAdded(big, tuple(itertools.pairwise(names))))
+    workers = tuple((f"tcp://10.0.0.{w}:4000", 50.0 + w, 2e9 + w * 1e8) for w in range(8))
+    events += [ResourcesSampled(big, began + s, workers) for s in range(120)]
     step = 110 / tasks
     for i in range(tasks):
         tid = f"{big[:16]}{i:016x}"
@@ -119,6 +134,17 @@ def main() -> None:
         for _ in range(repeats):
             live.append(refresh(model, views))
             time.sleep(max(PERIOD_S - live[-1] / 1000, 0.0))
+        assert model.graph is not None
+        assert len(model.graph.edges) == 3
+        assert model.usage is not None
+        assert len(model.usage.workers) == 8
+        hour = long_run(store)
+        samples = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            rows = store.bin_resources(hour, start=0.0, width=12.0, bins=300)
+            samples.append((time.perf_counter() - start) * 1000)
+        assert len(rows) == 100 * 300
         store.close()
     median = statistics.median(full)
     verdict = "ok" if median < TARGET_MS else "MISS"
@@ -132,6 +158,22 @@ def main() -> None:
         f"median {statistics.median(live):.1f} ms, mean {statistics.mean(live):.1f} ms, "
         f"max {max(live):.1f} ms"
     )
+    print(
+        f"  worker samples of a run of 1 h on 100 workers (360,000 rows) in 300 bins: "
+        f"median {statistics.median(samples):.1f} ms"
+    )
+
+
+def long_run(store: Any) -> str:
+    """A run of an hour on 100 workers, sampled once a second (times from 0); its id."""
+    from daskflow.observers.events import FlowRunCreated, ResourcesSampled
+
+    fid = "h" * 32
+    workers = tuple((f"tcp://10.0.1.{w}:4000", 50.0, 2e9) for w in range(100))
+    store.write([FlowRunCreated(fid, "long", "long-run", {}, None, 0.0)])
+    for minute in range(60):
+        store.write([ResourcesSampled(fid, minute * 60.0 + s, workers) for s in range(60)])
+    return fid
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ from daskflow.history import Artifact
 from daskflow.observers.events import ArtifactCreated, ArtifactUpdated
 from daskflow.store import RunStore, SQLStore, default_observer
 from daskflow.store.journal import decode, encode
+from daskflow.store.schema import SCHEMA_VERSION
 from tests.resources.artifact_flows import report
 from tests.test_durability import Lock
 from tests.test_store import a_flow_run, store_fixture  # noqa: F401  (the store fixture)
@@ -355,7 +356,7 @@ def test_a_v4_store_is_upgraded_in_place_and_keeps_its_runs(tmp_path, tag):
     assert [log.message for log in store.list_logs(old.id)] == ["extracted 3 rows"]
     with store.engine.connect() as conn:
         version = conn.execute(sa.text("SELECT value FROM meta WHERE key = 'schema_version'"))
-        assert version.scalar_one() == "5"
+        assert version.scalar_one() == str(SCHEMA_VERSION)
         assert "artifacts" in sa.inspect(conn).get_table_names()
     assert store.list_artifacts(flow_run_id=old.id) == []
     store.close()

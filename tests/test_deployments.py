@@ -307,3 +307,25 @@ def test_concurrent_claims_take_each_request_once(url: str) -> None:
     every = [flow_run_id for ids in claimed.values() for flow_run_id in ids]
     assert sorted(every) == sorted(asked)  # each request claimed, and by one claimer only
     assert listed(url)[0]["queued"] == 0
+
+
+def test_processes_starting_to_serve_one_deployment_at_once_record_it_once(url: str) -> None:
+    import threading
+
+    errors: list[BaseException] = []
+    start = threading.Barrier(6)
+
+    def starts_serving() -> None:
+        start.wait()
+        try:
+            record_greet(url, heartbeat=time.time())
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=starts_serving) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []  # none found "no row yet" and then collided with another's insert
+    assert [d["name"] for d in listed(url)] == ["greet/nightly"]

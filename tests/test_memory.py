@@ -12,8 +12,8 @@ import gc
 import weakref
 
 from daskflow import flow, task
-from daskflow.engine.emit import KEPT_BATCHES, TOPIC
 from daskflow.engine.current import current_runner
+from daskflow.engine.emit import KEPT_BATCHES, TOPIC
 
 
 @task

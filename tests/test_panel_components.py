@@ -427,31 +427,12 @@ def test_a_big_run_is_drawn_from_bins_that_hold_every_started_run(big):
     assert histogram.spans()["load"][0] == 33_333
 
 
-# -- resources -----------------------------------------------------------------------
-def test_resources_without_a_scheduler_say_no_cluster_is_attached(recorded):
+# -- resources (recorded samples, cluster runs: tests/test_panel_resources.py) ----------
+def test_resources_of_a_sync_run_say_none_were_recorded(recorded):
     built = page(PanelModel(recorded.store))
-    assert "No cluster attached" in built.resources.note.text
-    assert built.resources.source.data["time"] == []
-
-
-def test_resources_sample_the_scheduler_workers_into_a_rolling_source(recorded):
-    workers = {
-        "tcp://a": SimpleNamespace(metrics={"cpu": 50.0, "memory": 2e9}),
-        "tcp://b": SimpleNamespace(metrics={"cpu": 150.0, "memory": 1e9}),
-    }
-    clock = iter(range(1_000, 2_000))
-    model = PanelModel(recorded.store, SimpleNamespace(workers=workers), lambda: next(clock))
-    built = page(model)
-    built.resources.keep = 3
-    for _ in range(4):
-        built.refresh()
-    data = built.resources.source.data
-    assert len(data["time"]) == 3  # rolled over
-    assert data["cpu"] == [100.0] * 3  # the mean over workers
-    assert data["memory"] == [3.0] * 3  # GB, the total
-    assert data["workers"] == [2] * 3
-    assert data["time"] == sorted(data["time"])
-    assert built.resources.note.text == ""
+    assert built.resources.note.text.startswith("No worker resources were recorded")
+    assert built.resources.source.data["worker"] == []
+    assert not built.resources.plots.visible
 
 
 def test_resources_from_a_real_scheduler(recorded):
@@ -460,9 +441,9 @@ def test_resources_from_a_real_scheduler(recorded):
     with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
         built = page(PanelModel(recorded.store, scheduler=cluster.scheduler))
         built.refresh()
-    data = built.resources.source.data
-    assert len(data["time"]) == 2
-    assert all(m > 0 for m in data["memory"])
+    assert built.model.resources is not None
+    assert built.model.resources.memory > 0
+    assert "Now: 1 worker(s)" in built.resources.note.text
 
 
 # -- the page ------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from bokeh.models.widgets import Div
 from daskflow import flow, task
 from daskflow.observers.events import FlowRunCreated, LogEmitted
 from daskflow.panel import PanelModel, make_document
-from daskflow.panel.layout import NO_CLUSTER, SECTIONS, RunPage
+from daskflow.panel.layout import SECTIONS, RunPage
 from daskflow.panel.seen import FIRST_LOOK, SeenMark
 from daskflow.panel.views import FailuresView, LogsView, ParametersView, RunsView
 from daskflow.panel.views.traceback import parse, to_html
@@ -267,10 +267,8 @@ def test_the_run_page_has_a_tab_per_section_and_says_when_there_is_no_run(tmp_pa
     assert not tabs.visible  # no run: one sentence instead of empty tabs
     texts = [m.text for m in doc.select({"type": Div})]
     assert any("No flow run is recorded in this run store yet" in t for t in texts)
-    resources = tabs.tabs[SECTIONS.index("resources")].child
-    assert resources.text == NO_CLUSTER  # no cluster attached: a sentence, not empty plots
-    graph = tabs.tabs[SECTIONS.index("graph")].child
-    assert "graph" in graph.text  # a place kept for the run's graph
+    artifacts = tabs.tabs[SECTIONS.index("artifacts")].child
+    assert "artifacts" in artifacts.text  # a place kept for the run's artifacts
 
 
 def test_a_run_page_refuses_an_unknown_section(tmp_path):

@@ -52,8 +52,10 @@ from daskflow.engine.current import (
     stop_listening,
     weak_sink,
 )
+from daskflow.engine.edges import EdgeRecorder
 from daskflow.engine.emit import event_state, local_sink
 from daskflow.engine.limits import limits_for
+from daskflow.engine.resources import sampler_for
 from daskflow.engine.resume import Identities, Identity, ResumePlan
 from daskflow.engine.run_artifacts import KINDS as ARTIFACT_KINDS
 from daskflow.engine.run_artifacts import to_event as artifact_event
@@ -130,6 +132,7 @@ class FlowRunner:
         self.persist_result: bool | None = None
         self.result_storage: str | None = None
         self.resume: ResumePlan | None = None
+        self._edges = EdgeRecorder(flow_run_id, self.by_id)  # the run graph, for the store
         self._identities = Identities()
         self._identity: dict[str, Identity] = {}
         self._policies: dict[Any, ResultPolicy | None] = {}
@@ -156,6 +159,10 @@ class FlowRunner:
         if self.backend.client is not None:
             # ``ddf.compute()`` in the flow function runs where the flow's tasks run
             self._context.enter_context(_as_current(self.backend.client))
+            if bus.active:  # worker CPU and memory, recorded with the run (~1 Hz)
+                sampler = sampler_for(self.backend.client)
+                sampler.register(self.flow_run_id)
+                self._context.callback(sampler.unregister, self.flow_run_id)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -248,6 +255,10 @@ class FlowRunner:
         """Give a deferred run its call now that its dynamic inputs are known."""
         run.spec = spec
         run.upstream = upstream
+        if bus.active:
+            edges = self._edges.new_edges([run])
+            if edges is not None:
+                bus.publish([edges])
         self._enqueue(run, kick=False)
         self.flush()
         assert run.deferred is not None
@@ -286,6 +297,9 @@ class FlowRunner:
                 )
             )
             events.append(StateChanged(self.flow_run_id, run.id, pending))
+        edges = self._edges.new_edges(runs)
+        if edges is not None:
+            events.append(edges)
         return events
 
     # -- submission ----------------------------------------------------------------

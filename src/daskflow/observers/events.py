@@ -1,8 +1,10 @@
 """Run events and the bus that hands them, in batches, to observers.
 
-The engine describes everything that happens to runs as a few kinds of
-event: a flow run was created, a task run was created, a run changed state,
-a run logged a record, a run created an artifact (or updated a progress one).
+The engine describes everything that happens to runs as events: a flow run
+was created, a task run was created, a run changed state, a log record was
+made, a run created an artifact (or updated a progress one), task runs were
+found to depend on others (:class:`TaskEdgesAdded`), and the cluster's
+workers were sampled (:class:`ResourcesSampled`, once a second).
 Observers (the in-memory one here; the run store, progress bars and the panel
 later) subclass :class:`Observer` and receive lists of events through
 ``on_events``. They never see a call per transition on the hot path: the
@@ -36,7 +38,9 @@ __all__ = [
     "FlowRunCreated",
     "LogEmitted",
     "Observer",
+    "ResourcesSampled",
     "StateChanged",
+    "TaskEdgesAdded",
     "TaskRunCreated",
     "bus",
 ]
@@ -132,8 +136,45 @@ class ArtifactUpdated:
     timestamp: float
 
 
+@dataclass(frozen=True, slots=True)
+class TaskEdgesAdded:
+    """Dependencies of a flow run's task runs that were not reported before.
+
+    ``edges`` are ``(upstream task name, downstream task name)`` pairs: the
+    run's graph aggregated per task name, each pair once per flow run however
+    many task runs it joins. ``run_edges`` are ``(upstream task run id,
+    downstream task run id)`` pairs among the first task runs of the flow run
+    only (:data:`daskflow.engine.edges.RUN_EDGES_KEPT`), enough to draw
+    a small run one node per task run.
+    """
+
+    flow_run_id: str
+    edges: tuple[tuple[str, str], ...]
+    run_edges: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ResourcesSampled:
+    """One sample of the workers of the cluster a flow run runs on.
+
+    ``workers`` holds ``(worker address, cpu %, memory bytes)`` per worker,
+    as the scheduler last heard from it, at ``timestamp``.
+    """
+
+    flow_run_id: str
+    timestamp: float
+    workers: tuple[tuple[str, float, float], ...]
+
+
 Event = (
-    FlowRunCreated | TaskRunCreated | StateChanged | LogEmitted | ArtifactCreated | ArtifactUpdated
+    FlowRunCreated
+    | TaskRunCreated
+    | StateChanged
+    | LogEmitted
+    | ArtifactCreated
+    | ArtifactUpdated
+    | TaskEdgesAdded
+    | ResourcesSampled
 )
 
 

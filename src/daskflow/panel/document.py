@@ -53,11 +53,12 @@ def make_document(
     """
     from bokeh.layouts import column
 
-    from daskflow.panel.layout import NO_CLUSTER, RunPage, header
+    from daskflow.panel.layout import RunPage, header
     from daskflow.panel.model import PanelModel
     from daskflow.panel.views import (
         AlertsView,
         FailuresView,
+        GraphView,
         LogsView,
         ParametersView,
         ProgressView,
@@ -65,7 +66,6 @@ def make_document(
         RunsView,
         TimelineView,
     )
-    from daskflow.panel.views.common import sentence
     from daskflow.store import open_store
 
     store = open_store(store_url)
@@ -79,21 +79,21 @@ def make_document(
     timeline, failures = TimelineView(model), FailuresView(model)
     logs, parameters = LogsView(model), ParametersView(model)
     resources = ResourcesView(model, x_range=timeline.figure.x_range)
-    # without a cluster the resources view would be two empty plots: one sentence instead
-    shown_resources = resources.root if scheduler is not None else sentence(NO_CLUSTER)
+    graph = GraphView(model)
     page = RunPage(
         model,
         progress.summary,
         {
             "overview": column(progress.root, failures.root, sizing_mode="stretch_width"),
+            "graph": graph.root,
             "timeline": timeline.root,
             "logs": logs.root,
             "parameters": parameters.root,
-            "resources": shown_resources,
+            "resources": resources.root,  # recorded with the run: also without a cluster
         },
     )
-    views: list[Any] = [alerts, runs, progress, timeline, failures, logs, parameters, resources]
-    views.append(page)
+    views: list[Any] = [alerts, runs, progress, graph, timeline, failures, logs, parameters]
+    views += [resources, page]
     for view in views:
         view.update()
     failing: list[str] = []  # the last error, logged once rather than every refresh

@@ -29,7 +29,7 @@ from bokeh.models.widgets import Div
 from daskflow.panel.model import PanelModel
 from daskflow.panel.views.common import empty_state, escape, sentence
 
-__all__ = ["NO_CLUSTER", "SECTIONS", "RunPage", "header"]
+__all__ = ["SECTIONS", "RunPage", "header"]
 
 #: The run page's tabs, in order.
 SECTIONS = ("overview", "graph", "timeline", "logs", "artifacts", "parameters", "resources")
@@ -38,12 +38,6 @@ PLANNED = {
     "graph": "The run's graph of task dependencies is not shown in this version of the panel.",
     "artifacts": "The run's artifacts are not shown in this version of the panel.",
 }
-
-#: The resources section of a page with no cluster attached (``daskflow dashboard``).
-NO_CLUSTER = (
-    "No cluster is attached to this page, so it shows no worker CPU and memory: the "
-    "daskflow page of the Dask dashboard (/daskflow) shows them while a flow runs."
-)
 
 
 class RunPage:

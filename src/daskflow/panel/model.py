@@ -13,7 +13,12 @@ size of the runs:
   GROUP BY on a covering index), then either its task runs (up to
   :data:`TIMELINE_LIMIT`, drawn one bar each) or, for a bigger run, a
   histogram of them per task name and time bin (``bin_task_runs``), its
-  failed task runs and its first log records.
+  failed task runs and its first log records;
+- its graph: the recorded dependencies (``list_task_edges``, a DISTINCT over
+  a few rows per task name), laid out only when they change; and its worker
+  samples binned (``bin_resources``), read at most once a second, and like
+  the histogram at most a tenth of the time (a live run of an hour on 100
+  workers is 360,000 samples, about 0.4 s to bin).
 
 What cannot change is not read again: a flow run that ended more than
 :data:`SETTLED_AFTER` seconds ago is read once; failed task runs are read
@@ -28,10 +33,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from daskflow.panel.rungraph import RUN_NODES, RunGraph, build_graph, layered_layout
 from daskflow.panel.seen import FIRST_LOOK, SeenMark
+from daskflow.panel.usage import Usage, read_usage
 from daskflow.states import StateType
 from daskflow.store.base import (
     FlowRunRow,
@@ -63,6 +70,8 @@ ATTEMPTS_SHOWN = 100
 SETTLED_AFTER = 5.0
 #: Share of the time a live big run's histogram query may take.
 HISTOGRAM_SHARE = 0.1
+#: Seconds between two reads of a live run's worker samples (recorded once a second).
+USAGE_EVERY = 1.0
 FAILED_STATES = (StateType.FAILED, StateType.TIMED_OUT, StateType.CRASHED)
 #: Flow-run states the alerts banner names, and how many alerts it keeps.
 ALERT_STATES = (StateType.FAILED, StateType.CRASHED, StateType.TIMED_OUT)
@@ -159,6 +168,11 @@ class PanelModel:
         :data:`~daskflow.panel.seen.FIRST_LOOK` seconds before the page opened.
     resources : Resources or None
         The latest sample of the attached scheduler's workers.
+    graph : RunGraph or None
+        The selected run's graph, laid out (:mod:`daskflow.panel.rungraph`).
+    usage : Usage or None
+        The selected run's recorded worker CPU and memory
+        (:mod:`daskflow.panel.usage`).
 
     Examples
     --------
@@ -200,6 +214,12 @@ class PanelModel:
         self.logs: list[LogRow] = []
         self.alerts: list[FlowRunRow] = []
         self.resources: Resources | None = None
+        self.graph: RunGraph | None = None
+        self.usage: Usage | None = None
+        self._recorded_of: str | None = None  # the run graph and usage are of this run
+        self._recorded_settled = False
+        self._usage_due = 0.0
+        self._layout: tuple[Any, dict[str, tuple[float, float]]] = (None, {})
         self._names: set[str] = set()
         self._alerts: dict[str, FlowRunRow] = {}
         self._counted: dict[str, tuple[Counts, float]] = {}  # run id: (counts, read at)
@@ -263,6 +283,7 @@ class PanelModel:
         self.run = found
         self.selected = found.id if found is not None else wanted  # a URL's prefix becomes the id
         self._refresh_selected(now)
+        self._refresh_recorded(now)
 
     def refresh_resources(self) -> None:
         """Mean worker CPU and total worker memory now, if a scheduler is attached.
@@ -353,6 +374,42 @@ class PanelModel:
             self._failed = failed
         self.logs = store.list_logs(run.id, limit=LOGS_SHOWN, newest=True)
         self._settled = settled
+
+    def _refresh_recorded(self, now: float) -> None:
+        """The selected run's graph and worker usage; read once after the run settled.
+
+        The graph costs a DISTINCT over the run's few edge rows, and is laid
+        out again only when its nodes or edges change; samples are read at
+        most every :data:`USAGE_EVERY` seconds, and at most
+        :data:`HISTOGRAM_SHARE` of the time (one GROUP BY).
+        """
+        run, store = self.run, self.store
+        if run is None or run.id != self._recorded_of:
+            self._recorded_of = None if run is None else run.id
+            self._recorded_settled, self._usage_due = False, 0.0
+            self.graph, self.usage = None, None
+        if run is None or self._recorded_settled:
+            return
+        settled = run.end_time is not None and now > run.end_time + SETTLED_AFTER
+        small = 0 < self.total <= RUN_NODES
+        graph = build_graph(
+            self.counts,
+            store.list_task_edges(run.id),
+            self.task_runs if small else (),
+            store.list_task_edges(run.id, runs=True) if small else (),
+        )
+        key = (tuple(node.id for node in graph.nodes), graph.edges)
+        if self._layout[0] != key:
+            self._layout = (key, layered_layout(key[0], graph.edges))
+        at = self._layout[1]
+        nodes = tuple(replace(n, x=at[n.id][0], y=at[n.id][1]) for n in graph.nodes)
+        self.graph = replace(graph, nodes=nodes)
+        if settled or self.usage is None or time.monotonic() >= self._usage_due:
+            began = time.perf_counter()
+            self.usage = read_usage(store, run, now)
+            cost = time.perf_counter() - began  # an hour of 100 workers: about 0.4 s
+            self._usage_due = time.monotonic() + max(USAGE_EVERY, cost / HISTOGRAM_SHARE - cost)
+        self._recorded_settled = settled
 
     def _read_attempts(self, flow_run_id: str) -> dict[str, list[TransitionRow]]:
         """Transitions of retried task runs, re-read only when their attempts or state change."""

@@ -21,6 +21,10 @@ How the events map to rows:
 - ``ArtifactCreated`` inserts an artifact; ``ArtifactUpdated`` changes its
   data (and description) in place (:func:`~daskflow.store.fold.merge_artifacts`:
   by timestamp, so an update that arrives before its artifact is not lost).
+- ``TaskEdgesAdded`` adds dependencies between task names (and, in a small
+  run, task runs) of a flow run (:mod:`daskflow.store.graph`);
+  ``ResourcesSampled`` a sample of worker CPU and memory
+  (:mod:`daskflow.store.resources`).
 
 ``cancel_requested`` comes from no event: :meth:`RunStore.request_cancel`
 (``daskflow runs cancel``) sets it, and the flow's process, polling
@@ -36,10 +40,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from daskflow.observers.events import Event
 from daskflow.states import StateType
+
+if TYPE_CHECKING:
+    from .resources import ResourceBin
 
 __all__ = [
     "HEARTBEAT_TIMEOUT",
@@ -330,6 +337,23 @@ class RunStore(Protocol):
         ``key``: the history of one key; ``artifact_id``: that one. With
         ``latest``, only the newest artifact of each key (artifacts without
         a key are left out).
+        """
+
+    def list_task_edges(self, flow_run_id: str, *, runs: bool = False) -> list[tuple[str, str]]:
+        """A flow run's recorded dependencies, ``(upstream, downstream)``, sorted.
+
+        Pairs of task names; with ``runs``, pairs of task run ids (recorded
+        for a run's first task runs only: see :mod:`daskflow.store.graph`).
+        """
+
+    def bin_resources(
+        self, flow_run_id: str, *, start: float, width: float, bins: int
+    ) -> list[ResourceBin]:
+        """Worker CPU and memory of a flow run, averaged per worker and time bin.
+
+        Bins as in :meth:`bin_task_runs` (samples outside them count in the
+        first or last); rows sorted by worker and bin; empty when no samples
+        were recorded (a run without a cluster, or from before they were).
         """
 
     def close(self) -> None:

@@ -124,6 +124,18 @@ def record_deployment(
     }
     key = (d.c.flow_name == flow_name) & (d.c.name == name)
     with store._lock, store._write() as conn:
+        dialect = conn.dialect.name
+        if dialect in ("postgresql", "sqlite"):
+            # one statement: two processes starting to serve one deployment at the same
+            # time would both find no row to update, and the second insert would fail
+            from sqlalchemy.dialects import postgresql, sqlite
+
+            insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+            new_row = insert(d).values(flow_name=flow_name, name=name, created=now, **values)
+            conn.execute(
+                new_row.on_conflict_do_update(index_elements=[d.c.flow_name, d.c.name], set_=values)
+            )
+            return
         found = conn.execute(sa.select(d.c.name).where(key).with_for_update()).first()
         if found is None:
             conn.execute(sa.insert(d).values(flow_name=flow_name, name=name, created=now, **values))

@@ -5,7 +5,8 @@ does the thinking, with no I/O, so the SQL and the in-memory stores make the
 same rows out of the same events:
 
 - :func:`plan` sorts a batch into new flow runs, new task runs, transition
-  rows, log records, and the state changes of each run, grouped per run.
+  rows, log records, task dependencies, worker samples, and the state
+  changes of each run, grouped per run.
 - :func:`fold` applies one run's state changes to its :class:`RunStatus` (the
   columns a state change updates) and returns the new status.
 - :func:`merge_artifacts` applies a batch's artifact events to the stored
@@ -37,7 +38,9 @@ from daskflow.observers.events import (
     Event,
     FlowRunCreated,
     LogEmitted,
+    ResourcesSampled,
     StateChanged,
+    TaskEdgesAdded,
     TaskRunCreated,
 )
 from daskflow.states import StateType
@@ -214,6 +217,9 @@ class BatchPlan:
         Log records, in arrival order.
     artifacts
         Artifacts created and progress updates, in arrival order.
+    edges, samples
+        Task dependencies and worker samples (:mod:`daskflow.store.graph`,
+        :mod:`daskflow.store.resources`), in arrival order.
     """
 
     flow_runs: dict[str, FlowRunCreated] = field(default_factory=dict)
@@ -223,6 +229,8 @@ class BatchPlan:
     changes: list[StateChanged] = field(default_factory=list)
     logs: list[LogEmitted] = field(default_factory=list)
     artifacts: list[ArtifactCreated | ArtifactUpdated] = field(default_factory=list)
+    edges: list[TaskEdgesAdded] = field(default_factory=list)
+    samples: list[ResourcesSampled] = field(default_factory=list)
 
 
 def plan(events: Sequence[Event]) -> BatchPlan:
@@ -257,6 +265,10 @@ def plan(events: Sequence[Event]) -> BatchPlan:
             batch.flow_runs[event.flow_run_id] = event
         elif isinstance(event, ArtifactCreated | ArtifactUpdated):
             batch.artifacts.append(event)
+        elif isinstance(event, TaskEdgesAdded):
+            batch.edges.append(event)
+        elif isinstance(event, ResourcesSampled):
+            batch.samples.append(event)
     return batch
 
 

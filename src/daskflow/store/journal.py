@@ -46,7 +46,9 @@ from daskflow.observers.events import (
     Event,
     FlowRunCreated,
     LogEmitted,
+    ResourcesSampled,
     StateChanged,
+    TaskEdgesAdded,
     TaskRunCreated,
 )
 from daskflow.owner_only import private_folder
@@ -87,6 +89,8 @@ _KINDS: dict[type, str] = {
     LogEmitted: "log",
     ArtifactCreated: "artifact",
     ArtifactUpdated: "artifact-update",
+    TaskEdgesAdded: "edges",
+    ResourcesSampled: "resources",
 }
 
 
@@ -136,6 +140,12 @@ def decode(data: dict[str, Any]) -> Event:
         return ArtifactCreated(**fields)
     if kind == "artifact-update":
         return ArtifactUpdated(**fields)
+    if kind == "edges":  # JSON made the pairs lists
+        edges, run_edges = (tuple(map(tuple, fields[k])) for k in ("edges", "run_edges"))
+        return TaskEdgesAdded(fields["flow_run_id"], edges, run_edges)
+    if kind == "resources":
+        workers = tuple((w, cpu, memory) for w, cpu, memory in fields["workers"])
+        return ResourcesSampled(fields["flow_run_id"], fields["timestamp"], workers)
     raise ValueError(f"unknown journal entry kind {kind!r}")
 
 

@@ -38,6 +38,8 @@ from .fold import (
     plan,
     transition_of,
 )
+from .graph import MemoryGraph
+from .resources import MemoryResources, ResourceBin
 
 __all__ = ["MemoryStore"]
 
@@ -88,6 +90,7 @@ class MemoryStore:
         self._logs: dict[str, list[LogRow]] = {}
         self._transitions: dict[tuple[str, str | None], list[TransitionRow]] = {}
         self._artifacts: dict[str, tuple[int, ArtifactRow]] = {}  # id -> (insertion seq, row)
+        self._graph, self._resources = MemoryGraph(), MemoryResources()
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -172,6 +175,8 @@ class MemoryStore:
                 for artifact_id, artifact in merge_artifacts(known, batch.artifacts).items():
                     seq = stored[artifact_id][0] if artifact_id in stored else len(stored)
                     stored[artifact_id] = (seq, artifact)
+            self._graph.add(batch.edges)
+            self._resources.add(batch.samples)
 
     def heartbeat(self, flow_run_ids: Sequence[str], now: float) -> None:
         """Mark these flow runs alive at ``now``."""
@@ -419,6 +424,20 @@ class MemoryStore:
                 newest.setdefault(row.key, row)
             rows = list(newest.values())
         return rows[:limit]
+
+    def list_task_edges(self, flow_run_id: str, *, runs: bool = False) -> list[tuple[str, str]]:
+        """A flow run's recorded dependencies (see :mod:`daskflow.store.graph`)."""
+        with self._lock:
+            return self._graph.edges(flow_run_id, runs)
+
+    def bin_resources(
+        self, flow_run_id: str, *, start: float, width: float, bins: int
+    ) -> list[ResourceBin]:
+        """Worker CPU and memory per worker and time bin (see :mod:`daskflow.store.resources`)."""
+        if width <= 0 or bins < 1:
+            raise ValueError(f"bin_resources needs width > 0 and bins >= 1, not {width}, {bins}")
+        with self._lock:
+            return self._resources.bins(flow_run_id, start, width, bins)
 
     def close(self) -> None:
         """Nothing to release: the runs stay for the life of the process."""

@@ -1,8 +1,8 @@
 """The SQL store's tables, and how an existing database is recognised.
 
-Nine tables (SQLAlchemy Core, no ORM)::
+Eleven tables (SQLAlchemy Core, no ORM)::
 
-    meta         key, value                   ("schema_version", "5")
+    meta         key, value                   ("schema_version", "6")
     flow_runs    id, names, parameters (JSON), created, status columns, heartbeat,
                  resumed_from, entrypoint, scheduled_time, cancel_requested
     task_runs    seq, id, flow_run_id, names, tags (JSON), created, status columns
@@ -13,6 +13,8 @@ Nine tables (SQLAlchemy Core, no ORM)::
     deployment_runs  flow_run_id, flow_name, deployment, requested, claimed_by, claimed
     artifacts    seq, id, key, type, data (JSON), description, created, updated,
                  flow_run_id, task_run_id     (daskflow.artifacts: see store.artifacts)
+    task_edges   seq, flow_run_id, kind ("task" or "run"), upstream, downstream
+    resource_samples  seq, flow_run_id, timestamp, worker, cpu, memory
 
 The "status columns" of both run tables are those of
 :class:`daskflow.store.fold.RunStatus` (``result`` is the stored result's
@@ -34,7 +36,10 @@ a run started by ``serve``) and ``cancel_requested``; version 4 the
 ``replayed`` table (ids of the journal batches written, so that a journal
 replayed twice is written once); version 5 the ``deployments`` and
 ``deployment_runs`` tables (:mod:`daskflow.store.deployments`) and the
-``artifacts`` table (:mod:`daskflow.store.artifacts`).
+``artifacts`` table (:mod:`daskflow.store.artifacts`); version 6 the
+``task_edges`` and ``resource_samples`` tables (the run graph,
+:mod:`daskflow.store.graph`, and worker CPU and memory,
+:mod:`daskflow.store.resources`).
 """
 
 from __future__ import annotations
@@ -60,13 +65,15 @@ __all__ = [
     "meta",
     "metadata",
     "replayed",
+    "resource_samples",
+    "task_edges",
     "task_runs",
     "transitions",
     "upgrade_schema",
 ]
 
 #: Version of the tables below; stored in ``meta``. Bump it (and migrate) on change.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 metadata = sa.MetaData()
 _Seq = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite: an alias of rowid
@@ -228,11 +235,42 @@ artifacts = sa.Table(
     sa.Index("ix_artifacts_flow_created", "flow_run_id", "created"),
 )
 
+# -- version 6: the run graph and worker resources (the panel) -------------------------
+#: The dependencies of a flow run: ``kind`` "task" rows join task names (one row per
+#: pair and flow run, the graph at any size), "run" rows join task run ids (only among
+#: a run's first task runs: a small run drawn one node per task run).
+task_edges = sa.Table(
+    "task_edges",
+    metadata,
+    sa.Column("seq", _Seq, primary_key=True, autoincrement=True),
+    sa.Column("flow_run_id", _Id, nullable=False),
+    sa.Column("kind", sa.String(4), nullable=False),
+    sa.Column("upstream", sa.String(255), nullable=False),
+    sa.Column("downstream", sa.String(255), nullable=False),
+    sa.Index("ix_task_edges_flow", "flow_run_id", "kind"),
+)
+
+#: Worker CPU (%) and memory (bytes) while a flow run runs on a cluster: one row per
+#: worker about once a second.
+resource_samples = sa.Table(
+    "resource_samples",
+    metadata,
+    sa.Column("seq", _Seq, primary_key=True, autoincrement=True),
+    sa.Column("flow_run_id", _Id, nullable=False),
+    sa.Column("timestamp", _Time, nullable=False),
+    sa.Column("worker", sa.String(255), nullable=False),
+    sa.Column("cpu", _Time, nullable=False),
+    sa.Column("memory", _Time, nullable=False),
+    sa.Index("ix_resource_samples_flow_time", "flow_run_id", "timestamp"),
+)
+# -- end of version 6: the run graph and worker resources ------------------------------
+
 _TABLES = frozenset(metadata.tables)
 #: Tables each schema version added: created on upgrade.
 _TABLES_ADDED: dict[int, tuple[sa.Table, ...]] = {
     4: (replayed,),
     5: (deployments, deployment_runs, artifacts),
+    6: (task_edges, resource_samples),
 }
 
 

@@ -81,6 +81,8 @@ from .columns import (
 )
 from .deployments import unclaimed
 from .fold import CRASH_MESSAGE, STATUS_COLUMNS, RunStatus, fold, plan
+from .graph import edge_rows, edges_query, insert_edges
+from .resources import ResourceBin, bins_query, insert_samples, merge_resource_bins, sample_rows
 from .schema import (
     create_schema,
     error_reason,
@@ -325,6 +327,7 @@ class SQLStore:
         created = {run_id: fold(_NEW, changes_of(run_id, ())) for run_id in batch.task_runs}
         new_tasks = [task_tuple(e, created[e.task_run_id]) for e in batch.task_runs.values()]
         changes = [transition_tuple(c) for c in batch.changes]  # before taking the lock
+        edges, samples = edge_rows(batch.edges), sample_rows(batch.samples)
         with self._lock:
             with self._write() as conn:
                 if replay_id is not None and not self._first_replay(conn, replay_id):
@@ -339,6 +342,8 @@ class SQLStore:
                 self._executemany(conn, self._inserts[logs], [log_values(e) for e in batch.logs])
                 if batch.artifacts:
                     artifact_sql.write(conn, batch.artifacts, self._executemany)
+                self._executemany(conn, insert_edges(), edges)  # store.graph
+                self._executemany(conn, insert_samples(), samples)  # store.resources
             self._remember({**created, **folded})  # committed: now true of the database
 
     def _without_known_flow_runs(self, events: Sequence[Event]) -> Sequence[Event]:
@@ -653,6 +658,19 @@ class SQLStore:
             flow_run_id=flow_run_id, key=key, artifact_id=artifact_id, latest=latest, limit=limit
         )
         return [artifact_sql.row(r) for r in self._read(query)]
+
+    def list_task_edges(self, flow_run_id: str, *, runs: bool = False) -> list[tuple[str, str]]:
+        """A flow run's recorded dependencies (see :mod:`daskflow.store.graph`)."""
+        return [(row[0], row[1]) for row in self._read(edges_query(flow_run_id, runs))]
+
+    def bin_resources(
+        self, flow_run_id: str, *, start: float, width: float, bins: int
+    ) -> list[ResourceBin]:
+        """Worker CPU and memory per worker and time bin (see :mod:`daskflow.store.resources`)."""
+        if width <= 0 or bins < 1:
+            raise ValueError(f"bin_resources needs width > 0 and bins >= 1, not {width}, {bins}")
+        query = bins_query(flow_run_id, start, width, self._engine.dialect.name)
+        return merge_resource_bins((tuple(row) for row in self._read(query)), bins)
 
     def close(self) -> None:
         """Close every pooled connection (SQLite folds its WAL file back in)."""

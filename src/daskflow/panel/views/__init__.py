@@ -10,6 +10,7 @@ runs the timeline draws counts per task name and time bin.
 
 from daskflow.panel.views.alerts import AlertsView
 from daskflow.panel.views.failures import FailuresView
+from daskflow.panel.views.graph import GraphView
 from daskflow.panel.views.logs import LogsView
 from daskflow.panel.views.parameters import ParametersView
 from daskflow.panel.views.progress import ProgressView
@@ -21,6 +22,7 @@ __all__ = [
     "VIEWS",
     "AlertsView",
     "FailuresView",
+    "GraphView",
     "LogsView",
     "ParametersView",
     "ProgressView",
@@ -34,6 +36,7 @@ VIEWS = (
     AlertsView,
     RunsView,
     ProgressView,
+    GraphView,
     FailuresView,
     TimelineView,
     LogsView,
