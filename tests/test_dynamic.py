@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import threading
 
+import daskflow
 from daskflow import flow, task
+from daskflow.observers.events import bus
 from daskflow.states import StateType
 from tests.conftest import poll_for
 
@@ -103,3 +105,22 @@ def test_chained_dynamic_maps_and_fan_in(threads_client):
 @task
 def sum_all(xs: list[int]) -> int:
     return sum(xs)
+
+
+@task
+def make_list(n: int) -> list[int]:
+    return list(range(n))
+
+
+def test_a_run_taking_a_deferred_fan_in_waits_for_it(cluster):
+    # sum_all waits for the width of the map; what takes its result must not reach
+    # the cluster before it (Dask cancelled it, and the map with it)
+    @flow(name="deferred-chain", cluster=cluster)
+    def f(n: int) -> int:
+        doubled = double.map(make_list.submit(n))
+        return double.submit(double.submit(sum_all.submit(doubled))).result()
+
+    assert f(4) == 4 * 2 * sum(range(4))
+    bus.flush()
+    [run] = daskflow.runs(flow="deferred-chain", limit=1)
+    assert {t.state.type for t in run.task_runs} == {StateType.COMPLETED}

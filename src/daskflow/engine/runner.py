@@ -187,12 +187,44 @@ class FlowRunner:
         self.by_id[run.id] = run
         if self.resume is not None:  # identities in creation order, like the old run's
             self._identity[run.id] = self._identities.next(run.task.name, run.run_name)
+        if run.deferred is None and not self.backend.eager:
+            waiting = [u for u in run.upstream if u.deferred and not u.deferred.is_set()]
+            if waiting:  # their calls wait for a map's width: this one waits for them
+                self._defer_until_activated(run, waiting)
         if run.deferred is not None:
             self.hold()
             if bus.active:
                 bus.publish(self._created_events([run]))
             return
         self._enqueue(run, kick)
+
+    def _defer_until_activated(self, run: TaskRun, waiting: list[TaskRun]) -> None:
+        """Submit ``run`` once every run in ``waiting`` (deferred) has been submitted.
+
+        A run that takes the result of a deferred run (one waiting for the
+        width of a dynamic map) cannot go to the cluster before it: its graph
+        would name a key the scheduler does not know, and Dask would cancel it.
+        """
+        run.deferred = threading.Event()
+        spec, upstream = run.spec, run.upstream
+        left = [len(waiting)]
+        lock = threading.Lock()
+
+        def one_ready() -> None:
+            with lock:
+                left[0] -= 1
+                last = left[0] == 0
+            if last:
+                self.activate(run, spec, upstream)
+
+        for up in waiting:
+            with self._activation:
+                assert up.deferred is not None
+                ready = up.deferred.is_set()
+                if not ready:
+                    self._on_activate.setdefault(up.id, []).append(one_ready)
+            if ready:
+                one_ready()
 
     def _results_of(self, run: TaskRun) -> None:
         """Give the run's call its result policy, and what a resumed run reuses."""
