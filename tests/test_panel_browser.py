@@ -441,7 +441,8 @@ def test_empty_states_are_one_sentence(browser, tmp_path):
         text = wait_shown(browser, ["No task run failed."])  # not an empty failures table
         assert "task run\tstate" not in text
         click_tab(browser, "resources")
-        assert "No cluster is attached to this page" in wait_shown(browser, ["No cluster"])
+        shown = wait_shown(browser, ["No worker resources"])  # a sync run: none recorded
+        assert "No worker resources were recorded for this run" in shown
         canvases = deep(browser, "canvas", "return elements.filter(shown).length;")
         assert canvases == 0  # no empty plots
         click_tab(browser, "parameters")
