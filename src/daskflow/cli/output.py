@@ -51,6 +51,19 @@ def json_option(fn: F) -> F:
     )(fn)
 
 
+def state_option(fn: F) -> F:
+    """The ``--state`` filter of the listing commands (any case)."""
+    choice = click.Choice([t.value for t in StateType], case_sensitive=False)
+    return click.option("--state", type=choice, help="Only runs in this state.")(fn)
+
+
+def limit_option(fn: F) -> F:
+    """The ``--limit`` of the listing commands."""
+    return click.option(
+        "--limit", default=25, show_default=True, type=click.IntRange(min=1), help="At most N runs."
+    )(fn)
+
+
 def console() -> Console:
     """A rich console on stdout; wide when piped, so rows stay on one line."""
     from rich.console import Console

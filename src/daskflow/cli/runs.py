@@ -19,8 +19,10 @@ from daskflow.cli.output import (
     echo_json,
     flow_run_dict,
     json_option,
+    limit_option,
     local_time,
     log_dict,
+    state_option,
     state_text,
     task_run_dict,
 )
@@ -47,14 +49,8 @@ def runs_group() -> None:
 
 @runs_group.command("list")
 @click.option("--flow", "flow_name", metavar="NAME", help="Only runs of this flow.")
-@click.option(
-    "--state",
-    type=click.Choice([t.value for t in StateType], case_sensitive=False),
-    help="Only runs in this state.",
-)
-@click.option(
-    "--limit", default=25, show_default=True, type=click.IntRange(min=1), help="At most N runs."
-)
+@state_option
+@limit_option
 @json_option
 @click.pass_context
 def list_command(

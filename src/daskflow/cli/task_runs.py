@@ -14,12 +14,13 @@ from daskflow.cli.output import (
     console,
     echo_json,
     json_option,
+    limit_option,
     local_time,
+    state_option,
     state_text,
     task_run_dict,
 )
 from daskflow.history import format_duration
-from daskflow.states import StateType
 
 __all__ = ["task_runs_group"]
 
@@ -31,14 +32,8 @@ def task_runs_group() -> None:
 
 @task_runs_group.command("list")
 @click.option("--task", "task_name", metavar="NAME", help="Only runs of this task.")
-@click.option(
-    "--state",
-    type=click.Choice([t.value for t in StateType], case_sensitive=False),
-    help="Only runs in this state.",
-)
-@click.option(
-    "--limit", default=25, show_default=True, type=click.IntRange(min=1), help="At most N runs."
-)
+@state_option
+@limit_option
 @json_option
 @click.pass_context
 def list_command(
