@@ -13,7 +13,11 @@ failed run 1400 x 1300, to show its traceback) and saves:
   traceback of the first one);
 - ``panel-big-run.png``: the big run's overview;
 - ``panel-big-timeline.png``: the big run's timeline (counts per task name
-  and time bin).
+  and time bin);
+- ``panel-graph.png``: the failed ETL run's graph (a node per task name,
+  coloured by state, with counts);
+- ``panel-big-resources.png``: the big run's worker CPU and memory, as
+  recorded with the run.
 
 ::
 
@@ -120,6 +124,8 @@ def screenshots(store: Path, runs: dict[str, str], out: Path) -> list[Path]:
         ("panel.png", runs["failed"], "overview", 1300),
         ("panel-big-run.png", runs["big"], "overview", SIZE[1]),
         ("panel-big-timeline.png", runs["big"], "timeline", SIZE[1]),
+        ("panel-graph.png", runs["failed"], "graph", SIZE[1]),
+        ("panel-big-resources.png", runs["big"], "resources", SIZE[1]),
     ]
     written = []
     try:
