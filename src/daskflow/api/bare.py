@@ -36,6 +36,7 @@ from daskflow import config
 from daskflow.api.futures import MappedFuture, TaskFuture
 from daskflow.engine.backends import SyncBackend
 from daskflow.engine.conclusion import conclude
+from daskflow.engine.countdown import after_all
 from daskflow.engine.current import route
 from daskflow.engine.run_logs import current_task_run
 from daskflow.engine.runner import FlowRunner, make_backend
@@ -133,8 +134,6 @@ class _Listening:
 
     def __init__(self, runner: FlowRunner) -> None:
         self.runner = runner
-        self._left = 0
-        self._lock = threading.Lock()
 
     def __enter__(self) -> _Listening:
         self.runner.listen()
@@ -151,18 +150,15 @@ class _Listening:
     def watch(self, runs: list[TaskRun]) -> None:
         if self.runner.backend.eager:
             return
-        self._left = len(runs)
         if not runs:
             self.runner.stop_listening()
+        # drain_events blocks on the client's loop: not on the callback's thread
+        all_done = after_all(len(runs), self._conclude_in_background)
         for run in runs:
-            self.runner.when_done(run, self._one_done)
+            self.runner.when_done(run, all_done)
 
-    def _one_done(self, run: TaskRun) -> None:
-        with self._lock:
-            self._left -= 1
-            last = self._left == 0
-        if last:  # drain_events blocks on the client's loop: not on the callback's thread
-            threading.Thread(target=self._conclude, name="daskflow-bare", daemon=True).start()
+    def _conclude_in_background(self) -> None:
+        threading.Thread(target=self._conclude, name="daskflow-bare", daemon=True).start()
 
     def _conclude(self) -> None:
         try:

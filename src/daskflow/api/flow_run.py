@@ -286,33 +286,20 @@ def _run(
     )
     _publish([*created, StateChanged(flow_run_id, None, State(StateType.PENDING))])
     attempt = 1
+    parent_id = parent.flow_run_id if parent else None
     try:
         state, attempt = _attempts(flow, bound, backend, flow_run_id, resume, token)
     except BaseException as exc:  # a second Ctrl-C while ending, one during a retry's delay
         ended = _ended_by(exc)
         _publish([StateChanged(flow_run_id, None, ended, attempt)])
         if ended.type is StateType.CRASHED:  # the process lives on long enough for these
-            info = FlowRunInfo(
-                flow_run_id,
-                run_name,
-                flow.name,
-                parameters,
-                parent.flow_run_id if parent else None,
-                attempt,
-            )
+            info = FlowRunInfo(flow_run_id, run_name, flow.name, parameters, parent_id, attempt)
             call_hooks(options.on_crashed, flow, info, ended)
         bus.flush()
         raise
     _publish([StateChanged(flow_run_id, None, state, attempt)])
-    info = FlowRunInfo(
-        flow_run_id,
-        run_name,
-        flow.name,
-        parameters,
-        parent.flow_run_id if parent else None,
-        attempt,
-        backend.panel_url(flow_run_id),
-    )
+    panel = backend.panel_url(flow_run_id)
+    info = FlowRunInfo(flow_run_id, run_name, flow.name, parameters, parent_id, attempt, panel)
     call_hooks(hooks_for(options, state), flow, info, state)
     bus.flush()
     if return_state and not (

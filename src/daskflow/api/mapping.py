@@ -22,6 +22,7 @@ from typing import Any
 
 from daskflow.api.futures import MappedFuture, TaskFuture
 from daskflow.engine.call import CallSpec
+from daskflow.engine.countdown import after_all
 from daskflow.engine.runner import FlowRunner
 from daskflow.engine.runs import TaskRun
 from daskflow.errors import ConfigurationError, MapLengthError
@@ -205,16 +206,7 @@ class _Map:
 
 def _when_all_ready(runner: FlowRunner, inputs: list[Any], callback: Any) -> None:
     """Call ``callback()`` once every input (future or map) is known."""
-    remaining = [len(inputs)]
-    lock = threading.Lock()
-
-    def one_ready(*_: Any) -> None:
-        with lock:
-            remaining[0] -= 1
-            last = remaining[0] == 0
-        if last:
-            callback()
-
+    one_ready = after_all(len(inputs), callback)
     for item in inputs:
         if isinstance(item, TaskFuture):
             runner.when_done(item._run, one_ready)

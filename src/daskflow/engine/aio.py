@@ -37,6 +37,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from daskflow.engine.countdown import after_all
 from daskflow.engine.current import current_runner
 
 if TYPE_CHECKING:
@@ -155,16 +156,7 @@ async def _done(runner: FlowRunner, runs: list[TaskRun]) -> None:
         return
     loop = asyncio.get_running_loop()
     finished: asyncio.Future[None] = loop.create_future()
-    left = [len(runs)]
-    lock = threading.Lock()
-
-    def one_done(_: TaskRun) -> None:
-        with lock:
-            left[0] -= 1
-            last = left[0] == 0
-        if last:
-            loop.call_soon_threadsafe(_resolve, finished)
-
+    one_done = after_all(len(runs), lambda: loop.call_soon_threadsafe(_resolve, finished))
     for run in runs:
         runner.when_done(run, one_done)
     await finished

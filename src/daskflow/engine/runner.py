@@ -45,6 +45,7 @@ from daskflow.engine.caching import ResultPolicy, policy_for
 from daskflow.engine.cancellation import CancelToken
 from daskflow.engine.chunks import durations
 from daskflow.engine.cluster import SYNC, resolve_client
+from daskflow.engine.countdown import after_all
 from daskflow.engine.current import (
     listen,
     route,
@@ -207,16 +208,7 @@ class FlowRunner:
         """
         run.deferred = threading.Event()
         spec, upstream = run.spec, run.upstream
-        left = [len(waiting)]
-        lock = threading.Lock()
-
-        def one_ready() -> None:
-            with lock:
-                left[0] -= 1
-                last = left[0] == 0
-            if last:
-                self.activate(run, spec, upstream)
-
+        one_ready = after_all(len(waiting), lambda: self.activate(run, spec, upstream))
         for up in waiting:
             with self._activation:
                 assert up.deferred is not None
