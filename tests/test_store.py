@@ -262,6 +262,26 @@ def test_a_late_transition_does_not_move_the_state_back(store: RunStore) -> None
     assert store.count_task_runs(f) == {"inc": {S.COMPLETED: 2}}
 
 
+def test_the_worker_s_report_after_the_client_s_final_state_says_where_the_run_ran(
+    store: RunStore,
+) -> None:
+    # a flow run that ends before its worker's last batch arrives records the
+    # final state its client saw (no worker, no result location) first
+    t = time.time()
+    f = uuid.uuid4().hex
+    stored = {"storage": "local", "key": "abc"}
+    store.write([flow_created(f, t), task_created("x", f, t), change(f, "x", S.COMPLETED, t + 5)])
+    store.write(
+        [
+            change(f, "x", S.RUNNING, t + 2, 1, "w1"),
+            change(f, "x", S.COMPLETED, t + 3, 1, "w1", {"result": stored}),
+        ]
+    )
+    (x,) = store.list_task_runs(f)
+    assert (x.state, x.worker, x.start_time, x.attempts) == (S.COMPLETED, "w1", t + 2, 1)
+    assert x.result == stored
+
+
 def test_prefix_lookup(store: RunStore) -> None:
     t = time.time()
     ids = ["abcdef01" + "0" * 24, "abcdef02" + "0" * 24, "123456789" + "0" * 23]

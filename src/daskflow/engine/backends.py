@@ -256,6 +256,26 @@ class DistributedBackend:
                     run.local_state = self.final_state(run)
                 run.future = None
 
+    def fill_workers(self, runs: Sequence[TaskRun]) -> None:
+        """Set ``run.worker`` of finished runs from the scheduler (one call).
+
+        For runs whose worker's reports never reached the client before the
+        flow run ended: their records still say where they ran.
+        """
+        from daskflow.engine.chunks import dask_futures
+
+        futures = [r.future for r in runs if r.future is not None and r.future.done()]
+        if not futures:
+            return
+        try:
+            held = self.client.who_has(dask_futures(futures, statuses=False))
+        except Exception:
+            logger.debug("daskflow: could not ask where results are held", exc_info=True)
+            return
+        for run in runs:
+            if run.future is not None and held.get(run.future.key):
+                run.worker = held[run.future.key][0]
+
     def workers_lost(self) -> int | None:
         """How many workers left the cluster since this client connected; None: unknown."""
         return self._router.workers_lost

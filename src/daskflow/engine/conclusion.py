@@ -45,6 +45,8 @@ def conclude(runner: FlowRunner) -> list[tuple[TaskRun, State]]:
     failed = []
     missing: list[StateChanged] = []
     reported = {id(r) for r in runner.runs if r.final_event is not None or r.local_state}
+    if bus.active and isinstance(backend, DistributedBackend):
+        backend.fill_workers([r for r in runner.runs if id(r) not in reported and not r.worker])
     for run in runner.runs:
         state = runner.final_state(run)
         if state is None:

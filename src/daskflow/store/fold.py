@@ -132,10 +132,17 @@ def fold(status: RunStatus, changes: Sequence[StateChanged]) -> RunStatus:
         if kind is _RUNNING:
             attempts += 1
             start = when if start is None or when < start else start
-        if state_time is not None and when < state_time:
-            continue  # late: history only
-        if final and not kind.is_final:
-            continue  # a final state is never left
+        if (state_time is not None and when < state_time) or (final and not kind.is_final):
+            # late, or after a final state (which is never left): history only,
+            # but the client's own final state of a run whose worker's report
+            # came after it (the flow run ended first) says neither where the
+            # run ran nor where its result is stored: the report fills them in
+            worker = worker or change.worker
+            if result is None and kind is state and final and change.details:
+                stored = change.details.get("result")
+                if stored is not None:
+                    result = json.dumps(jsonable(stored))
+            continue
         state, state_time, message, final = kind, when, new.message, kind.is_final
         if final:
             end = when
