@@ -12,8 +12,10 @@ store queries) then ``update()`` of every view. Two figures:
 
 - **full refresh**: every query the panel makes (a page just opened: the
   recent runs, counts per task name, the histogram of the timeline, the
-  failures, the logs), on a fresh model each repeat. Target: median under
-  200 ms, so the page keeps up with its 500 ms refresh.
+  failures, the logs), on a fresh model each repeat: what the first paint
+  of a page costs. Target: median under 200 ms at 100,000 task runs, so the
+  page keeps up with its 500 ms refresh; under 1 s at 1,000,000
+  (``--tasks 1000000``).
 - **live refresh**: the same model refreshed every 500 ms (the benchmark
   sleeps between refreshes), where a live big run is re-binned at most a
   tenth of the time and unchanged failures are not read again: the cost a
@@ -26,6 +28,7 @@ Run it as::
 
     python benchmarks/panel.py
     python benchmarks/panel.py --quick        # 10,000 task runs, 5 repeats
+    python benchmarks/panel.py --tasks 1000000 --repeats 5
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-TARGET_MS = 200.0
+TARGET_MS = 200.0  # at 100,000 task runs and fewer
+TARGET_BIG_MS = 1000.0  # above
 PERIOD_S = 0.5
 
 
@@ -147,11 +151,12 @@ def main() -> None:
         assert len(rows) == 100 * 300
         store.close()
     median = statistics.median(full)
-    verdict = "ok" if median < TARGET_MS else "MISS"
+    target = TARGET_MS if tasks <= 100_000 else TARGET_BIG_MS
+    verdict = "ok" if median < target else "MISS"
     print(f"one refresh (model.refresh + update of every view), {tasks:,} task runs selected:")
     print(
         f"  full refresh, {repeats} repeats: median {median:.1f} ms, "
-        f"min {min(full):.1f} ms, max {max(full):.1f} ms (target < {TARGET_MS:.0f} ms: {verdict})"
+        f"min {min(full):.1f} ms, max {max(full):.1f} ms (target < {target:.0f} ms: {verdict})"
     )
     print(
         f"  live refresh every {PERIOD_S * 1000:.0f} ms, {repeats} refreshes: "

@@ -450,6 +450,11 @@ def test_task_runs_can_be_listed_by_state(store: RunStore) -> None:
     assert [r.name for r in done] == [f"load-{i}" for i in range(30)]
     assert [r.id for r in store.list_task_runs("a" * 32, states=[S.FAILED])] == ["bad"]
     assert len(store.list_task_runs("a" * 32, states=[S.COMPLETED, S.FAILED])) == 31
+    # by task names too (the panel's failures: found through the index, in creation order)
+    both = store.list_task_runs("a" * 32, task=["check", "load"], states=[S.COMPLETED, S.FAILED])
+    assert [r.name for r in both] == [*(f"load-{i}" for i in range(30)), "check-None"]
+    assert store.list_task_runs("a" * 32, task=["load"], states=[S.FAILED]) == []
+    assert len(store.list_task_runs("a" * 32, task=["load"], states=[S.COMPLETED], limit=3)) == 3
 
 
 def test_threads_write_at_once(store: RunStore) -> None:
@@ -653,9 +658,9 @@ def test_a_newer_schema_is_refused_and_left_untouched(sql_url: str) -> None:
     assert str(pickle.loads(pickle.dumps(info.value))) == str(info.value)
 
 
-@pytest.mark.parametrize("version", [1, 2, 3, 4])
+@pytest.mark.parametrize("version", [1, 2, 3, 4, 5, 6])
 def test_an_older_store_is_upgraded_and_keeps_its_runs(sql_url: str, version: int) -> None:
-    from daskflow.store.schema import _ADDED, _TABLES_ADDED, SCHEMA_VERSION
+    from daskflow.store.schema import _ADDED, _INDEXES_REPLACED, _TABLES_ADDED, SCHEMA_VERSION
 
     if "://" not in sql_url and sqlite3.sqlite_version_info < (3, 35):
         pytest.skip(f"SQLite {sqlite3.sqlite_version} cannot DROP COLUMN (3.35 can)")
@@ -670,6 +675,9 @@ def test_an_older_store_is_upgraded_and_keeps_its_runs(sql_url: str, version: in
                 conn.execute(sa.text(f"ALTER TABLE {table.name} DROP COLUMN {column}"))
             for added in _TABLES_ADDED.get(step, ()):
                 conn.execute(sa.text(f"DROP TABLE {added.name}"))
+            for old, new in _INDEXES_REPLACED.get(step, ()):
+                conn.execute(sa.text(f"DROP INDEX {new}"))
+                conn.execute(sa.text(f"CREATE INDEX {old} ON task_runs (flow_run_id, task_name)"))
         conn.execute(sa.text(f"UPDATE meta SET value = '{version}' WHERE key = 'schema_version'"))
     store.close()
 
@@ -689,6 +697,10 @@ def test_an_older_store_is_upgraded_and_keeps_its_runs(sql_url: str, version: in
     with upgraded.engine.connect() as conn:
         stored = conn.execute(sa.text("SELECT value FROM meta WHERE key = 'schema_version'"))
         assert stored.scalar_one() == str(SCHEMA_VERSION)
+        indexes = {i["name"] for i in sa.inspect(conn).get_indexes("task_runs")}
+    assert "ix_task_runs_flow_task_state_start" in indexes  # v7: the timeline's bins covered
+    assert "ix_task_runs_flow_task_state" not in indexes
+    assert upgraded.count_task_runs("b" * 32) == {"inc": {StateType.COMPLETED: 2}}
     upgraded.close()
 
 

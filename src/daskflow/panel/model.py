@@ -359,15 +359,17 @@ class PanelModel:
                 self.histogram = self._read_histogram(run, now)
                 cost = time.perf_counter() - began
                 self._histogram_due = time.monotonic() + cost * (1 / HISTOGRAM_SHARE - 1)
-        failed = sum(
-            n
-            for by_state in self.counts.values()
-            for s, n in by_state.items()
-            if s in FAILED_STATES
-        )
+        failing = {  # task name: its failed task runs
+            name: n
+            for name, by_state in self.counts.items()
+            if (n := sum(by_state.get(s, 0) for s in FAILED_STATES))
+        }
+        failed = sum(failing.values())
         if failed != self._failed or settled:  # failed task runs are final: read when more
             self.failures = (
-                store.list_task_runs(run.id, states=FAILED_STATES, limit=FAILURES_SHOWN)
+                store.list_task_runs(
+                    run.id, task=sorted(failing), states=FAILED_STATES, limit=FAILURES_SHOWN
+                )
                 if failed
                 else []
             )

@@ -66,6 +66,8 @@ def make_server(
     >>> server = make_server(port=0)  # doctest: +SKIP
     >>> f"http://127.0.0.1:{server.port}/daskflow"  # doctest: +SKIP
     """
+    import networkx  # noqa: F401  (the run graph's layout: imported now, not at first paint)
+
     from daskflow.panel.document import make_document
 
     password = require_password(host)  # before binding: refuse without a password

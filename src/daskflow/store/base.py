@@ -274,11 +274,16 @@ class RunStore(Protocol):
         self,
         flow_run_id: str,
         *,
-        task: str | None = None,
+        task: str | Sequence[str] | None = None,
         limit: int | None = None,
         states: Sequence[StateType] | None = None,
     ) -> list[TaskRunRow]:
-        """Task runs of a flow run in creation order, optionally of one task name or states."""
+        """Task runs of a flow run in creation order, optionally of task names or states.
+
+        ``task`` is one task name or several. Naming the task names lets a
+        SQL store find the runs of a few states among a million through its
+        index of task runs by task name and state.
+        """
 
     def recent_task_runs(
         self,

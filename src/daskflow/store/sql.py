@@ -542,17 +542,28 @@ class SQLStore:
         self,
         flow_run_id: str,
         *,
-        task: str | None = None,
+        task: str | Sequence[str] | None = None,
         limit: int | None = None,
         states: Sequence[StateType] | None = None,
     ) -> list[TaskRunRow]:
-        """Task runs of a flow run in creation order, optionally of one task name or states."""
-        query = sa.select(task_runs).where(task_runs.c.flow_run_id == flow_run_id)
-        if task is not None:
-            query = query.where(task_runs.c.task_name == task)
+        """Task runs of a flow run in creation order, optionally of task names or states.
+
+        ``task`` is one task name or several. Naming the task names lets a
+        SQL store find the runs of a few states among a million through its
+        index of task runs by task name and state.
+        """
+        tr = task_runs
+        query = sa.select(tr).where(tr.c.flow_run_id == flow_run_id)
+        order: Any = tr.c.seq
+        if isinstance(task, str):
+            query = query.where(tr.c.task_name == task)
+        elif task is not None:
+            query = query.where(tr.c.task_name.in_(list(task)))
         if states is not None:
-            query = query.where(task_runs.c.state.in_([StateType(s).value for s in states]))
-        return [task_row(r) for r in self._read(query.order_by(task_runs.c.seq).limit(limit))]
+            query = query.where(tr.c.state.in_([StateType(s).value for s in states]))
+            if task is not None:  # the few runs of these states, found by name and state,
+                order = tr.c.seq + 0  # then sorted: not a walk in seq order through them all
+        return [task_row(r) for r in self._read(query.order_by(order).limit(limit))]
 
     def recent_task_runs(
         self,
@@ -576,8 +587,10 @@ class SQLStore:
         """Task runs counted by task name, state and start-time bin: one GROUP BY.
 
         The bin index is computed in SQL, so 100,000 task runs come back as a
-        few hundred rows (about 80 ms on SQLite). The group key leads with
-        the bin: SQLite sorts an integer-led key faster than a name-led one.
+        few hundred rows (about 80 ms on SQLite; 1,000,000 in about 0.5 s, read
+        from the covering index of task runs by task name, state and start
+        time). The group key leads with the bin: SQLite sorts an integer-led
+        key faster than a name-led one.
         """
         if width <= 0 or bins < 1:
             raise ValueError(f"bin_task_runs needs width > 0 and bins >= 1, not {width}, {bins}")
