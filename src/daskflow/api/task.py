@@ -19,6 +19,8 @@ import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
+import cloudpickle
+
 from daskflow.api.futures import MappedFuture, TaskFuture
 from daskflow.engine.attempt import TaskFailure
 from daskflow.engine.current import current_runner
@@ -276,8 +278,15 @@ def _raise_interrupt(run: TaskRun) -> None:
 
 
 def _module_attribute(fn: Any) -> Any:
+    """What ``fn``'s module holds under its name, if workers can import it from there.
+
+    None for a script's ``__main__`` and for modules whose code travels by value
+    (a flow file loaded by the CLI: see :func:`daskflow.cli.run.load_flow`).
+    """
     module = sys.modules.get(getattr(fn, "__module__", None) or "")
     if module is None or module.__name__ == "__main__":
+        return None
+    if module.__name__ in cloudpickle.list_registry_pickle_by_value():
         return None
     obj: Any = module
     for part in getattr(fn, "__qualname__", "").split("."):

@@ -29,6 +29,7 @@ from types import ModuleType
 from typing import Any
 
 import click
+import cloudpickle
 
 from daskflow.api.flow import Flow
 from daskflow.api.parameters import cut, parameter_hints, shown
@@ -198,6 +199,9 @@ def _import_file(path: Path) -> ModuleType:
         del sys.modules[name]
         click.echo(traceback.format_exc(), err=True)
         raise click.ClickException(f"importing {path} failed: {type(exc).__name__}: {exc}") from exc
+    # the file's code travels to the scheduler and the workers by value: on a cluster
+    # of other hosts nothing can import it by name (as for a script's __main__)
+    cloudpickle.register_pickle_by_value(module)
     return module
 
 
