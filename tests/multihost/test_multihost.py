@@ -150,8 +150,9 @@ def test_two_flow_processes_and_the_panel_on_other_hosts_share_store_and_cluster
     )  # fmt: skip
     page = f"http://{panel.address}:8788/daskflow"
     status, body = _get(page, password=None)
-    assert status == 401
-    assert "needs its password" in body
+    if project.hosts.mode == "namespaces":  # beyond loopback: the password is asked
+        assert status == 401
+        assert "needs its password" in body
     command = [
         sys.executable, "-m", "daskflow.cli", "--store", project.store, "run", "flows.py:etl",
         "-p", "n=30", "-p", "pause=0.5", "--cluster", project.scheduler,
