@@ -82,18 +82,24 @@ def _check_delays(value: Any) -> tuple[float, ...]:
     )
 
 
-def _check_hooks(name: str, value: Any) -> tuple[Hook, ...]:
+def _check_hooks(
+    name: str, value: Any, expected: str = "a list of functions fn(obj, run, state)"
+) -> tuple[Any, ...]:
     if value is None:
         return ()
     hooks = (value,) if callable(value) else tuple(value)
     for hook in hooks:
         if not callable(hook):
-            raise ConfigurationError(name, hook, "a list of functions fn(obj, run, state)")
+            raise ConfigurationError(name, hook, expected)
     return hooks
 
 
 #: The hooks tasks and flows take, each a list of functions ``fn(obj, run, state)``.
 HOOKS = ("on_completion", "on_failure", "on_running", "on_crashed", "on_cancellation")
+
+
+#: A task's transaction hooks, each ``fn(transaction)`` (:mod:`daskflow.transactions`).
+TRANSACTION_HOOKS = ("on_commit", "on_rollback")
 
 
 def _hooks(opts: dict[str, Any]) -> dict[str, tuple[Hook, ...]]:
@@ -143,6 +149,8 @@ class TaskOptions:
     on_running: tuple[Hook, ...] = ()
     on_crashed: tuple[Hook, ...] = ()
     on_cancellation: tuple[Hook, ...] = ()
+    on_commit: tuple[Callable[[Any], object], ...] = ()  # fn(transaction), on the client
+    on_rollback: tuple[Callable[[Any], object], ...] = ()  # fn(transaction), on the client
     log_prints: bool = False
     task_run_name: str | None = None
     resources: dict[str, float] | None = field(default=None, hash=False)
@@ -172,6 +180,8 @@ class TaskOptions:
         values["timeout_seconds"] = timeout
         values["tags"] = _check_tags(opts.get("tags"))
         values.update(_hooks(opts))
+        for name in TRANSACTION_HOOKS:
+            values[name] = _check_hooks(name, opts.get(name), "a list of functions fn(transaction)")
         values["log_prints"] = bool(opts.get("log_prints") or False)
         values["task_run_name"] = _check_format("task_run_name", opts.get("task_run_name"))
         resources = opts.get("resources")

@@ -78,6 +78,36 @@ class Task(Generic[P, R]):
         """
         return Task(self.fn, with_changes(self.options, **changes))
 
+    def on_commit(self, fn: Callable[[Any], object]) -> Callable[[Any], object]:
+        """Add a commit hook ``fn(transaction)``, as a decorator (:mod:`daskflow.transactions`).
+
+        Called on the client when a ``with transaction():`` block this
+        task ran in ends without failure.
+
+        Examples
+        --------
+        >>> @write_file.on_commit  # doctest: +SKIP
+        ... def confirm(transaction):
+        ...     print("committed")
+        """
+        self.options = with_changes(self.options, on_commit=(*self.options.on_commit, fn))
+        return fn
+
+    def on_rollback(self, fn: Callable[[Any], object]) -> Callable[[Any], object]:
+        """Add a rollback hook ``fn(transaction)``, as a decorator (:mod:`daskflow.transactions`).
+
+        Called on the client for each run of this task that completed in a
+        ``with transaction():`` block that then failed.
+
+        Examples
+        --------
+        >>> @write_file.on_rollback  # doctest: +SKIP
+        ... def delete_file(transaction):
+        ...     os.unlink(transaction.get("filename"))
+        """
+        self.options = with_changes(self.options, on_rollback=(*self.options.on_rollback, fn))
+        return fn
+
     def __repr__(self) -> str:
         return f"<Task {self.name}>"
 
@@ -320,6 +350,8 @@ def task(
     on_running: Sequence[Callable[[Any, Any, Any], object]] | None = None,
     on_crashed: Sequence[Callable[[Any, Any, Any], object]] | None = None,
     on_cancellation: Sequence[Callable[[Any, Any, Any], object]] | None = None,
+    on_commit: Sequence[Callable[[Any], object]] | None = None,
+    on_rollback: Sequence[Callable[[Any], object]] | None = None,
     log_prints: bool | None = None,
     task_run_name: str | None = None,
     resources: dict[str, float] | None = None,
@@ -357,6 +389,10 @@ def task(fn: Any = None, /, **options: Any) -> Any:
           the run); ``on_crashed`` (CRASHED, before ``on_failure``) and
           ``on_cancellation`` (CANCELLED) likewise; ``on_running`` where the
           task runs, before each attempt's body;
+        - ``on_commit``, ``on_rollback``: hooks ``fn(transaction)`` called on
+          the client when a ``with transaction():`` block the task ran in
+          commits, or fails after the run completed
+          (:mod:`daskflow.transactions`; also ``@t.on_rollback``);
         - ``log_prints``: ``print()`` inside the task becomes run log records;
         - ``task_run_name``: a format string over the arguments, e.g.
           ``"extract-{day}"``;
