@@ -275,6 +275,31 @@ def _result_options(opts: dict[str, Any]) -> dict[str, Any]:
     return {"persist_result": persist, "result_storage": storage}
 
 
+def _check_task_runner(value: Any, cluster: Any) -> Any:
+    """A flow's ``task_runner``: a :mod:`daskflow.task_runners` runner, not with ``cluster``."""
+    if value is None:
+        return None
+    from daskflow.task_runners import TaskRunner
+
+    if isinstance(value, type) and issubclass(value, TaskRunner):
+        value = value()  # Prefect accepts the class too
+    if not isinstance(value, TaskRunner):
+        raise ConfigurationError(
+            "task_runner",
+            value,
+            "a task runner from daskflow.task_runners "
+            "(ThreadPoolTaskRunner, DaskTaskRunner, ConcurrentTaskRunner, SequentialTaskRunner)",
+        )
+    if cluster is not None:
+        raise ConfigurationError(
+            "task_runner",
+            value,
+            f"either task_runner= or cluster= (here cluster={cluster!r}), not both: "
+            "a task runner says where the tasks run, as cluster= does",
+        )
+    return value
+
+
 def _check_tags(value: Any) -> frozenset[str]:
     if value is None:
         return frozenset()
@@ -389,6 +414,7 @@ class FlowOptions:
     timeout_seconds: float | None = None
     validate_parameters: bool = True
     cluster: Any = None
+    task_runner: Any = None  # a daskflow.task_runners.TaskRunner, mapped onto a cluster
     on_completion: tuple[Hook, ...] = ()
     on_failure: tuple[Hook, ...] = ()
     on_running: tuple[Hook, ...] = ()
@@ -412,11 +438,20 @@ class FlowOptions:
         if opts.get("validate_parameters") is not None:
             values["validate_parameters"] = bool(opts["validate_parameters"])
         values["cluster"] = opts.get("cluster")
+        values["task_runner"] = _check_task_runner(opts.get("task_runner"), values["cluster"])
         values.update(_hooks(opts))
         values["flow_run_name"] = _check_format("flow_run_name", opts.get("flow_run_name"))
         values["log_prints"] = bool(opts.get("log_prints") or False)
         values.update(_result_options(opts))
         return cls(**values)
+
+    def cluster_for_run(self) -> Any:
+        """A context manager giving the ``cluster`` value of one flow run (its task runner's)."""
+        if self.task_runner is not None:
+            return self.task_runner.cluster_for_run()
+        import contextlib
+
+        return contextlib.nullcontext(self.cluster)
 
     def retry_delay(self, retry_number: int) -> float:
         """Seconds to wait before flow retry ``retry_number`` (0 for the first)."""

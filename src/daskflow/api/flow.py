@@ -48,7 +48,14 @@ class Flow(Generic[P, R]):
         Examples
         --------
         >>> debug_etl = etl.with_options(cluster="sync")  # doctest: +SKIP
+
+        ``cluster`` and ``task_runner`` replace each other: the copy runs where
+        the one given says.
         """
+        if "cluster" in changes and "task_runner" not in changes:
+            changes["task_runner"] = None
+        elif "task_runner" in changes and "cluster" not in changes:
+            changes["cluster"] = None
         return Flow(self.fn, with_changes(self.options, **changes))
 
     @functools.cached_property
@@ -207,6 +214,7 @@ def flow(
     timeout_seconds: float | None = None,
     validate_parameters: bool | None = None,
     cluster: Any = None,
+    task_runner: Any = None,
     on_completion: Sequence[Callable[[Any, Any, Any], object]] | None = None,
     on_failure: Sequence[Callable[[Any, Any, Any], object]] | None = None,
     on_cancellation: Sequence[Callable[[Any, Any, Any], object]] | None = None,
@@ -238,6 +246,9 @@ def flow(fn: Any = None, /, **options: Any) -> Any:
           active ``distributed.Client``, else an embedded ``LocalCluster``),
           ``"sync"``, an address ``"tcp://host:8786"``, a ``Client`` or a Dask
           cluster object;
+        - ``task_runner``: Prefect's way to say it, for migration
+          (:mod:`daskflow.task_runners`: ``ThreadPoolTaskRunner(max_workers=N)``,
+          ``DaskTaskRunner(...)``); not together with ``cluster``;
         - ``on_completion``, ``on_failure``, ``on_cancellation``: hooks called
           with the final state (``on_cancellation`` when the run ends
           ``CANCELLED``, as in Prefect); ``on_crashed`` when it ends CRASHED
