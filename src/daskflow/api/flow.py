@@ -120,12 +120,15 @@ class Flow(Generic[P, R]):
         self,
         name: str | None = None,
         *,
-        cron: str | None = None,
-        interval: timedelta | float | str | None = None,
+        cron: str | Sequence[str] | None = None,
+        interval: timedelta | float | str | Sequence[timedelta | float] | None = None,
         parameters: dict[str, Any] | None = None,
         timezone: str | None = None,
         catch_up: bool = False,
         limit: int | None = 1,
+        schedules: Sequence[Any] | None = None,
+        schedule: Any = None,
+        rrule: str | None = None,
     ) -> None:
         """Start runs of this flow on a schedule, in this process, until Ctrl-C or SIGTERM.
 
@@ -148,9 +151,11 @@ class Flow(Generic[P, R]):
             The deployment's name. Given, the schedule may be left out: the
             flow then runs on request only.
         cron
-            A cron expression, e.g. ``"0 * * * *"`` (hourly), read in ``timezone``.
+            A cron expression, e.g. ``"0 * * * *"`` (hourly), read in ``timezone``
+            (a list: one schedule each).
         interval
-            Or an interval: a ``timedelta``, seconds, or text like ``"5m"``.
+            Or an interval: a ``timedelta``, seconds, or text like ``"5m"``
+            (a list: one schedule each).
         parameters
             The parameters of every run (checked before serving starts).
         timezone
@@ -159,6 +164,12 @@ class Flow(Generic[P, R]):
             Start one run at once for slots missed while no serve process ran.
         limit
             At most this many runs of the flow at a time (None: no limit).
+        schedules
+            Instead of ``cron``/``interval``: several schedules, Prefect 3's
+            objects (:mod:`daskflow.schedules`: ``Cron``, ``Interval``,
+            ``RRule``); each run gets ``parameters`` with its schedule's own
+            merged over them. ``schedule``: one such object; ``rrule``: a
+            recurrence rule, as ``RRule(rrule, timezone=timezone)``.
 
         Raises
         ------
@@ -172,18 +183,32 @@ class Flow(Generic[P, R]):
         >>> etl.serve(cron="0 6 * * *", timezone="Europe/Berlin",
         ...           parameters={"source": "s3://bucket/raw"})  # doctest: +SKIP
         >>> etl.serve("nightly", parameters={"source": "s3://bucket/raw"})  # doctest: +SKIP
+        >>> from daskflow.schedules import Cron, Interval
+        >>> etl.serve("etl", schedules=[Cron("0 6 * * *", parameters={"full": True}),
+        ...                             Interval(3600)])  # doctest: +SKIP
         """
         from daskflow.serving.serve import serve
+
+        if schedule is not None or rrule is not None or _several(cron) or _several(interval):
+            from daskflow.schedules import as_schedules
+
+            schedules = [
+                *([schedule] if schedule is not None else []),
+                *(schedules or []),
+                *as_schedules(cron=cron, interval=interval, rrule=rrule, timezone=timezone),
+            ]
+            cron = interval = None
 
         serve(
             self,
             name,
-            cron=cron,
-            interval=interval,
+            cron=cron,  # type: ignore[arg-type]  # a list became schedules above
+            interval=interval,  # type: ignore[arg-type]
             parameters=parameters,
             timezone=timezone,
             catch_up=catch_up,
             limit=limit,
+            schedules=schedules,
         )
 
     @functools.cached_property
@@ -199,6 +224,11 @@ class Flow(Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"<Flow {self.name}>"
+
+
+def _several(value: Any) -> bool:
+    """Whether a ``cron``/``interval`` argument lists several (Prefect takes iterables too)."""
+    return isinstance(value, list | tuple)
 
 
 @overload
