@@ -12,6 +12,7 @@ from daskflow.errors import ConfigurationError
 from daskflow.task_runners import (
     ConcurrentTaskRunner,
     DaskTaskRunner,
+    ProcessPoolTaskRunner,
     SequentialTaskRunner,
     ThreadPoolTaskRunner,
 )
@@ -42,6 +43,50 @@ def test_the_same_thread_pool_serves_the_next_flow_run():
     first = located.with_options(task_runner=ThreadPoolTaskRunner(max_workers=2))(1)
     again = located.with_options(task_runner=ConcurrentTaskRunner(max_workers=2))(1)
     assert first == again
+
+
+@task
+def process_id(i: int) -> int:
+    import os
+
+    return os.getpid()
+
+
+@flow(task_runner=ProcessPoolTaskRunner(max_workers=2))
+def pids(n: int) -> set[int]:
+    return {f.result() for f in process_id.map(range(n))}
+
+
+def test_a_process_pool_runs_tasks_in_n_worker_processes():
+    import os
+
+    seen = pids(8)
+    assert os.getpid() not in seen
+    assert 1 <= len(seen) <= 2
+    threads = located.with_options(task_runner=ProcessPoolTaskRunner(max_workers=2))(4)
+    assert {n for _, n in threads} == {1}
+    assert len({address for address, _ in threads}) <= 2
+
+
+def test_the_runner_class_itself_is_taken_as_prefect_does():
+    runs = located.with_options(task_runner=ThreadPoolTaskRunner)(1)
+    assert runs[0][0].startswith("inproc://")
+
+
+@flow
+def parent_and_child() -> tuple[str, str]:
+    return (where()[0], child())
+
+
+@flow(task_runner=SequentialTaskRunner())
+def child() -> str:
+    return where()[0]
+
+
+def test_a_subflow_with_its_own_task_runner_runs_there(threads_client):
+    outer, inner = parent_and_child.with_options(cluster=threads_client)()
+    assert outer.startswith("inproc://")
+    assert inner == "sync"
 
 
 def test_a_sequential_runner_runs_in_the_flow_thread():

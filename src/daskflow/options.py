@@ -288,7 +288,8 @@ def _check_task_runner(value: Any, cluster: Any) -> Any:
             "task_runner",
             value,
             "a task runner from daskflow.task_runners "
-            "(ThreadPoolTaskRunner, DaskTaskRunner, ConcurrentTaskRunner, SequentialTaskRunner)",
+            "(ThreadPoolTaskRunner, ProcessPoolTaskRunner, DaskTaskRunner, ConcurrentTaskRunner, "
+            "SequentialTaskRunner)",
         )
     if cluster is not None:
         raise ConfigurationError(

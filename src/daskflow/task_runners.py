@@ -8,6 +8,8 @@ cluster:
   :class:`ConcurrentTaskRunner`: an in-process Dask cluster of N threads,
   started on first use, reused for the life of the process by flows asking
   for the same N, and closed at exit;
+- :class:`ProcessPoolTaskRunner` (``max_workers=N``): a local Dask cluster
+  of N worker processes of one thread each, made once per process likewise;
 - :class:`SequentialTaskRunner` (Prefect 2): ``cluster="sync"``;
 - :class:`DaskTaskRunner` (prefect-dask's, here in ``daskflow.task_runners``):
   ``cluster=`` a cluster object, ``address=`` a scheduler address, or
@@ -33,6 +35,7 @@ from daskflow.errors import ConfigurationError
 __all__ = [
     "ConcurrentTaskRunner",
     "DaskTaskRunner",
+    "ProcessPoolTaskRunner",
     "SequentialTaskRunner",
     "TaskRunner",
     "ThreadPoolTaskRunner",
@@ -85,9 +88,9 @@ class ThreadPoolTaskRunner(TaskRunner):
 
     @contextlib.contextmanager
     def cluster_for_run(self) -> Iterator[Any]:
-        from daskflow.engine.cluster import in_process_client
+        from daskflow.engine.cluster import pool_client
 
-        yield in_process_client(self.max_workers)
+        yield pool_client(self.max_workers, processes=False)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(max_workers={self.max_workers})"
@@ -95,6 +98,25 @@ class ThreadPoolTaskRunner(TaskRunner):
 
 class ConcurrentTaskRunner(ThreadPoolTaskRunner):
     """Prefect 2's name for :class:`ThreadPoolTaskRunner`."""
+
+
+class ProcessPoolTaskRunner(ThreadPoolTaskRunner):
+    """Tasks on ``max_workers`` processes of a local Dask cluster (one thread each).
+
+    Parameters
+    ----------
+    max_workers
+        How many worker processes (default: the number of CPUs).
+    """
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        super().__init__(max_workers if max_workers is not None else os.cpu_count() or 1)
+
+    @contextlib.contextmanager
+    def cluster_for_run(self) -> Iterator[Any]:
+        from daskflow.engine.cluster import pool_client
+
+        yield pool_client(self.max_workers, processes=True)
 
 
 class DaskTaskRunner(TaskRunner):

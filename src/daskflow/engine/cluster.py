@@ -34,7 +34,7 @@ from daskflow import config
 from daskflow.engine import script_main
 from daskflow.errors import ClusterConnectionError, ConfigurationError
 
-__all__ = ["SYNC", "in_process_client", "loopback_defaults", "resolve_client"]
+__all__ = ["SYNC", "loopback_defaults", "pool_client", "resolve_client"]
 
 logger = logging.getLogger("daskflow.cluster")
 
@@ -43,7 +43,7 @@ SYNC = "sync"
 _lock = threading.RLock()
 _clients: dict[Any, Any] = {}
 _embedded: dict[str, Any] = {}
-_in_process: dict[int, tuple[Any, Any]] = {}  # threads -> (cluster, client)
+_pools: dict[tuple[int, bool], tuple[Any, Any]] = {}  # (workers, processes) -> cluster, client
 
 
 def resolve_client(cluster: Any) -> Any:
@@ -143,26 +143,36 @@ def _embedded_client() -> Any:
         return client
 
 
-def in_process_client(threads: int) -> Any:
-    """A client of an in-process cluster of ``threads`` threads (one worker), made once.
+def pool_client(workers: int, processes: bool) -> Any:
+    """A client of a local cluster of ``workers`` threads or processes, made once.
 
-    What ``ThreadPoolTaskRunner(max_workers=threads)`` runs on
-    (:mod:`daskflow.task_runners`): started on first use, reused for the
-    life of the process by flows asking for as many threads, closed with
-    the embedded cluster. Its sockets listen on 127.0.0.1 only.
+    What ``ThreadPoolTaskRunner(max_workers=N)`` (one in-process worker of N
+    threads) and ``ProcessPoolTaskRunner(max_workers=N)`` (N worker
+    processes of one thread) run on (:mod:`daskflow.task_runners`): started on
+    first use, reused for the life of the process by flows asking for the
+    same, closed with the embedded cluster. Its sockets listen on 127.0.0.1,
+    and worker processes start as the embedded cluster's do (no guard-less
+    script run again, Ctrl-C left to this process).
     """
     with _lock:
-        found = _in_process.get(threads)
+        found = _pools.get((workers, processes))
         if found is not None and found[1].status == "running":
             return found[1]
         from distributed import Client, LocalCluster
 
-        options = loopback_defaults(
-            {"n_workers": 1, "threads_per_worker": threads, "processes": False}
-        )
+        from daskflow.engine import quiet
+
+        if processes:
+            script_main.install()
+            options = loopback_defaults({"n_workers": workers, "threads_per_worker": 1})
+            options["plugins"] = {quiet.QuietWorker()}
+        else:
+            options = loopback_defaults(
+                {"n_workers": 1, "threads_per_worker": workers, "processes": False}
+            )
         cluster = LocalCluster(**options)
         client = Client(cluster, set_as_default=False)
-        _in_process[threads] = (cluster, client)
+        _pools[(workers, processes)] = (cluster, client)
         return client
 
 
@@ -212,8 +222,8 @@ def close_embedded() -> None:
         cluster = _embedded.pop("cluster", None)
         others = list(_clients.values())
         _clients.clear()
-        pools = list(_in_process.values())
-        _in_process.clear()
+        pools = list(_pools.values())
+        _pools.clear()
     if not others and not pools and client is None and cluster is None:
         return
     from daskflow.engine import quiet
@@ -237,9 +247,9 @@ def close_embedded() -> None:
         for client_of in others:
             with contextlib.suppress(Exception):  # already gone at interpreter exit
                 client_of.close()
-        for pool_cluster, pool_client in pools:
+        for pool_cluster, client_of_pool in pools:
             with contextlib.suppress(Exception):
-                pool_client.close()
+                client_of_pool.close()
                 pool_cluster.close()
         if client is not None:
             client.close()
