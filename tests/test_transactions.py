@@ -218,3 +218,55 @@ def test_transaction_is_importable_from_daskflow():
 def test_a_hook_that_is_not_a_function_is_refused_at_decoration():
     with pytest.raises(daskflow.errors.ConfigurationError, match="on_rollback"):
         task(on_rollback=["not a function"])(lambda: 1)
+
+
+@task
+async def async_step(x: int) -> int:
+    return x
+
+
+@async_step.on_rollback
+def async_undo(txn: Transaction) -> None:
+    CALLS.append("rollback async")
+
+
+@flow
+async def async_pipeline(fail: bool) -> int:
+    with transaction():
+        value = await async_step(1)
+        if fail:
+            await async_step.submit(explode.submit(2))
+    return value
+
+
+def test_an_async_flow_rolls_back_too(cluster):
+    import asyncio
+
+    assert asyncio.run(async_pipeline.with_options(cluster=cluster)(False)) == 1
+    assert CALLS == []
+    state = asyncio.run(async_pipeline.with_options(cluster=cluster)(True, return_state=True))
+    assert state.is_failed()
+    assert CALLS == ["rollback async"]
+
+
+def test_transaction_hooks_stay_on_the_client(cluster):
+    import threading
+
+    lock = threading.Lock()  # cannot be pickled: a hook holding it never goes to a worker
+
+    @task
+    def local_step(x: int) -> int:
+        return x
+
+    @local_step.on_commit
+    def under_lock(txn: Transaction) -> None:
+        with lock:
+            CALLS.append("commit under lock")
+
+    @flow
+    def with_local_hooks() -> int:
+        with transaction():
+            return local_step.submit(3).result()
+
+    assert with_local_hooks.with_options(cluster=cluster)() == 3
+    assert CALLS == ["commit under lock"]

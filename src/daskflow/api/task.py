@@ -10,6 +10,7 @@ always the plain function. The mapping machinery (static and dynamic widths) liv
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import functools
 import os
@@ -117,12 +118,15 @@ class Task(Generic[P, R]):
         origin = _module_attribute(self.fn)
         if origin is self:
             return self.__qualname__
+        options = self.options
+        if options.on_commit or options.on_rollback:  # run on the client only: never shipped
+            options = dataclasses.replace(options, on_commit=(), on_rollback=())
         if isinstance(origin, Task) and origin.fn is self.fn:
-            return (_copy_with_options, (origin, self.options))
+            return (_copy_with_options, (origin, options))
         # by value (a script's __main__, a notebook, a local function): the source read
         # here travels along, since a worker cannot read the source of code typed into a
         # notebook cell, and so do the files of its code, which cloudpickle renames
-        return (_rebuild, (self.fn, self.options, self.__dict__.get("source"), self.code_files))
+        return (_rebuild, (self.fn, options, self.__dict__.get("source"), self.code_files))
 
     @functools.cached_property
     def code_files(self) -> dict[str, str]:
