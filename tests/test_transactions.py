@@ -270,3 +270,24 @@ def test_transaction_hooks_stay_on_the_client(cluster):
 
     assert with_local_hooks.with_options(cluster=cluster)() == 3
     assert CALLS == ["commit under lock"]
+
+
+@task
+def three() -> list[int]:
+    return [1, 2, 3]
+
+
+@flow
+def mapped_later(fail: bool) -> None:
+    with transaction():
+        step.map(three.submit())  # its width is known only once three ran
+        if fail:
+            explode.submit(1)
+
+
+def test_runs_of_a_map_of_unknown_width_join_the_transaction(cluster):
+    mapped_later.with_options(cluster=cluster)(False)
+    assert CALLS == ["commit step"] * 3
+    CALLS.clear()
+    assert mapped_later.with_options(cluster=cluster)(True, return_state=True).is_failed()
+    assert CALLS == ["rollback step"] * 3

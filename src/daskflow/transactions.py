@@ -84,6 +84,7 @@ class Transaction:
         self.parent: Transaction | None = None
         self._values: dict[str, Any] = {}
         self._runs: list[tuple[Any, Any]] = []  # (runner, task run), in creation order
+        self._maps: list[tuple[Any, Any]] = []  # (runner, MappedFuture) of unknown width
         self._storage: Any = None
         self._token: Any = None
 
@@ -133,6 +134,10 @@ class Transaction:
         """Called by the runner for each task run created inside the block."""
         self._runs.append((runner, run))
 
+    def enlist_map(self, runner: Any, mapped: Any) -> None:
+        """Called for a ``.map`` whose width is known only at run time: its runs come later."""
+        self._maps.append((runner, mapped))
+
     # -- the block -----------------------------------------------------------------------
     def __enter__(self) -> Transaction:
         self.parent = get_transaction()
@@ -166,6 +171,13 @@ class Transaction:
 
     def _settle(self) -> bool:
         """Wait for the block's task runs; True when none of them failed."""
+        if self._maps:  # the runs of maps that expanded since (some may be here already)
+            known = {id(run) for _, run in self._runs}
+            for runner, mapped in self._maps:
+                for future in mapped._all():
+                    if id(future._run) not in known:
+                        self._runs.append((runner, future._run))
+            self._maps.clear()
         by_runner: dict[int, tuple[Any, list[Any]]] = {}
         for runner, run in self._runs:
             by_runner.setdefault(id(runner), (runner, []))[1].append(run)

@@ -20,6 +20,9 @@ class Enlisting(Protocol):
 
     def enlist(self, runner: Any, run: Any) -> None: ...
 
+    def enlist_map(self, runner: Any, mapped: Any) -> None:
+        """A ``.map`` whose runs are made later, when its width is known."""
+
 
 open_transaction: contextvars.ContextVar[Enlisting | None] = contextvars.ContextVar(
     "daskflow_transaction", default=None
