@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -127,9 +130,21 @@ def test_several_schedules_each_run_with_their_own_parameters(cluster, request):
     from daskflow.store import default_observer
     from daskflow.store.deployments import get_deployment
 
-    deployment = get_deployment(default_observer().store, name, "reports")
+    store = default_observer().store
+    deployment = get_deployment(store, name, "reports")
     assert deployment is not None
-    assert deployment.schedule == "every 0.3s with {'full': True}; every 0.4s with {'region': 'us'}"
+    words = "every 0.3s with {'full': True}; every 0.4s with {'region': 'us'}"
+    assert deployment.schedule == words
+    command = ["deployments", "list", "--json"]
+    listed = subprocess.run(
+        [sys.executable, "-m", "daskflow.cli", "--store", store.url, *command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    [shown] = [d for d in json.loads(listed.stdout) if d["flow_name"] == name]
+    assert shown["schedule"] == words
 
 
 def test_a_schedule_whose_parameters_do_not_fit_is_refused_before_serving():
