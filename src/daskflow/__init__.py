@@ -30,6 +30,7 @@ from daskflow.graph.arguments import allow_failure, quote, unmapped
 from daskflow.history import FlowRun, get_run, runs, task_runs
 from daskflow.options import exponential_backoff
 from daskflow.states import State, StateType
+from daskflow.transactions import transaction
 
 __all__ = [
     "ClusterConnectionError",
@@ -60,6 +61,7 @@ __all__ = [
     "runtime",
     "task",
     "task_runs",
+    "transaction",
     "unmapped",
     "wait",
 ]

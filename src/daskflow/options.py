@@ -82,18 +82,24 @@ def _check_delays(value: Any) -> tuple[float, ...]:
     )
 
 
-def _check_hooks(name: str, value: Any) -> tuple[Hook, ...]:
+def _check_hooks(
+    name: str, value: Any, expected: str = "a list of functions fn(obj, run, state)"
+) -> tuple[Any, ...]:
     if value is None:
         return ()
     hooks = (value,) if callable(value) else tuple(value)
     for hook in hooks:
         if not callable(hook):
-            raise ConfigurationError(name, hook, "a list of functions fn(obj, run, state)")
+            raise ConfigurationError(name, hook, expected)
     return hooks
 
 
 #: The hooks tasks and flows take, each a list of functions ``fn(obj, run, state)``.
 HOOKS = ("on_completion", "on_failure", "on_running", "on_crashed", "on_cancellation")
+
+
+#: A task's transaction hooks, each ``fn(transaction)`` (:mod:`daskflow.transactions`).
+TRANSACTION_HOOKS = ("on_commit", "on_rollback")
 
 
 def _hooks(opts: dict[str, Any]) -> dict[str, tuple[Hook, ...]]:
@@ -143,6 +149,8 @@ class TaskOptions:
     on_running: tuple[Hook, ...] = ()
     on_crashed: tuple[Hook, ...] = ()
     on_cancellation: tuple[Hook, ...] = ()
+    on_commit: tuple[Callable[[Any], object], ...] = ()  # fn(transaction), on the client
+    on_rollback: tuple[Callable[[Any], object], ...] = ()  # fn(transaction), on the client
     log_prints: bool = False
     task_run_name: str | None = None
     resources: dict[str, float] | None = field(default=None, hash=False)
@@ -172,6 +180,8 @@ class TaskOptions:
         values["timeout_seconds"] = timeout
         values["tags"] = _check_tags(opts.get("tags"))
         values.update(_hooks(opts))
+        for name in TRANSACTION_HOOKS:
+            values[name] = _check_hooks(name, opts.get(name), "a list of functions fn(transaction)")
         values["log_prints"] = bool(opts.get("log_prints") or False)
         values["task_run_name"] = _check_format("task_run_name", opts.get("task_run_name"))
         resources = opts.get("resources")
@@ -263,6 +273,32 @@ def _result_options(opts: dict[str, Any]) -> dict[str, Any]:
             )
         storage = os.fspath(storage)
     return {"persist_result": persist, "result_storage": storage}
+
+
+def _check_task_runner(value: Any, cluster: Any) -> Any:
+    """A flow's ``task_runner``: a :mod:`daskflow.task_runners` runner, not with ``cluster``."""
+    if value is None:
+        return None
+    from daskflow.task_runners import TaskRunner
+
+    if isinstance(value, type) and issubclass(value, TaskRunner):
+        value = value()  # Prefect accepts the class too
+    if not isinstance(value, TaskRunner):
+        raise ConfigurationError(
+            "task_runner",
+            value,
+            "a task runner from daskflow.task_runners "
+            "(ThreadPoolTaskRunner, ProcessPoolTaskRunner, DaskTaskRunner, ConcurrentTaskRunner, "
+            "SequentialTaskRunner)",
+        )
+    if cluster is not None:
+        raise ConfigurationError(
+            "task_runner",
+            value,
+            f"either task_runner= or cluster= (here cluster={cluster!r}), not both: "
+            "a task runner says where the tasks run, as cluster= does",
+        )
+    return value
 
 
 def _check_tags(value: Any) -> frozenset[str]:
@@ -379,6 +415,7 @@ class FlowOptions:
     timeout_seconds: float | None = None
     validate_parameters: bool = True
     cluster: Any = None
+    task_runner: Any = None  # a daskflow.task_runners.TaskRunner, mapped onto a cluster
     on_completion: tuple[Hook, ...] = ()
     on_failure: tuple[Hook, ...] = ()
     on_running: tuple[Hook, ...] = ()
@@ -402,11 +439,20 @@ class FlowOptions:
         if opts.get("validate_parameters") is not None:
             values["validate_parameters"] = bool(opts["validate_parameters"])
         values["cluster"] = opts.get("cluster")
+        values["task_runner"] = _check_task_runner(opts.get("task_runner"), values["cluster"])
         values.update(_hooks(opts))
         values["flow_run_name"] = _check_format("flow_run_name", opts.get("flow_run_name"))
         values["log_prints"] = bool(opts.get("log_prints") or False)
         values.update(_result_options(opts))
         return cls(**values)
+
+    def cluster_for_run(self) -> Any:
+        """A context manager giving the ``cluster`` value of one flow run (its task runner's)."""
+        if self.task_runner is not None:
+            return self.task_runner.cluster_for_run()
+        import contextlib
+
+        return contextlib.nullcontext(self.cluster)
 
     def retry_delay(self, retry_number: int) -> float:
         """Seconds to wait before flow retry ``retry_number`` (0 for the first)."""

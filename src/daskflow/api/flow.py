@@ -48,7 +48,14 @@ class Flow(Generic[P, R]):
         Examples
         --------
         >>> debug_etl = etl.with_options(cluster="sync")  # doctest: +SKIP
+
+        ``cluster`` and ``task_runner`` replace each other: the copy runs where
+        the one given says.
         """
+        if "cluster" in changes and "task_runner" not in changes:
+            changes["task_runner"] = None
+        elif "task_runner" in changes and "cluster" not in changes:
+            changes["cluster"] = None
         return Flow(self.fn, with_changes(self.options, **changes))
 
     @functools.cached_property
@@ -113,12 +120,15 @@ class Flow(Generic[P, R]):
         self,
         name: str | None = None,
         *,
-        cron: str | None = None,
-        interval: timedelta | float | str | None = None,
+        cron: str | Sequence[str] | None = None,
+        interval: timedelta | float | str | Sequence[timedelta | float] | None = None,
         parameters: dict[str, Any] | None = None,
         timezone: str | None = None,
         catch_up: bool = False,
         limit: int | None = 1,
+        schedules: Sequence[Any] | None = None,
+        schedule: Any = None,
+        rrule: str | None = None,
     ) -> None:
         """Start runs of this flow on a schedule, in this process, until Ctrl-C or SIGTERM.
 
@@ -141,9 +151,11 @@ class Flow(Generic[P, R]):
             The deployment's name. Given, the schedule may be left out: the
             flow then runs on request only.
         cron
-            A cron expression, e.g. ``"0 * * * *"`` (hourly), read in ``timezone``.
+            A cron expression, e.g. ``"0 * * * *"`` (hourly), read in ``timezone``
+            (a list: one schedule each).
         interval
-            Or an interval: a ``timedelta``, seconds, or text like ``"5m"``.
+            Or an interval: a ``timedelta``, seconds, or text like ``"5m"``
+            (a list: one schedule each).
         parameters
             The parameters of every run (checked before serving starts).
         timezone
@@ -152,6 +164,12 @@ class Flow(Generic[P, R]):
             Start one run at once for slots missed while no serve process ran.
         limit
             At most this many runs of the flow at a time (None: no limit).
+        schedules
+            Instead of ``cron``/``interval``: several schedules, Prefect 3's
+            objects (:mod:`daskflow.schedules`: ``Cron``, ``Interval``,
+            ``RRule``); each run gets ``parameters`` with its schedule's own
+            merged over them. ``schedule``: one such object; ``rrule``: a
+            recurrence rule, as ``RRule(rrule, timezone=timezone)``.
 
         Raises
         ------
@@ -165,18 +183,32 @@ class Flow(Generic[P, R]):
         >>> etl.serve(cron="0 6 * * *", timezone="Europe/Berlin",
         ...           parameters={"source": "s3://bucket/raw"})  # doctest: +SKIP
         >>> etl.serve("nightly", parameters={"source": "s3://bucket/raw"})  # doctest: +SKIP
+        >>> from daskflow.schedules import Cron, Interval
+        >>> etl.serve("etl", schedules=[Cron("0 6 * * *", parameters={"full": True}),
+        ...                             Interval(3600)])  # doctest: +SKIP
         """
         from daskflow.serving.serve import serve
+
+        if schedule is not None or rrule is not None or _several(cron) or _several(interval):
+            from daskflow.schedules import as_schedules
+
+            schedules = [
+                *([schedule] if schedule is not None else []),
+                *(schedules or []),
+                *as_schedules(cron=cron, interval=interval, rrule=rrule, timezone=timezone),
+            ]
+            cron = interval = None
 
         serve(
             self,
             name,
-            cron=cron,
-            interval=interval,
+            cron=cron,  # type: ignore[arg-type]  # a list became schedules above
+            interval=interval,  # type: ignore[arg-type]
             parameters=parameters,
             timezone=timezone,
             catch_up=catch_up,
             limit=limit,
+            schedules=schedules,
         )
 
     @functools.cached_property
@@ -194,6 +226,11 @@ class Flow(Generic[P, R]):
         return f"<Flow {self.name}>"
 
 
+def _several(value: Any) -> bool:
+    """Whether a ``cron``/``interval`` argument lists several (Prefect takes iterables too)."""
+    return isinstance(value, list | tuple)
+
+
 @overload
 def flow(fn: Callable[P, R], /) -> Flow[P, R]: ...
 @overload
@@ -207,6 +244,7 @@ def flow(
     timeout_seconds: float | None = None,
     validate_parameters: bool | None = None,
     cluster: Any = None,
+    task_runner: Any = None,
     on_completion: Sequence[Callable[[Any, Any, Any], object]] | None = None,
     on_failure: Sequence[Callable[[Any, Any, Any], object]] | None = None,
     on_cancellation: Sequence[Callable[[Any, Any, Any], object]] | None = None,
@@ -238,6 +276,9 @@ def flow(fn: Any = None, /, **options: Any) -> Any:
           active ``distributed.Client``, else an embedded ``LocalCluster``),
           ``"sync"``, an address ``"tcp://host:8786"``, a ``Client`` or a Dask
           cluster object;
+        - ``task_runner``: Prefect's way to say it, for migration
+          (:mod:`daskflow.task_runners`: ``ThreadPoolTaskRunner(max_workers=N)``,
+          ``DaskTaskRunner(...)``); not together with ``cluster``;
         - ``on_completion``, ``on_failure``, ``on_cancellation``: hooks called
           with the final state (``on_cancellation`` when the run ends
           ``CANCELLED``, as in Prefect); ``on_crashed`` when it ends CRASHED

@@ -122,17 +122,46 @@ def run_flow(
         from daskflow.store.observer import open_in_background
 
         open_in_background()
-    try:
-        if parent is not None and options.cluster is None:
-            backend = parent.backend
-        else:
-            backend = make_backend(options.cluster)
-    except Exception as exc:  # an unreachable cluster: the run is recorded, never started
-        state = State.from_exception(StateType.FAILED, exc)
-        _record_unstarted(flow, parameters, parent, flow_run_id, name, state, scheduled, resume)
-        if return_state:
-            return state
-        raise
+    with contextlib.ExitStack() as stack:
+        try:
+            if parent is not None and options.cluster is None and options.task_runner is None:
+                backend = parent.backend
+            else:  # a task runner's cluster made for this run closes when it ends
+                backend = make_backend(stack.enter_context(options.cluster_for_run()))
+        except Exception as exc:  # an unreachable cluster: the run is recorded, never started
+            state = State.from_exception(StateType.FAILED, exc)
+            _record_unstarted(flow, parameters, parent, flow_run_id, name, state, scheduled, resume)
+            if return_state:
+                return state
+            raise
+        return _run_on(
+            flow,
+            bound,
+            backend,
+            parent,
+            flow_run_id,
+            name,
+            return_state,
+            resume,
+            scheduled,
+            scheduled_time,
+        )
+
+
+def _run_on(
+    flow: Any,
+    bound: Any,
+    backend: Any,
+    parent: FlowRunner | None,
+    flow_run_id: str,
+    name: str,
+    return_state: bool,
+    resume: ResumePlan | None,
+    scheduled: str | None,
+    scheduled_time: float | None,
+) -> Any:
+    """Run the flow on ``backend``: its facts shipped, its cancel token open, observed."""
+    parameters = dict(bound.arguments)
     token = open_token(flow_run_id, parent.flow_run_id if parent is not None else None)
     facts = FlowRunFacts(
         flow_run_id,

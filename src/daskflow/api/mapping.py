@@ -23,6 +23,7 @@ from typing import Any
 from daskflow.api.futures import MappedFuture, TaskFuture
 from daskflow.engine.call import CallSpec
 from daskflow.engine.countdown import after_all
+from daskflow.engine.enlist import open_transaction
 from daskflow.engine.runner import FlowRunner
 from daskflow.engine.runs import TaskRun
 from daskflow.errors import ConfigurationError, MapLengthError
@@ -228,6 +229,9 @@ def map_task(
         call.expand(dynamic=False)
         return call.future
     runner.hold()
+    transaction = open_transaction.get()
+    if transaction is not None:  # its runs join the transaction when the map expands
+        transaction.enlist_map(runner, call.future)
 
     def ready() -> None:
         try:

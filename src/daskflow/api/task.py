@@ -10,6 +10,7 @@ always the plain function. The mapping machinery (static and dynamic widths) liv
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import functools
 import os
@@ -80,6 +81,36 @@ class Task(Generic[P, R]):
         """
         return Task(self.fn, with_changes(self.options, **changes))
 
+    def on_commit(self, fn: Callable[[Any], object]) -> Callable[[Any], object]:
+        """Add a commit hook ``fn(transaction)``, as a decorator (:mod:`daskflow.transactions`).
+
+        Called on the client when a ``with transaction():`` block this
+        task ran in ends without failure.
+
+        Examples
+        --------
+        >>> @write_file.on_commit  # doctest: +SKIP
+        ... def confirm(transaction):
+        ...     print("committed")
+        """
+        self.options = with_changes(self.options, on_commit=(*self.options.on_commit, fn))
+        return fn
+
+    def on_rollback(self, fn: Callable[[Any], object]) -> Callable[[Any], object]:
+        """Add a rollback hook ``fn(transaction)``, as a decorator (:mod:`daskflow.transactions`).
+
+        Called on the client for each run of this task that completed in a
+        ``with transaction():`` block that then failed.
+
+        Examples
+        --------
+        >>> @write_file.on_rollback  # doctest: +SKIP
+        ... def delete_file(transaction):
+        ...     os.unlink(transaction.get("filename"))
+        """
+        self.options = with_changes(self.options, on_rollback=(*self.options.on_rollback, fn))
+        return fn
+
     def __repr__(self) -> str:
         return f"<Task {self.name}>"
 
@@ -89,12 +120,15 @@ class Task(Generic[P, R]):
         origin = _module_attribute(self.fn)
         if origin is self:
             return self.__qualname__
+        options = self.options
+        if options.on_commit or options.on_rollback:  # run on the client only: never shipped
+            options = dataclasses.replace(options, on_commit=(), on_rollback=())
         if isinstance(origin, Task) and origin.fn is self.fn:
-            return (_copy_with_options, (origin, self.options))
+            return (_copy_with_options, (origin, options))
         # by value (a script's __main__, a notebook, a local function): the source read
         # here travels along, since a worker cannot read the source of code typed into a
         # notebook cell, and so do the files of its code, which cloudpickle renames
-        return (_rebuild, (self.fn, self.options, self.__dict__.get("source"), self.code_files))
+        return (_rebuild, (self.fn, options, self.__dict__.get("source"), self.code_files))
 
     @functools.cached_property
     def code_files(self) -> dict[str, str]:
@@ -329,6 +363,8 @@ def task(
     on_running: Sequence[Callable[[Any, Any, Any], object]] | None = None,
     on_crashed: Sequence[Callable[[Any, Any, Any], object]] | None = None,
     on_cancellation: Sequence[Callable[[Any, Any, Any], object]] | None = None,
+    on_commit: Sequence[Callable[[Any], object]] | None = None,
+    on_rollback: Sequence[Callable[[Any], object]] | None = None,
     log_prints: bool | None = None,
     task_run_name: str | None = None,
     resources: dict[str, float] | None = None,
@@ -366,6 +402,10 @@ def task(fn: Any = None, /, **options: Any) -> Any:
           the run); ``on_crashed`` (CRASHED, before ``on_failure``) and
           ``on_cancellation`` (CANCELLED) likewise; ``on_running`` where the
           task runs, before each attempt's body;
+        - ``on_commit``, ``on_rollback``: hooks ``fn(transaction)`` called on
+          the client when a ``with transaction():`` block the task ran in
+          commits, or fails after the run completed
+          (:mod:`daskflow.transactions`; also ``@t.on_rollback``);
         - ``log_prints``: ``print()`` inside the task becomes run log records;
         - ``task_run_name``: a format string over the arguments, e.g.
           ``"extract-{day}"``;

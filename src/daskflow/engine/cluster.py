@@ -34,7 +34,7 @@ from daskflow import config
 from daskflow.engine import script_main
 from daskflow.errors import ClusterConnectionError, ConfigurationError
 
-__all__ = ["SYNC", "resolve_client"]
+__all__ = ["SYNC", "loopback_defaults", "pool_client", "resolve_client"]
 
 logger = logging.getLogger("daskflow.cluster")
 
@@ -43,6 +43,7 @@ SYNC = "sync"
 _lock = threading.RLock()
 _clients: dict[Any, Any] = {}
 _embedded: dict[str, Any] = {}
+_pools: dict[tuple[int, bool], tuple[Any, Any]] = {}  # (workers, processes) -> cluster, client
 
 
 def resolve_client(cluster: Any) -> Any:
@@ -128,7 +129,7 @@ def _embedded_client() -> Any:
         from daskflow.engine import quiet
 
         script_main.install()  # its worker processes do not run the user's script again
-        options = _loopback_defaults(dict(config.get("local-cluster") or {}))
+        options = loopback_defaults(dict(config.get("local-cluster") or {}))
         # Ctrl-C reaches the workers too, and this process closes them: each worker starts
         # with the plugin that makes them ignore it (no round trip to register it)
         options["plugins"] = {*options.get("plugins", ()), quiet.QuietWorker()}
@@ -142,7 +143,40 @@ def _embedded_client() -> Any:
         return client
 
 
-def _loopback_defaults(options: dict[str, Any]) -> dict[str, Any]:
+def pool_client(workers: int, processes: bool) -> Any:
+    """A client of a local cluster of ``workers`` threads or processes, made once.
+
+    What ``ThreadPoolTaskRunner(max_workers=N)`` (one in-process worker of N
+    threads) and ``ProcessPoolTaskRunner(max_workers=N)`` (N worker
+    processes of one thread) run on (:mod:`daskflow.task_runners`): started on
+    first use, reused for the life of the process by flows asking for the
+    same, closed with the embedded cluster. Its sockets listen on 127.0.0.1,
+    and worker processes start as the embedded cluster's do (no guard-less
+    script run again, Ctrl-C left to this process).
+    """
+    with _lock:
+        found = _pools.get((workers, processes))
+        if found is not None and found[1].status == "running":
+            return found[1]
+        from distributed import Client, LocalCluster
+
+        from daskflow.engine import quiet
+
+        if processes:
+            script_main.install()
+            options = loopback_defaults({"n_workers": workers, "threads_per_worker": 1})
+            options["plugins"] = {quiet.QuietWorker()}
+        else:
+            options = loopback_defaults(
+                {"n_workers": 1, "threads_per_worker": workers, "processes": False}
+            )
+        cluster = LocalCluster(**options)
+        client = Client(cluster, set_as_default=False)
+        _pools[(workers, processes)] = (cluster, client)
+        return client
+
+
+def loopback_defaults(options: dict[str, Any]) -> dict[str, Any]:
     """``daskflow.local-cluster`` options with every socket on 127.0.0.1 unless set.
 
     ``LocalCluster`` already binds the scheduler, nannies and workers to
@@ -188,7 +222,9 @@ def close_embedded() -> None:
         cluster = _embedded.pop("cluster", None)
         others = list(_clients.values())
         _clients.clear()
-    if not others and client is None and cluster is None:
+        pools = list(_pools.values())
+        _pools.clear()
+    if not others and not pools and client is None and cluster is None:
         return
     from daskflow.engine import quiet
 
@@ -211,6 +247,10 @@ def close_embedded() -> None:
         for client_of in others:
             with contextlib.suppress(Exception):  # already gone at interpreter exit
                 client_of.close()
+        for pool_cluster, client_of_pool in pools:
+            with contextlib.suppress(Exception):
+                client_of_pool.close()
+                pool_cluster.close()
         if client is not None:
             client.close()
         if cluster is not None:

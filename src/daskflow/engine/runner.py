@@ -55,6 +55,7 @@ from daskflow.engine.current import (
 )
 from daskflow.engine.edges import EdgeRecorder
 from daskflow.engine.emit import event_state, local_sink
+from daskflow.engine.enlist import open_transaction
 from daskflow.engine.limits import limits_for
 from daskflow.engine.resources import sampler_for
 from daskflow.engine.resume import Identities, Identity, ResumePlan
@@ -186,6 +187,9 @@ class FlowRunner:
         """Register a new run; it is submitted with the next batch."""
         self.runs.append(run)
         self.by_id[run.id] = run
+        transaction = open_transaction.get()  # ``with transaction():`` in the flow function
+        if transaction is not None:
+            transaction.enlist(self, run)
         if self.resume is not None:  # identities in creation order, like the old run's
             self._identity[run.id] = self._identities.next(run.task.name, run.run_name)
         if run.deferred is None and not self.backend.eager:

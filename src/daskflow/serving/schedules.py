@@ -23,9 +23,9 @@ unknown timezone raise :class:`~daskflow.errors.ScheduleError`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Protocol
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from daskflow.errors import ScheduleError
@@ -37,7 +37,9 @@ MAX_INTERVAL = timedelta(days=100 * 366)
 __all__ = [
     "CronSchedule",
     "IntervalSchedule",
+    "RRuleSchedule",
     "Schedule",
+    "ScheduleSet",
     "parse_interval",
     "parse_timezone",
     "schedule_for",
@@ -127,16 +129,22 @@ class CronSchedule:
 
     expression: str
     timezone: tzinfo = UTC
+    day_or: bool = True  # day of month OR day of week (cron's rule); False: AND
 
     def __post_init__(self) -> None:
-        from croniter import CroniterError, croniter
+        from croniter import CroniterError
 
         if not isinstance(self.expression, str) or not self.expression.strip():
             raise ScheduleError("cron", self.expression, "give a cron expression as a string")
         try:
-            croniter(self.expression, datetime.now(self.timezone)).get_next(datetime)
+            self._iter(datetime.now(self.timezone)).get_next(datetime)
         except (CroniterError, ValueError, KeyError) as exc:
             raise ScheduleError("cron", self.expression, _first_line(exc)) from exc
+
+    def _iter(self, start: datetime) -> Any:
+        from croniter import croniter
+
+        return croniter(self.expression, start, day_or=self.day_or)
 
     @property
     def _fixed_hour(self) -> bool:
@@ -154,15 +162,13 @@ class CronSchedule:
         ScheduleError
             No slot is left (an expression limited to years that have passed).
         """
-        from croniter import CroniterBadDateError, croniter
+        from croniter import CroniterBadDateError
 
         try:
-            slot: datetime = croniter(self.expression, moment.astimezone(self.timezone)).get_next(
-                datetime
-            )
+            slot: datetime = self._iter(moment.astimezone(self.timezone)).get_next(datetime)
             if self._fixed_hour and _second_occurrence(slot):
                 # the repeated autumn hour: a fixed-hour slot already ran in its first pass
-                slot = croniter(self.expression, slot).get_next(datetime)
+                slot = self._iter(slot).get_next(datetime)
         except (CroniterBadDateError, OverflowError) as exc:
             raise ScheduleError(
                 "cron", self.expression, f"no slot after {moment.isoformat()}"
@@ -170,12 +176,10 @@ class CronSchedule:
         return slot
 
     def last_until(self, moment: datetime) -> datetime | None:
-        from croniter import CroniterBadDateError, croniter
+        from croniter import CroniterBadDateError
 
         try:
-            before: datetime = croniter(self.expression, moment.astimezone(self.timezone)).get_prev(
-                datetime
-            )
+            before: datetime = self._iter(moment.astimezone(self.timezone)).get_prev(datetime)
         except (CroniterBadDateError, OverflowError):
             return None
         try:
@@ -185,7 +189,8 @@ class CronSchedule:
         return following if following <= moment else before
 
     def describe(self) -> str:
-        return f"cron {self.expression!r} ({_zone_name(self.timezone)})"
+        day_and = "" if self.day_or else ", day AND weekday"
+        return f"cron {self.expression!r} ({_zone_name(self.timezone)}{day_and})"
 
 
 @dataclass(frozen=True)
@@ -219,6 +224,124 @@ class IntervalSchedule:
 
     def describe(self) -> str:
         return f"every {_format_interval(self.interval)}"
+
+
+@dataclass(frozen=True)
+class RRuleSchedule:
+    """Slots of an iCalendar recurrence rule (``dateutil.rrule``), in ``timezone``.
+
+    A rule without ``DTSTART`` starts at ``start``; a ``DTSTART`` without a
+    zone is read in ``timezone``. One ``RRULE`` per schedule.
+
+    Examples
+    --------
+    >>> start = datetime(2026, 1, 1, tzinfo=UTC)
+    >>> daily = RRuleSchedule("FREQ=DAILY;BYHOUR=6;BYMINUTE=0;BYSECOND=0", UTC, start)
+    >>> daily.next_after(datetime(2026, 1, 1, 7, tzinfo=UTC)).isoformat()
+    '2026-01-02T06:00:00+00:00'
+    """
+
+    text: str
+    timezone: tzinfo = UTC
+    start: datetime | None = None
+    _rule: Any = field(init=False, repr=False, compare=False)  # the parsed rule
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_rule", self._parse())
+
+    def _parse(self) -> Any:
+        from dateutil.rrule import rrule, rrulestr
+
+        if not isinstance(self.text, str) or not self.text.strip():
+            raise ScheduleError("rrule", self.text, "give a recurrence rule as a string")
+        start = (self.start or datetime.now(UTC)).astimezone(self.timezone).replace(microsecond=0)
+        try:
+            rule = rrulestr(self.text, dtstart=start)
+            if isinstance(rule, rrule) and rule._dtstart.tzinfo is None:  # a DTSTART of no zone
+                rule = rule.replace(dtstart=rule._dtstart.replace(tzinfo=self.timezone))
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+            raise ScheduleError("rrule", self.text, _first_line(exc)) from exc
+        if not isinstance(rule, rrule):
+            raise ScheduleError("rrule", self.text, "give one RRULE (no RDATE, EXRULE, EXDATE)")
+        return rule
+
+    def next_after(self, moment: datetime) -> datetime:
+        slot: datetime | None = self._rule.after(moment.astimezone(self.timezone))
+        if slot is None:
+            raise ScheduleError("rrule", self.text, f"no slot after {moment.isoformat()}")
+        return slot
+
+    def last_until(self, moment: datetime) -> datetime | None:
+        before: datetime | None = self._rule.before(moment.astimezone(self.timezone), inc=True)
+        return before
+
+    def describe(self) -> str:
+        return f"rrule {self.text!r} ({_zone_name(self.timezone)})"
+
+
+@dataclass(frozen=True)
+class ScheduleSet:
+    """Several schedules served together, each slot with its schedule's parameters.
+
+    Built from :class:`daskflow.schedules.Schedule` objects by :meth:`of`.
+    Slots are the union of the members' slots; a moment two members share is
+    one slot, with the first member's parameters. Intervals without an
+    ``anchor_date`` and rules without ``DTSTART`` start when serving starts
+    (:meth:`started`).
+    """
+
+    sources: tuple[Any, ...]  # the Schedule objects, active ones only
+    parameters: tuple[dict[str, Any], ...]  # each one's run parameters, merged
+    members: tuple[Any, ...]  # each one's slots
+    timezone: tzinfo = UTC
+
+    @classmethod
+    def of(cls, schedules: Any, defaults: dict[str, Any], start: datetime) -> ScheduleSet:
+        """The active ``schedules``, each with ``defaults`` merged under its parameters."""
+        from daskflow.schedules import Schedule
+
+        listed = [schedules] if isinstance(schedules, Schedule) else list(schedules)
+        for schedule in listed:
+            if not isinstance(schedule, Schedule):
+                raise ScheduleError(
+                    "schedules",
+                    schedule,
+                    "give Cron(...), Interval(...) or RRule(...) from daskflow.schedules",
+                )
+        active = tuple(s for s in listed if s.active)
+        merged = tuple({**defaults, **s.parameters} for s in active)
+        return cls(active, merged, tuple(s.slots(start) for s in active))
+
+    def started(self, start: datetime) -> ScheduleSet:
+        """The same schedules, with their slots counted from ``start``."""
+        return ScheduleSet(
+            self.sources, self.parameters, tuple(s.slots(start) for s in self.sources)
+        )
+
+    def next_after(self, moment: datetime) -> datetime:
+        slots = []
+        for schedule in self.members:
+            try:
+                slots.append(schedule.next_after(moment))
+            except ScheduleError:  # this one has no slot left; the others go on
+                continue
+        if not slots:
+            raise ScheduleError("schedules", None, f"no slot after {moment.isoformat()}")
+        return min(slots)
+
+    def last_until(self, moment: datetime) -> datetime | None:
+        found = [s for s in (m.last_until(moment) for m in self.members) if s is not None]
+        return max(found) if found else None
+
+    def parameters_at(self, slot: datetime) -> dict[str, Any]:
+        """The run parameters of the (first) schedule whose slot ``slot`` is."""
+        for schedule, parameters in zip(self.members, self.parameters, strict=True):
+            if schedule.last_until(slot) == slot:
+                return parameters
+        return self.parameters[0]
+
+    def describe(self) -> str:
+        return "; ".join(s.describe() for s in self.sources)
 
 
 def schedule_for(

@@ -53,7 +53,7 @@ from typing import Any
 from daskflow import config
 from daskflow.errors import ConfigurationError, ScheduleError
 from daskflow.observers.events import FlowRunCreated, StateChanged, bus
-from daskflow.serving.schedules import CronSchedule, IntervalSchedule, schedule_for
+from daskflow.serving.schedules import CronSchedule, IntervalSchedule, ScheduleSet, schedule_for
 from daskflow.signal_handlers import SignalSafeEvent, handling
 from daskflow.states import State, StateType
 
@@ -76,6 +76,7 @@ def serve(
     catch_up: bool = False,
     limit: int | None = 1,
     stop: threading.Event | None = None,
+    schedules: Any = None,
 ) -> None:
     """Start runs of ``flow`` on a schedule until stopped (see the module docstring).
 
@@ -94,6 +95,10 @@ def serve(
     parameters
         The parameters of every run, checked against the flow's signature
         before serving starts.
+    schedules
+        Or several schedules (:mod:`daskflow.schedules`: ``Cron``,
+        ``Interval``, ``RRule``), each run with its schedule's parameters
+        merged over ``parameters``; inactive ones start no runs.
     catch_up
         Start one run at once for slots missed while no serve process ran.
     limit
@@ -119,12 +124,21 @@ def serve(
     from daskflow.api.deployments import check_defaults
     from daskflow.serving.requests import DeploymentServer
 
-    on_demand = name is not None and cron is None and interval is None
-    schedule = None if on_demand else schedule_for(cron=cron, interval=interval, timezone=timezone)
     given = dict(parameters or {})
-    if schedule is None:  # defaults of run requests: a request may give the missing ones
-        check_defaults(flow, given)
+    schedule: CronSchedule | IntervalSchedule | ScheduleSet | None
+    if schedules is not None:
+        if cron is not None or interval is not None:
+            raise ScheduleError("schedule", None, "give schedules= or cron=/interval=, not both")
+        built = ScheduleSet.of(schedules, given, datetime.now(UTC))
+        schedule = built if built.members else None  # none active: on request only
+        check_defaults(flow, given)  # each schedule's runs may give the missing ones
+        for merged in schedule.parameters if schedule is not None else ():
+            bind_parameters(flow.name, flow.fn, (), merged, flow.options.validate_parameters)
+    elif name is not None and cron is None and interval is None:
+        schedule = None  # on request only
+        check_defaults(flow, given)  # defaults of run requests: a request may give the rest
     else:
+        schedule = schedule_for(cron=cron, interval=interval, timezone=timezone)
         bind_parameters(flow.name, flow.fn, (), given, flow.options.validate_parameters)
     observer = default_observer()
     server = _Server(flow, schedule, given, limit, observer.store if observer else None)
@@ -147,8 +161,8 @@ class _Slot:
 
     when: datetime
     flow_run_id: str
-    token: Any  # its CancelToken while it waits: ``runs cancel`` skips the slot
-    parameters: dict[str, Any] | None = None  # a run request's own (None: serve's)
+    token: Any  # its CancelToken while it waits (None: a run request's run)
+    parameters: dict[str, Any] | None = None  # its own (a request's, a schedule's); None: serve's
 
 
 class _Server:
@@ -157,7 +171,7 @@ class _Server:
     def __init__(
         self,
         flow: Any,
-        schedule: CronSchedule | IntervalSchedule | None,
+        schedule: CronSchedule | IntervalSchedule | ScheduleSet | None,
         parameters: dict[str, Any],
         limit: int | None,
         store: Any,
@@ -179,16 +193,22 @@ class _Server:
         """Start the flow's cluster, and choose the first slot (the policy for missed ones)."""
         from daskflow.engine.runner import make_backend
 
-        backend = make_backend(self.flow.options.cluster)  # the embedded cluster starts here
+        runner = self.flow.options.task_runner
+        if runner is None:
+            where = make_backend(self.flow.options.cluster).describe()  # the embedded one starts
+        else:
+            where = repr(runner)  # its cluster is made for each run (or on first use)
         if self.schedule is None:  # a deployment served on request only
             logger.info(
                 "serving flow %s on request on %s; limit %s; Ctrl-C or SIGTERM to stop",
                 self.flow.name,
-                backend.describe(),
+                where,
                 self.limit or "none",
             )
             return
         now = datetime.now(UTC)
+        if isinstance(self.schedule, ScheduleSet):  # their slots count from now (if no anchor)
+            self.schedule = self.schedule.started(now + timedelta(milliseconds=1))
         last = self.store.last_scheduled_time(self.flow.name) if self.store is not None else None
         schedule = self.schedule
         if isinstance(schedule, IntervalSchedule):
@@ -226,7 +246,7 @@ class _Server:
             "serving flow %s %s on %s; limit %s; Ctrl-C or SIGTERM to stop",
             self.flow.name,
             schedule.describe(),
-            backend.describe(),
+            where,
             self.limit or "none",
         )
 
@@ -282,14 +302,18 @@ class _Server:
         flow = self.flow
         flow_run_id = uuid.uuid4().hex
         now = time.time()
+        schedule = self.schedule
+        parameters = (
+            schedule.parameters_at(when) if isinstance(schedule, ScheduleSet) else self.parameters
+        )
         if bus.active:
             bus.publish(
                 [
                     FlowRunCreated(
                         flow_run_id,
                         flow.name,
-                        run_name(flow, self.parameters, flow_run_id),
-                        self.parameters,
+                        run_name(flow, parameters, flow_run_id),
+                        parameters,
                         None,
                         now,
                         flow.options.version,
@@ -310,7 +334,7 @@ class _Server:
         if self.store is not None:
             run_watch(self.store).register(flow_run_id)
         logger.info("next run of %s at %s (flow run %s)", flow.name, _local(when), flow_run_id[:8])
-        return _Slot(when, flow_run_id, token)
+        return _Slot(when, flow_run_id, token, parameters)
 
     def _wait(self, slot: _Slot) -> str:
         """Sleep until the slot and a free place under the limit: "start", "cancelled", "stop"."""
@@ -360,7 +384,7 @@ class _Server:
         from daskflow.api.flow_run import run_flow
 
         late = time.time() - slot.when.timestamp()
-        what = "slot" if slot.parameters is None else "request"
+        what = "request" if slot.token is None else "slot"
         logger.info("starting flow run %s (%.3f s after its %s)", slot.flow_run_id[:8], late, what)
         parameters = self.parameters if slot.parameters is None else slot.parameters
         try:
@@ -482,7 +506,7 @@ class _Server:
 
 
 def _slots_between(
-    schedule: CronSchedule | IntervalSchedule, after: datetime, until: datetime
+    schedule: CronSchedule | IntervalSchedule | ScheduleSet, after: datetime, until: datetime
 ) -> tuple[int, datetime | None]:
     """How many slots lie in ``(after, until]`` (at most ``_MAX_COUNTED``), and the latest."""
     count = 0
