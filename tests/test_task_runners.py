@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import dask
 import pytest
 from distributed import LocalCluster, get_worker
 
@@ -131,6 +132,27 @@ def test_adapt_kwargs_scale_the_cluster_made_for_the_run():
         adapt_kwargs={"minimum": 1, "maximum": 2},
     )
     assert located.with_options(task_runner=runner)(2)[0][0].startswith("inproc://")
+
+
+def test_the_cluster_config_may_name_a_cluster_class_made_per_flow_run():
+    """SPEC §3: ``daskflow.cluster: {class, kwargs, adapt}``, as in the config file."""
+    mapping = {
+        "class": "distributed.LocalCluster",
+        "kwargs": {"n_workers": 0, "processes": False, "dashboard_address": None},
+        "adapt": {"minimum": 1, "maximum": 2},  # from 0 workers: only adapting makes one
+    }
+    with dask.config.set({"daskflow.cluster": mapping}):
+        first = {address for address, _ in located(2)}
+        second = {address for address, _ in located(2)}
+    assert all(a.startswith("inproc://") for a in first | second)
+    assert first.isdisjoint(second)  # each flow run had a cluster of its own
+    # the same mapping given to the flow
+    assert located.with_options(cluster=mapping)(1)[0][0].startswith("inproc://")
+
+
+def test_a_cluster_mapping_with_an_unknown_key_is_one_clear_error():
+    with pytest.raises(ConfigurationError, match="'workers'"):
+        located.with_options(cluster={"class": "distributed.LocalCluster", "workers": 2})()
 
 
 def test_a_dask_task_runner_takes_a_cluster_object_or_its_address(processes_client):

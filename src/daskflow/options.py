@@ -21,7 +21,7 @@ import numbers
 import os
 import re
 import string
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -447,11 +447,24 @@ class FlowOptions:
         return cls(**values)
 
     def cluster_for_run(self) -> Any:
-        """A context manager giving the ``cluster`` value of one flow run (its task runner's)."""
+        """A context manager giving the ``cluster`` value of one flow run.
+
+        That of its task runner, or of a cluster ``{class, kwargs, adapt}``
+        mapping (this option or the ``daskflow.cluster`` config): one is made
+        for each flow run and closed when it ends, as Prefect's
+        ``DaskTaskRunner`` does (:meth:`~daskflow.task_runners.DaskTaskRunner.from_mapping`).
+        """
         if self.task_runner is not None:
             return self.task_runner.cluster_for_run()
         import contextlib
 
+        from daskflow import config
+
+        cluster = self.cluster if self.cluster is not None else config.get("cluster", None)
+        if isinstance(cluster, Mapping):
+            from daskflow.task_runners import DaskTaskRunner
+
+            return DaskTaskRunner.from_mapping(cluster).cluster_for_run()
         return contextlib.nullcontext(self.cluster)
 
     def retry_delay(self, retry_number: int) -> float:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from daskflow.errors import ConfigurationError
@@ -183,6 +183,40 @@ class DaskTaskRunner(TaskRunner):
         self.adapt_kwargs = dict(adapt_kwargs or {})
         self.client_kwargs = client_kwargs
         self._resolved = _resolve_class(cluster_class) if cluster_class is not None else None
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any]) -> DaskTaskRunner:
+        """The runner a ``daskflow.cluster`` mapping names (SPEC §3).
+
+        ``{"class": "dask_jobqueue.SLURMCluster", "kwargs": {...}, "adapt":
+        {"minimum": 0, "maximum": 50}}``; ``class`` defaults to
+        ``distributed.LocalCluster``, and ``client`` holds ``Client`` arguments.
+
+        Raises
+        ------
+        ConfigurationError
+            A key other than these four.
+
+        Examples
+        --------
+        >>> DaskTaskRunner.from_mapping({"kwargs": {"n_workers": 2}, "adapt": {"maximum": 4}})
+        DaskTaskRunner(cluster_class='distributed.LocalCluster', cluster_kwargs={'n_workers': 2}, \
+adapt_kwargs={'maximum': 4})
+        """
+        unknown = set(mapping) - {"class", "kwargs", "adapt", "client"}
+        if unknown:
+            raise ConfigurationError(
+                "cluster",
+                dict(mapping),
+                "a mapping of 'class' (a cluster class or its dotted name), 'kwargs', 'adapt' "
+                f"and 'client', not {', '.join(map(repr, sorted(unknown)))}",
+            )
+        return cls(
+            cluster_class=mapping.get("class") or "distributed.LocalCluster",
+            cluster_kwargs=dict(mapping.get("kwargs") or {}),
+            adapt_kwargs=dict(mapping.get("adapt") or {}),
+            client_kwargs=dict(mapping.get("client") or {}),
+        )
 
     @contextlib.contextmanager
     def cluster_for_run(self) -> Iterator[Any]:

@@ -28,6 +28,7 @@ import atexit
 import contextlib
 import logging
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 from daskflow import config
@@ -56,6 +57,13 @@ def resolve_client(cluster: Any) -> Any:
     """
     if cluster is None:
         cluster = config.get("cluster", "local")
+    if isinstance(cluster, Mapping):  # flow runs make theirs (FlowOptions.cluster_for_run)
+        raise ConfigurationError(
+            "cluster",
+            dict(cluster),
+            "'local', 'sync' or an address for a task run outside a flow: a {class, kwargs, "
+            "adapt} mapping makes a cluster for each flow run, so call the task in a flow",
+        )
     if isinstance(cluster, str):
         name = cluster.strip()
         if name.lower() == SYNC:
