@@ -20,7 +20,7 @@ import pytest
 
 from daskflow.states import StateType
 from daskflow.store.sql import SQLStore
-from tests.multihost.conftest import Cluster, wait_for_workers
+from tests.multihost.cluster import Cluster, wait_for_workers
 from tests.test_panel_browser import page_text
 
 FLOW_FILE = """
