@@ -42,6 +42,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from daskflow.api.flow import UNBOUND
 from daskflow.api.futures import resolve_futures
 from daskflow.api.logger import get_run_logger
 from daskflow.api.parameters import bind_parameters
@@ -68,7 +69,7 @@ from daskflow.observers.events import FlowRunCreated, StateChanged, bus
 from daskflow.observers.watch import RunWatch
 from daskflow.states import State, StateType
 
-__all__ = ["plan_resume", "run_flow", "run_name"]
+__all__ = ["flow_parameters", "plan_resume", "run_flow", "run_name"]
 
 
 def _publish(events: list[Any]) -> None:
@@ -85,6 +86,14 @@ def run_name(flow: Any, parameters: dict[str, Any], flow_run_id: str) -> str:
         except (KeyError, IndexError, ValueError):
             return str(template)
     return f"{flow.name}-{flow_run_id[:8]}"
+
+
+def flow_parameters(flow: Any, bound: Any) -> dict[str, Any]:
+    """The run's parameters: the bound arguments, less the instance or class of a method."""
+    parameters = dict(bound.arguments)
+    if flow.receiver is not UNBOUND and parameters:
+        del parameters[next(iter(parameters))]
+    return parameters
 
 
 def run_flow(
@@ -107,6 +116,8 @@ def run_flow(
     caller (an async flow's, which it may have to cancel).
     """
     options = flow.options
+    if flow.receiver is not UNBOUND:  # a flow on a method: its instance or class first
+        args = (flow.receiver, *args)
     try:
         _check_stack(flow.name)
         bound = bind_parameters(flow.name, flow.fn, args, kwargs, options.validate_parameters)
@@ -114,7 +125,7 @@ def run_flow(
         if return_state:  # return_state never raises: the bad parameter (or depth) is the failure
             return State.from_exception(StateType.FAILED, exc)
         raise
-    parameters = dict(bound.arguments)
+    parameters = flow_parameters(flow, bound)
     parent = current_runner()
     flow_run_id = scheduled or flow_run_id or uuid.uuid4().hex
     name = run_name(flow, parameters, flow_run_id)
@@ -279,7 +290,7 @@ def _run(
     recorded: bool = False,
 ) -> Any:
     options = flow.options
-    parameters = dict(bound.arguments)
+    parameters = flow_parameters(flow, bound)
     # a run serve recorded as SCHEDULED exists already
     created = (
         [] if recorded else [_created(flow, parameters, parent, flow_run_id, run_name, resume)]
@@ -438,7 +449,7 @@ def _attempt(
                 flow_run_id,
                 facts.name,
                 flow.name,
-                dict(bound.arguments),
+                flow_parameters(flow, bound),
                 facts.parent_flow_run_id,
                 attempt,
                 runner.panel_url,

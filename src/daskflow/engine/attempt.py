@@ -43,6 +43,7 @@ from daskflow.engine.collections import describe_collection, persist_collection
 from daskflow.engine.emit import emit, worker_address
 from daskflow.engine.hooks import call_hooks, call_safely, hooks_for
 from daskflow.engine.limits import held
+from daskflow.engine.nesting import announce
 from daskflow.engine.prints import capture_prints
 from daskflow.engine.run_logs import LOG
 from daskflow.engine.task_context import TaskRunContext, current_task_run
@@ -359,6 +360,8 @@ def run_task(spec: CallSpec, *upstream_values: Any) -> Any:
     The task's value, or a :class:`TaskFailure`.
     """
     log = _Attempts(spec)
+    if spec.parent is not None:  # started by a task run: the flow run hears of it first
+        announce(spec)
     upstream: Sequence[Any] = upstream_values
     if spec.fail_with is not None:
         state = State.from_exception(StateType.FAILED, spec.fail_with)
@@ -416,11 +419,19 @@ def _attempts(
             call_hooks(options.on_running, task, _info(spec, attempt, args, kwargs), running)
         try:
             with held(spec.limits):
-                if options.log_prints:
-                    with capture_prints(flow_run_id=spec.flow_run_id, task_run_id=spec.task_run_id):
+                try:
+                    if options.log_prints:
+                        with capture_prints(
+                            flow_run_id=spec.flow_run_id, task_run_id=spec.task_run_id
+                        ):
+                            value = _invoke(
+                                fn, args, kwargs, spec.run_name, options.timeout_seconds
+                            )
+                    else:
                         value = _invoke(fn, args, kwargs, spec.run_name, options.timeout_seconds)
-                else:
-                    value = _invoke(fn, args, kwargs, spec.run_name, options.timeout_seconds)
+                finally:
+                    if context is not None and context.nested is not None:
+                        context.nested.finish()  # the runs it started end before it does
         except CancelledRunError as exc:  # the code stopped for its cancelled flow run
             cancelled = State(StateType.CANCELLED, message=str(exc))
             return _finish(spec, log, cancelled, attempt, args, kwargs)

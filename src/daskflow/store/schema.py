@@ -2,10 +2,11 @@
 
 Eleven tables (SQLAlchemy Core, no ORM)::
 
-    meta         key, value                   ("schema_version", "6")
+    meta         key, value                   ("schema_version", "7")
     flow_runs    id, names, parameters (JSON), created, status columns, heartbeat,
                  resumed_from, entrypoint, scheduled_time, cancel_requested
-    task_runs    seq, id, flow_run_id, names, tags (JSON), created, status columns
+    task_runs    seq, id, flow_run_id, names, tags (JSON), created, status columns,
+                 parent_task_run_id
     transitions  seq, flow_run_id, task_run_id, state, timestamp, ... details (JSON)
     logs         seq, flow_run_id, task_run_id, timestamp, level, logger, message
     replayed     id, replayed                 (journal batches written: see store.journal)
@@ -39,7 +40,8 @@ replayed twice is written once); version 5 the ``deployments`` and
 ``artifacts`` table (:mod:`daskflow.store.artifacts`); version 6 the
 ``task_edges`` and ``resource_samples`` tables (the run graph,
 :mod:`daskflow.store.graph`, and worker CPU and memory,
-:mod:`daskflow.store.resources`).
+:mod:`daskflow.store.resources`); version 7 ``parent_task_run_id`` of task
+runs (the task run that started a nested one, :mod:`daskflow.engine.nested`).
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ __all__ = [
 ]
 
 #: Version of the tables below; stored in ``meta``. Bump it (and migrate) on change.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 metadata = sa.MetaData()
 _Seq = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite: an alias of rowid
@@ -138,6 +140,8 @@ task_runs = sa.Table(
     sa.Column("tags", sa.Text, nullable=False),
     sa.Column("created", _Time, nullable=False),
     *_status_columns(),
+    # -- version 7: the task run that started this one (a nested run), else None
+    sa.Column("parent_task_run_id", _Id),
     sa.Index("ix_task_runs_flow_seq", "flow_run_id", "seq"),
     sa.Index("ix_task_runs_flow_task_state", "flow_run_id", "task_name", "state"),
 )
@@ -336,6 +340,7 @@ _ADDED: dict[int, tuple[tuple[sa.Table, str], ...]] = {
         (flow_runs, "entrypoint"),
     ),
     3: ((flow_runs, "scheduled_time"), (flow_runs, "cancel_requested")),
+    7: ((task_runs, "parent_task_run_id"),),
 }
 
 
