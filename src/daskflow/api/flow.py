@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
-from daskflow.errors import NotATaskError
+from daskflow.errors import ConfigurationError, NotATaskError
 from daskflow.options import FlowOptions, with_changes
 from daskflow.tracebacks import user_frames
 
@@ -90,6 +90,13 @@ class Flow(Generic[P, R]):
 
         return inspect.iscoroutinefunction(self.fn)
 
+    @functools.cached_property
+    def is_generator(self) -> bool:
+        """Whether the function ``yield``s: calling the flow gives a generator of its values."""
+        import inspect
+
+        return inspect.isgeneratorfunction(self.fn)
+
     @user_frames
     def __call__(self, *args: Any, return_state: bool = False, **kwargs: Any) -> Any:
         """Run the flow; with ``return_state=True`` return its final ``State``.
@@ -102,6 +109,14 @@ class Flow(Generic[P, R]):
             from daskflow.api.asynchronous import call_flow
 
             return call_flow(self, args, kwargs, return_state)
+        if self.is_generator:
+            from daskflow.api.generators import iterate
+
+            if return_state:
+                raise ConfigurationError(
+                    f"flow {self.name!r}: return_state", True, "False for a generator flow"
+                )
+            return iterate(self, args, kwargs)
         from daskflow.api.flow_run import run_flow
 
         return run_flow(self, args, kwargs, return_state)

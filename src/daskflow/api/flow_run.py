@@ -38,6 +38,7 @@ import contextlib
 import datetime
 import sys
 import time
+import types
 import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -547,7 +548,11 @@ def _call(flow: Any, bound: Any, flow_run_id: str) -> Any:
 
 
 def _body(flow: Any, bound: Any) -> Any:
-    """Call the flow function; an async one's body runs on the loop that awaited the flow."""
+    """Call the flow function; an async one's body runs on the loop that awaited the flow.
+
+    A generator the function gives back is driven here: value by value for
+    the caller of a generator flow, else into a list (:mod:`daskflow.api.generators`).
+    """
     if flow.is_async:
         from daskflow.engine.aio import run_body
 
@@ -555,7 +560,13 @@ def _body(flow: Any, bound: Any) -> Any:
     if async_body.get():  # a sync subflow of an async flow: its async tasks give values
         token = async_body.set(False)
         try:
-            return flow.fn(*bound.args, **bound.kwargs)
+            value = flow.fn(*bound.args, **bound.kwargs)
         finally:
             async_body.reset(token)
-    return flow.fn(*bound.args, **bound.kwargs)
+    else:
+        value = flow.fn(*bound.args, **bound.kwargs)
+    if isinstance(value, types.GeneratorType):
+        from daskflow.api.generators import drive
+
+        return drive(flow, value)
+    return value

@@ -122,6 +122,18 @@ class Task(Generic[P, R]):
             return None
 
     @functools.cached_property
+    def is_generator(self) -> bool:
+        """Whether the function ``yield``s: a run's value is the list of what it yielded.
+
+        The generator runs to its end where the run runs (a worker, maybe):
+        Dask moves values, not streams. Calling the task returns an iterator
+        over those values, as Prefect's generator tasks give a generator.
+        """
+        import inspect
+
+        return inspect.isgeneratorfunction(self.fn)
+
+    @functools.cached_property
     def is_async(self) -> bool:
         """Whether the function is ``async def`` (its runs run a coroutine on the worker)."""
         import inspect
@@ -130,6 +142,11 @@ class Task(Generic[P, R]):
 
     # -- calling ---------------------------------------------------------------
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        if self.is_generator:
+            return iter(self._call(args, kwargs))
+        return self._call(args, kwargs)
+
+    def _call(self, args: Any, kwargs: Any) -> Any:
         nested = self._nested_runner()
         if nested is not None:  # inside a task run: a nested run, inline (Prefect 3)
             run = self._build(nested, args, kwargs, None)

@@ -407,6 +407,8 @@ def _attempts(
     task = spec.task
     options = task.options
     fn = task.fn
+    if getattr(task, "is_generator", False):  # its values, made where it runs, as a list
+        fn = _consumed(fn)
     context = current_task_run.get()
     attempt = 0
     while True:
@@ -468,6 +470,16 @@ def _attempts(
         details = describe_collection(value, details)
         completed = State(StateType.COMPLETED)
         return _finish(spec, log, completed, attempt, args, kwargs, value, details)
+
+
+def _consumed(fn: Any) -> Any:
+    """``fn`` (a generator function) made to return the list of the values it yields."""
+
+    @functools.wraps(fn)
+    def consume(*args: Any, **kwargs: Any) -> list[Any]:
+        return list(fn(*args, **kwargs))
+
+    return consume
 
 
 def _invoke(
