@@ -246,3 +246,30 @@ def test_a_task_called_inside_a_bare_task_run_is_its_nested_run(track: bool):
     [inner_run] = daskflow.task_runs(task=inner_name)
     assert inner_run.parent_task_run_id == outer_run.id
     assert inner_run.flow_run_id is None
+
+
+def test_resuming_a_flow_reuses_none_of_the_runs_its_tasks_started(tmp_path: Path):
+    marker = tmp_path / "failed-once"
+    name = unique("resumable")
+    stored_add_one = add_one.with_options(persist_result=True)
+
+    @task
+    def helper_user(x: int) -> int:
+        return stored_add_one(x)  # a nested add_one, stored, recorded first
+
+    @task
+    def fails_once() -> None:
+        if not marker.exists():
+            marker.touch()
+            raise RuntimeError("first run fails")
+
+    @flow(cluster="sync", name=name, persist_result=True)
+    def resumable(x: int) -> tuple[int, int]:
+        nested = helper_user(x + 100)
+        direct = stored_add_one(x)  # same task and run name: must not take the nested result
+        fails_once()
+        return nested, direct
+
+    with pytest.raises(RuntimeError, match="first run fails"):
+        resumable(1)
+    assert resumable.resume(last_run(name).id) == (102, 2)
