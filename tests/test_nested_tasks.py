@@ -273,3 +273,19 @@ def test_resuming_a_flow_reuses_none_of_the_runs_its_tasks_started(tmp_path: Pat
     with pytest.raises(RuntimeError, match="first run fails"):
         resumable(1)
     assert resumable.resume(last_run(name).id) == (102, 2)
+
+
+def test_a_nested_run_of_a_limited_tag_runs_within_its_parents_slot(cluster: object):
+    tag = unique("nested-db")
+    daskflow.concurrency_limit(tag, 1)
+    query = add_one.with_options(tags=[tag])
+
+    @task(tags=[tag])
+    def transaction(x: int) -> int:  # holds the only slot while its query runs
+        return query(x) + query.submit(x).result()
+
+    @flow(cluster=cluster)
+    def pipeline(x: int) -> int:
+        return transaction(x)
+
+    assert pipeline(1) == 4

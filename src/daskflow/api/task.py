@@ -3,9 +3,11 @@
 Inside a flow, ``t(...)`` runs the task and returns its value, ``t.submit(...)``
 returns a :class:`~daskflow.api.futures.TaskFuture` at once, ``t.map(...)`` a
 :class:`~daskflow.api.futures.MappedFuture`. Outside a flow they do the same
-as tracked task runs of no flow run (:mod:`daskflow.api.bare`); ``t.fn`` is
-always the plain function. The mapping machinery (static and dynamic widths) lives in
-:mod:`daskflow.api.mapping`.
+as tracked task runs of no flow run (:mod:`daskflow.api.bare`). Inside a
+running task they make nested runs of the same flow run, recorded with
+their parent (:mod:`daskflow.engine.nested`: a call runs inline, ``submit``
+and ``map`` go to the cluster). ``t.fn`` is always the plain function. The
+mapping machinery (static and dynamic widths) lives in :mod:`daskflow.api.mapping`.
 """
 
 from __future__ import annotations
