@@ -38,7 +38,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from daskflow.engine.attempt import run_task
+from daskflow.engine.attempt import TaskFailure, run_task
 from daskflow.engine.backends import DistributedBackend, SyncBackend, _Router
 from daskflow.engine.current import route
 from daskflow.engine.emit import current_worker
@@ -218,8 +218,6 @@ class NestedRunner(FlowRunner):
                 return run.future.result()
         state = self.final_state(run)
         assert state is not None
-        from daskflow.engine.attempt import TaskFailure
-
         return state.data if state.is_completed() else TaskFailure(state, run.run_name)
 
     # -- the parent's end --------------------------------------------------------------

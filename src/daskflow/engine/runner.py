@@ -21,7 +21,9 @@ still to come.
 
 Worker events for this flow run arrive through
 :func:`daskflow.engine.current.route` and update the runs' live state;
-converted events go to the observers' bus in batches. The end of an attempt
+converted events go to the observers' bus in batches. Runs that task runs
+started (nested runs, :mod:`daskflow.engine.nested`) announce themselves in
+those events and are tracked in ``nested``. The end of an attempt
 (final states, what workers could not report) is
 :mod:`daskflow.engine.conclusion`.
 """

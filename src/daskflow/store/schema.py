@@ -353,6 +353,8 @@ def upgrade_schema(conn: sa.Connection) -> None:
         for new in _TABLES_ADDED.get(step, ()):
             new.create(conn, checkfirst=True)
         for table, name in _ADDED.get(step, ()):
+            if any(c["name"] == name for c in sa.inspect(conn).get_columns(table.name)):
+                continue  # there already, like the tables created with checkfirst
             column = table.c[name]
             kind = column.type.compile(dialect=conn.dialect)
             conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {name} {kind}"))
