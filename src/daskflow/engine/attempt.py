@@ -43,7 +43,7 @@ from daskflow.engine.collections import describe_collection, persist_collection
 from daskflow.engine.emit import emit, worker_address
 from daskflow.engine.hooks import call_hooks, call_safely, hooks_for
 from daskflow.engine.limits import held
-from daskflow.engine.nesting import announce
+from daskflow.engine.nesting import NESTED_RUNS, announce
 from daskflow.engine.prints import capture_prints
 from daskflow.engine.run_logs import LOG
 from daskflow.engine.task_context import TaskRunContext, current_task_run
@@ -338,6 +338,9 @@ def _finish(
     """Emit the final state, call the hooks, return the Dask result."""
     failed = state.type.is_failed
     cancelled = state.type is StateType.CANCELLED
+    context = current_task_run.get()
+    if context is not None and context.nested is not None and context.spec is spec:
+        details = {**(details or {}), NESTED_RUNS: len(context.nested.runs)}  # see nesting
     log.event(state, attempt, None if failed or cancelled else _size_of(value), details)
     hooks = hooks_for(spec.task.options, state)
     if hooks:

@@ -35,7 +35,10 @@ def conclude(runner: FlowRunner) -> list[tuple[TaskRun, State]]:
     backend = runner.backend
     rebuilt: list[StateChanged] = []
     if isinstance(backend, DistributedBackend):
-        if bus.active and any(r.final_event is None for r in (*runner.runs, *runner.nested)):
+        if bus.active and (
+            any(r.final_event is None for r in (*runner.runs, *runner.nested))
+            or len(runner.nested) < runner.nested_expected  # announcements on their way
+        ):
             backend.drain_events()  # every transition, before the flow run ends
         backend.fetch_failures(runner.runs)
         if bus.active:

@@ -15,6 +15,12 @@ A created event is the tuple ``(flow_run_id, task_run_id, "CREATED",
 timestamp, task_name, run_name, map_index, tags, parent_task_run_id, key)``.
 Runs that the flow function made itself never send one: the flow's process
 recorded them as it created them, so this costs the flow nothing.
+
+A nested run may run on another worker than its parent, whose events can
+reach the flow's process after the parent's. So a parent's final event
+says how many runs it started (``details[NESTED_RUNS]``): the flow run, at
+its end, collects what workers still hold (as it does for its own runs
+whose ends have not arrived) until it knows of that many.
 """
 
 from __future__ import annotations
@@ -27,10 +33,12 @@ from daskflow.engine.runs import TaskRun
 from daskflow.observers.events import StateChanged, TaskRunCreated
 from daskflow.states import State, StateType
 
-__all__ = ["CREATED", "announce", "created_events", "nested_run"]
+__all__ = ["CREATED", "NESTED_RUNS", "announce", "created_events", "nested_run"]
 
 #: The state field of a nested run's announcement.
 CREATED = "CREATED"
+#: The key of a parent's final event details: how many runs it started.
+NESTED_RUNS = "nested_runs"
 
 
 def announce(spec: Any, key: Any = None) -> None:

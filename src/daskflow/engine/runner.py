@@ -58,7 +58,7 @@ from daskflow.engine.current import (
 from daskflow.engine.edges import EdgeRecorder
 from daskflow.engine.emit import event_state, local_sink
 from daskflow.engine.limits import limits_for
-from daskflow.engine.nesting import CREATED, created_events, nested_run
+from daskflow.engine.nesting import CREATED, NESTED_RUNS, created_events, nested_run
 from daskflow.engine.resources import sampler_for
 from daskflow.engine.resume import Identities, Identity, ResumePlan
 from daskflow.engine.run_artifacts import KINDS as ARTIFACT_KINDS
@@ -111,6 +111,7 @@ class FlowRunner:
         self.backend = backend
         self.runs: list[TaskRun] = []
         self.nested: list[TaskRun] = []  # runs started by task runs (engine.nesting)
+        self.nested_expected = 0  # how many their parents said they started
         self.by_id: dict[str, TaskRun] = {}
         self.pending: deque[TaskRun] = deque()
         self.batch_size = int(config.get("submit.batch-size") or 10_000)
@@ -550,6 +551,8 @@ class FlowRunner:
                 run.started = event[3]
             if state_type.is_final:
                 run.final_event = event
+                if event[11] and NESTED_RUNS in event[11]:  # it started nested runs
+                    self.nested_expected += event[11][NESTED_RUNS]
                 if event[10] is not None:
                     run.size = event[10]
                 if run.started is not None and state_type is StateType.COMPLETED:
