@@ -16,11 +16,11 @@ has no flow-run record: the store keeps the task run with that id in its
 ``flow_run_id is None``. A runner for ``.submit``/``.map`` hears its runs'
 events until they all ended, then concludes them as a flow run's end does.
 
-A task called inside a bare task run (in this thread) is a bare task run of
-its own, recorded under the same runner. Where tracking does not apply, the
-call is the plain function: config ``daskflow.track-bare-tasks: false``, and
-code on a Dask worker (a task calling another task there: the inner call is
-part of the outer run, which is recorded).
+A task called inside a bare task run is a nested run of it, recorded with
+it as its parent (:mod:`daskflow.engine.nested`, as inside a flow). Where
+tracking does not apply, the call is the plain function: config
+``daskflow.track-bare-tasks: false``, and code on a Dask worker outside any
+task run.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def tracked() -> bool:
     if not config.get("track-bare-tasks", True):
         return False
     if current_task_run.get() is not None:
-        return False  # inside a task run: part of it
+        return False  # inside a task run: a nested run of it (api.task), never a bare one
     return not _on_worker()
 
 

@@ -7,17 +7,21 @@ inside a flow is a subflow, a flow run of its own linked to its parent.
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
-from daskflow.errors import NotATaskError
+from daskflow.errors import ConfigurationError, NotATaskError
 from daskflow.options import FlowOptions, with_changes
 from daskflow.tracebacks import user_frames
 
-__all__ = ["Flow", "flow"]
+__all__ = ["UNBOUND", "Flow", "flow"]
+
+#: The :attr:`Flow.receiver` of a flow that is not bound to an instance or class.
+UNBOUND: Any = type("Unbound", (), {"__repr__": lambda self: "UNBOUND"})()
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -36,10 +40,14 @@ class Flow(Generic[P, R]):
         The :class:`~daskflow.options.FlowOptions`.
     """
 
-    def __init__(self, fn: Callable[P, R], options: FlowOptions) -> None:
+    def __init__(self, fn: Callable[P, R], options: FlowOptions, method: str | None = None) -> None:
         self.fn = fn
         self.options = options
         self.name = options.name
+        #: "classmethod" or "staticmethod" when the flow wraps one (``@flow`` above it)
+        self.method = method
+        #: the instance (or class) a flow on a method is bound to; see :meth:`__get__`
+        self.receiver: Any = UNBOUND
         functools.update_wrapper(self, fn)
 
     def with_options(self, **changes: Any) -> Flow[P, R]:
@@ -56,7 +64,31 @@ class Flow(Generic[P, R]):
             changes["task_runner"] = None
         elif "task_runner" in changes and "cluster" not in changes:
             changes["cluster"] = None
-        return Flow(self.fn, with_changes(self.options, **changes))
+        changed = Flow(self.fn, with_changes(self.options, **changes), self.method)
+        changed.receiver = self.receiver
+        return changed
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Flow[P, R]:
+        """A flow on a method, bound to its instance or class (as Prefect's flows are).
+
+        ``@flow`` on an instance method, read from an instance, gives a copy
+        bound to it; on a classmethod (``@flow`` above ``@classmethod``, as
+        Prefect documents, or ``@classmethod`` above ``@flow``) a copy bound
+        to the class; on a staticmethod the flow itself. The flow function
+        receives the instance or class first, and the run's parameters are
+        recorded (and validated) without it.
+        """
+        if self.method == "staticmethod":
+            return self
+        if self.method == "classmethod":
+            receiver = owner if owner is not None else type(instance)
+        elif instance is None:  # read from the class: the plain flow
+            return self
+        else:
+            receiver = instance
+        bound = copy.copy(self)
+        bound.receiver = receiver
+        return bound
 
     @functools.cached_property
     def is_async(self) -> bool:
@@ -64,6 +96,13 @@ class Flow(Generic[P, R]):
         import inspect
 
         return inspect.iscoroutinefunction(self.fn)
+
+    @functools.cached_property
+    def is_generator(self) -> bool:
+        """Whether the function ``yield``s: calling the flow gives a generator of its values."""
+        import inspect
+
+        return inspect.isgeneratorfunction(self.fn)
 
     @user_frames
     def __call__(self, *args: Any, return_state: bool = False, **kwargs: Any) -> Any:
@@ -77,6 +116,14 @@ class Flow(Generic[P, R]):
             from daskflow.api.asynchronous import call_flow
 
             return call_flow(self, args, kwargs, return_state)
+        if self.is_generator:
+            from daskflow.api.generators import iterate
+
+            if return_state:
+                raise ConfigurationError(
+                    f"flow {self.name!r}: return_state", True, "False for a generator flow"
+                )
+            return iterate(self, args, kwargs)
         from daskflow.api.flow_run import run_flow
 
         return run_flow(self, args, kwargs, return_state)
@@ -301,12 +348,18 @@ def flow(fn: Any = None, /, **options: Any) -> Any:
     """
 
     def decorate(func: Any) -> Flow[Any, Any]:
+        method = None
+        if isinstance(func, classmethod | staticmethod):  # ``@flow`` above it, as in Prefect
+            method = type(func).__name__
+            func = func.__func__
         if not callable(func):
             raise NotATaskError("flow", func)
         name = options.get("name") or getattr(func, "__name__", None) or type(func).__name__
         description = options.get("description") or getattr(func, "__doc__", None)
         return Flow(
-            func, FlowOptions.build(**{**options, "name": name, "description": description})
+            func,
+            FlowOptions.build(**{**options, "name": name, "description": description}),
+            method,
         )
 
     if fn is None:

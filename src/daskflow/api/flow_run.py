@@ -38,10 +38,12 @@ import contextlib
 import datetime
 import sys
 import time
+import types
 import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from daskflow.api.flow import UNBOUND
 from daskflow.api.futures import resolve_futures
 from daskflow.api.logger import get_run_logger
 from daskflow.api.parameters import bind_parameters
@@ -68,7 +70,7 @@ from daskflow.observers.events import FlowRunCreated, StateChanged, bus
 from daskflow.observers.watch import RunWatch
 from daskflow.states import State, StateType
 
-__all__ = ["plan_resume", "run_flow", "run_name"]
+__all__ = ["flow_parameters", "plan_resume", "run_flow", "run_name"]
 
 
 def _publish(events: list[Any]) -> None:
@@ -85,6 +87,14 @@ def run_name(flow: Any, parameters: dict[str, Any], flow_run_id: str) -> str:
         except (KeyError, IndexError, ValueError):
             return str(template)
     return f"{flow.name}-{flow_run_id[:8]}"
+
+
+def flow_parameters(flow: Any, bound: Any) -> dict[str, Any]:
+    """The run's parameters: the bound arguments, less the instance or class of a method."""
+    parameters = dict(bound.arguments)
+    if flow.receiver is not UNBOUND and parameters:
+        del parameters[next(iter(parameters))]
+    return parameters
 
 
 def run_flow(
@@ -107,6 +117,8 @@ def run_flow(
     caller (an async flow's, which it may have to cancel).
     """
     options = flow.options
+    if flow.receiver is not UNBOUND:  # a flow on a method: its instance or class first
+        args = (flow.receiver, *args)
     try:
         _check_stack(flow.name)
         bound = bind_parameters(flow.name, flow.fn, args, kwargs, options.validate_parameters)
@@ -114,7 +126,7 @@ def run_flow(
         if return_state:  # return_state never raises: the bad parameter (or depth) is the failure
             return State.from_exception(StateType.FAILED, exc)
         raise
-    parameters = dict(bound.arguments)
+    parameters = flow_parameters(flow, bound)
     parent = current_runner()
     flow_run_id = scheduled or flow_run_id or uuid.uuid4().hex
     name = run_name(flow, parameters, flow_run_id)
@@ -308,7 +320,7 @@ def _run(
     recorded: bool = False,
 ) -> Any:
     options = flow.options
-    parameters = dict(bound.arguments)
+    parameters = flow_parameters(flow, bound)
     # a run serve recorded as SCHEDULED exists already
     created = (
         [] if recorded else [_created(flow, parameters, parent, flow_run_id, run_name, resume)]
@@ -467,7 +479,7 @@ def _attempt(
                 flow_run_id,
                 facts.name,
                 flow.name,
-                dict(bound.arguments),
+                flow_parameters(flow, bound),
                 facts.parent_flow_run_id,
                 attempt,
                 runner.panel_url,
@@ -565,7 +577,11 @@ def _call(flow: Any, bound: Any, flow_run_id: str) -> Any:
 
 
 def _body(flow: Any, bound: Any) -> Any:
-    """Call the flow function; an async one's body runs on the loop that awaited the flow."""
+    """Call the flow function; an async one's body runs on the loop that awaited the flow.
+
+    A generator the function gives back is driven here: value by value for
+    the caller of a generator flow, else into a list (:mod:`daskflow.api.generators`).
+    """
     if flow.is_async:
         from daskflow.engine.aio import run_body
 
@@ -573,7 +589,13 @@ def _body(flow: Any, bound: Any) -> Any:
     if async_body.get():  # a sync subflow of an async flow: its async tasks give values
         token = async_body.set(False)
         try:
-            return flow.fn(*bound.args, **bound.kwargs)
+            value = flow.fn(*bound.args, **bound.kwargs)
         finally:
             async_body.reset(token)
-    return flow.fn(*bound.args, **bound.kwargs)
+    else:
+        value = flow.fn(*bound.args, **bound.kwargs)
+    if isinstance(value, types.GeneratorType):
+        from daskflow.api.generators import drive
+
+        return drive(flow, value)
+    return value

@@ -3,9 +3,11 @@
 Inside a flow, ``t(...)`` runs the task and returns its value, ``t.submit(...)``
 returns a :class:`~daskflow.api.futures.TaskFuture` at once, ``t.map(...)`` a
 :class:`~daskflow.api.futures.MappedFuture`. Outside a flow they do the same
-as tracked task runs of no flow run (:mod:`daskflow.api.bare`); ``t.fn`` is
-always the plain function. The mapping machinery (static and dynamic widths) lives in
-:mod:`daskflow.api.mapping`.
+as tracked task runs of no flow run (:mod:`daskflow.api.bare`). Inside a
+running task they make nested runs of the same flow run, recorded with
+their parent (:mod:`daskflow.engine.nested`: a call runs inline, ``submit``
+and ``map`` go to the cluster). ``t.fn`` is always the plain function. The
+mapping machinery (static and dynamic widths) lives in :mod:`daskflow.api.mapping`.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ import cloudpickle
 from daskflow.api.futures import MappedFuture, TaskFuture
 from daskflow.engine.attempt import TaskFailure
 from daskflow.engine.current import current_runner
+from daskflow.engine.nested import NestedRunner, nested_runner
 from daskflow.engine.runner import FlowRunner
 from daskflow.engine.runs import TaskRun
+from daskflow.engine.task_context import current_task_run
 from daskflow.errors import NoFlowRunError, NotATaskError
 from daskflow.graph.arguments import Collector, build_call
 from daskflow.options import TaskOptions, with_changes
@@ -156,6 +160,18 @@ class Task(Generic[P, R]):
             return None
 
     @functools.cached_property
+    def is_generator(self) -> bool:
+        """Whether the function ``yield``s: a run's value is the list of what it yielded.
+
+        The generator runs to its end where the run runs (a worker, maybe):
+        Dask moves values, not streams. Calling the task returns an iterator
+        over those values, as Prefect's generator tasks give a generator.
+        """
+        import inspect
+
+        return inspect.isgeneratorfunction(self.fn)
+
+    @functools.cached_property
     def is_async(self) -> bool:
         """Whether the function is ``async def`` (its runs run a coroutine on the worker)."""
         import inspect
@@ -164,6 +180,15 @@ class Task(Generic[P, R]):
 
     # -- calling ---------------------------------------------------------------
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        if self.is_generator:
+            return iter(self._call(args, kwargs))
+        return self._call(args, kwargs)
+
+    def _call(self, args: Any, kwargs: Any) -> Any:
+        nested = self._nested_runner()
+        if nested is not None:  # inside a task run: a nested run, inline (Prefect 3)
+            run = self._build(nested, args, kwargs, None)
+            return nested.run_inline(run)
         runner = current_runner()
         if self.is_async:
             from daskflow.api import asynchronous
@@ -192,10 +217,13 @@ class Task(Generic[P, R]):
         >>> future = extract.submit("2024-01-01")  # doctest: +SKIP
         >>> df = future.result()  # doctest: +SKIP
         """
-        runner = current_runner()
+        nested = self._nested_runner()
+        runner = nested or current_runner()
         if runner is None:
             return self._outside_flow("submit", args, kwargs, wait_for)
         run = self._create(runner, args, kwargs, wait_for)
+        if nested is not None:
+            nested.flush()
         if runner.backend.eager:  # it ran in this thread: an interrupt there stops the flow
             _raise_interrupt(run)
         future: TaskFuture[R] = TaskFuture(run, runner)
@@ -217,10 +245,25 @@ class Task(Generic[P, R]):
         """
         from daskflow.api.mapping import map_task
 
-        runner = current_runner()
+        nested = self._nested_runner()
+        runner = nested or current_runner()
         if runner is None:
             return self._outside_flow("map", args, kwargs, wait_for)
-        return map_task(self, runner, args, kwargs, wait_for)
+        mapped = map_task(self, runner, args, kwargs, wait_for)
+        if nested is not None:
+            nested.flush()
+        return mapped
+
+    def _nested_runner(self) -> NestedRunner | None:
+        """The runner of nested runs when this is called inside a task run, else None.
+
+        Async tasks keep their own path (``await t(x)``, see
+        :mod:`daskflow.api.asynchronous`).
+        """
+        context = current_task_run.get()
+        if context is None or self.is_async:
+            return None
+        return nested_runner(context)
 
     def _outside_flow(
         self, how: str, args: Sequence[Any], kwargs: dict[str, Any], wait_for: Any
@@ -268,18 +311,37 @@ class Task(Generic[P, R]):
     ) -> TaskRun:
         from daskflow.api.mapping import defer_call
 
-        run_id = runner.new_id()
-        run_name = self.run_name(args, kwargs)
         collector = Collector()
-        spec, upstream = build_call(
-            collector, self, runner.flow_run_id, run_id, run_name, None, args, kwargs, wait_for
-        )
-        run = TaskRun(run_id, f"{self._key_name}-{run_id}", self, run_name, None, spec, upstream)
+        run = self._build(runner, args, kwargs, wait_for, collector)
         if collector.dynamic:
             defer_call(runner, run, collector.dynamic, args, kwargs, wait_for)
             return run
         runner.add(run, kick=kick)
         return run
+
+    def _build(
+        self,
+        runner: FlowRunner,
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        wait_for: Sequence[Any] | None,
+        collector: Collector | None = None,
+    ) -> TaskRun:
+        """A new run of this task with its call, not yet added to ``runner``."""
+        run_id = runner.new_id()
+        run_name = self.run_name(args, kwargs)
+        spec, upstream = build_call(
+            collector or Collector(),
+            self,
+            runner.flow_run_id,
+            run_id,
+            run_name,
+            None,
+            args,
+            kwargs,
+            wait_for,
+        )
+        return TaskRun(run_id, f"{self._key_name}-{run_id}", self, run_name, None, spec, upstream)
 
     def run_name(
         self, args: Sequence[Any], kwargs: dict[str, Any], index: int | None = None

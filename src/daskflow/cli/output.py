@@ -130,6 +130,7 @@ def task_run_dict(run: TaskRun) -> dict[str, Any]:
         "name": run.name,
         "task_name": run.task_name,
         "map_index": run.map_index,
+        "parent_task_run_id": run.parent_task_run_id,
         "state": run.state.type.value,
         "attempts": run.attempts,
         "worker": run.worker,

@@ -184,12 +184,17 @@ def _task_runs_table(task_runs: list[history.TaskRun], total: int) -> Table:
     )
     table = Table(title=title, title_justify="left")
     failed = any(t.error_type for t in task_runs)
-    for column in ("NAME", "STATE", "ATTEMPTS", "DURATION", "WORKER", *(["ERROR"] * failed)):
+    nested = any(t.parent_task_run_id for t in task_runs)  # runs that tasks started
+    names = {t.id: t.name for t in task_runs} if nested else {}
+    columns = ("NAME", *(["PARENT"] * nested), "STATE", "ATTEMPTS", "DURATION", "WORKER")
+    for column in (*columns, *(["ERROR"] * failed)):
         table.add_column(column, no_wrap=column != "ERROR")
     for t in task_runs:
         error = [f"{t.error_type}: {t.error_message}" if t.error_type else ""] if failed else []
+        parent = t.parent_task_run_id
         table.add_row(
             t.name,
+            *([names.get(parent, parent[:8]) if parent else "-"] if nested else []),
             state_text(t.state.type),
             str(t.attempts),
             format_duration(t.duration),

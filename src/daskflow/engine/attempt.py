@@ -43,6 +43,7 @@ from daskflow.engine.collections import describe_collection, persist_collection
 from daskflow.engine.emit import emit, worker_address
 from daskflow.engine.hooks import call_hooks, call_safely, hooks_for
 from daskflow.engine.limits import held
+from daskflow.engine.nesting import NESTED_RUNS, announce
 from daskflow.engine.prints import capture_prints
 from daskflow.engine.run_logs import LOG
 from daskflow.engine.task_context import TaskRunContext, current_task_run
@@ -337,6 +338,9 @@ def _finish(
     """Emit the final state, call the hooks, return the Dask result."""
     failed = state.type.is_failed
     cancelled = state.type is StateType.CANCELLED
+    context = current_task_run.get()
+    if context is not None and context.nested is not None and context.spec is spec:
+        details = {**(details or {}), NESTED_RUNS: len(context.nested.runs)}  # see nesting
     log.event(state, attempt, None if failed or cancelled else _size_of(value), details)
     hooks = hooks_for(spec.task.options, state)
     if hooks:
@@ -359,6 +363,8 @@ def run_task(spec: CallSpec, *upstream_values: Any) -> Any:
     The task's value, or a :class:`TaskFailure`.
     """
     log = _Attempts(spec)
+    if spec.parent is not None:  # started by a task run: the flow run hears of it first
+        announce(spec)
     upstream: Sequence[Any] = upstream_values
     if spec.fail_with is not None:
         state = State.from_exception(StateType.FAILED, spec.fail_with)
@@ -404,6 +410,8 @@ def _attempts(
     task = spec.task
     options = task.options
     fn = task.fn
+    if getattr(task, "is_generator", False):  # its values, made where it runs, as a list
+        fn = _consumed(fn)
     context = current_task_run.get()
     attempt = 0
     while True:
@@ -416,11 +424,19 @@ def _attempts(
             call_hooks(options.on_running, task, _info(spec, attempt, args, kwargs), running)
         try:
             with held(spec.limits):
-                if options.log_prints:
-                    with capture_prints(flow_run_id=spec.flow_run_id, task_run_id=spec.task_run_id):
+                try:
+                    if options.log_prints:
+                        with capture_prints(
+                            flow_run_id=spec.flow_run_id, task_run_id=spec.task_run_id
+                        ):
+                            value = _invoke(
+                                fn, args, kwargs, spec.run_name, options.timeout_seconds
+                            )
+                    else:
                         value = _invoke(fn, args, kwargs, spec.run_name, options.timeout_seconds)
-                else:
-                    value = _invoke(fn, args, kwargs, spec.run_name, options.timeout_seconds)
+                finally:
+                    if context is not None and context.nested is not None:
+                        context.nested.finish()  # the runs it started end before it does
         except CancelledRunError as exc:  # the code stopped for its cancelled flow run
             cancelled = State(StateType.CANCELLED, message=str(exc))
             return _finish(spec, log, cancelled, attempt, args, kwargs)
@@ -457,6 +473,16 @@ def _attempts(
         details = describe_collection(value, details)
         completed = State(StateType.COMPLETED)
         return _finish(spec, log, completed, attempt, args, kwargs, value, details)
+
+
+def _consumed(fn: Any) -> Any:
+    """``fn`` (a generator function) made to return the list of the values it yields."""
+
+    @functools.wraps(fn)
+    def consume(*args: Any, **kwargs: Any) -> list[Any]:
+        return list(fn(*args, **kwargs))
+
+    return consume
 
 
 def _invoke(

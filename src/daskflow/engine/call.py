@@ -164,7 +164,8 @@ class CallSpec:
     panel_url: str | None = None
     limits: tuple[tuple[str, int], ...] = ()
     allowed: frozenset[int] = frozenset()
-    data: tuple[Any, ...] = ()
+    parent: str | None = None
+    data: tuple[Any, ...] = ()  # last: never shipped (see __reduce__)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # by position, without the defaults at the end: about half the bytes of the

@@ -35,7 +35,10 @@ def conclude(runner: FlowRunner) -> list[tuple[TaskRun, State]]:
     backend = runner.backend
     rebuilt: list[StateChanged] = []
     if isinstance(backend, DistributedBackend):
-        if bus.active and any(r.final_event is None for r in runner.runs):
+        if bus.active and (
+            any(r.final_event is None for r in (*runner.runs, *runner.nested))
+            or len(runner.nested) < runner.nested_expected  # announcements on their way
+        ):
             backend.drain_events()  # every transition, before the flow run ends
         backend.fetch_failures(runner.runs)
         if bus.active:
@@ -63,8 +66,23 @@ def conclude(runner: FlowRunner) -> list[tuple[TaskRun, State]]:
         if hooks:  # the wrapper never reached its hooks (a dead worker, a Dask error)
             call_hooks(hooks, run.task, task_run_info(runner, run), state)
     if bus.active:
+        missing.extend(_unreported_nested(runner))
         bus.publish(rebuilt + missing)
     return failed
+
+
+def _unreported_nested(runner: FlowRunner) -> list[StateChanged]:
+    """Final states of nested runs whose end never arrived (their parent could not wait).
+
+    A parent task run waits for the runs it started, so this is rare: a
+    parent that crashed, timed out or was cancelled while they ran.
+    """
+    state = State(StateType.CANCELLED, message="its parent task run ended first")
+    return [
+        StateChanged(runner.flow_run_id, run.id, state, run.attempt, run.worker)
+        for run in runner.nested
+        if run.final_event is None
+    ]
 
 
 def task_run_info(runner: FlowRunner, run: TaskRun) -> TaskRunInfo:

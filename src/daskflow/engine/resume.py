@@ -74,12 +74,17 @@ class ResumePlan:
 
     @classmethod
     def of_records(cls, flow_run_id: str, task_runs: Iterable[Any]) -> ResumePlan:
-        """From a recorded flow run's task runs (:class:`daskflow.history.TaskRun`)."""
+        """From a recorded flow run's task runs (:class:`daskflow.history.TaskRun`).
+
+        Runs that tasks started (nested runs) are left out: the flow function
+        does not create them, so they match none of its calls.
+        """
         return cls(
             flow_run_id,
             (
                 (r.task_name, r.name, r.id, r.result if r.state.is_completed() else None)
                 for r in task_runs
+                if getattr(r, "parent_task_run_id", None) is None
             ),
         )
 

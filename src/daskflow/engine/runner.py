@@ -21,7 +21,9 @@ still to come.
 
 Worker events for this flow run arrive through
 :func:`daskflow.engine.current.route` and update the runs' live state;
-converted events go to the observers' bus in batches. The end of an attempt
+converted events go to the observers' bus in batches. Runs that task runs
+started (nested runs, :mod:`daskflow.engine.nested`) announce themselves in
+those events and are tracked in ``nested``. The end of an attempt
 (final states, what workers could not report) is
 :mod:`daskflow.engine.conclusion`.
 """
@@ -57,6 +59,7 @@ from daskflow.engine.edges import EdgeRecorder
 from daskflow.engine.emit import event_state, local_sink
 from daskflow.engine.enlist import open_transaction
 from daskflow.engine.limits import limits_for
+from daskflow.engine.nesting import CREATED, NESTED_RUNS, created_events, nested_run
 from daskflow.engine.resources import sampler_for
 from daskflow.engine.resume import Identities, Identity, ResumePlan
 from daskflow.engine.run_artifacts import KINDS as ARTIFACT_KINDS
@@ -108,6 +111,8 @@ class FlowRunner:
         self.flow_run_id = flow_run_id
         self.backend = backend
         self.runs: list[TaskRun] = []
+        self.nested: list[TaskRun] = []  # runs started by task runs (engine.nesting)
+        self.nested_expected = 0  # how many their parents said they started
         self.by_id: dict[str, TaskRun] = {}
         self.pending: deque[TaskRun] = deque()
         self.batch_size = int(config.get("submit.batch-size") or 10_000)
@@ -250,18 +255,7 @@ class FlowRunner:
         return task.options.result_storage or self.result_storage or default_storage_url()
 
     def _enqueue(self, run: TaskRun, kick: bool) -> None:
-        spec = run.spec
-        if spec is not None:
-            options = run.task.options
-            if any(getattr(options, hook) for hook in HOOKS):  # what hooks (alerts) name
-                spec.flow_name, spec.panel_url = self.flow_name, self.panel_url
-            if options.tags:
-                limits = self._limits.get(run.task)
-                if limits is None:
-                    limits = self._limits[run.task] = limits_for(options.tags)
-                spec.limits = limits
-            if spec.fail_with is None:
-                self._results_of(run)
+        self._prepare(run)
         if self.backend.eager:
             if self.token is not None and self.token.cancelled:
                 self.cancel_locally([run])
@@ -278,6 +272,21 @@ class FlowRunner:
             self.flush()
         elif was_empty and kick:
             self._kick()
+
+    def _prepare(self, run: TaskRun) -> None:
+        """Complete the run's call: what its hooks name, its limits, its result policy."""
+        spec = run.spec
+        if spec is not None:
+            options = run.task.options
+            if any(getattr(options, hook) for hook in HOOKS):  # what hooks (alerts) name
+                spec.flow_name, spec.panel_url = self.flow_name, self.panel_url
+            if options.tags:
+                limits = self._limits.get(run.task)
+                if limits is None:
+                    limits = self._limits[run.task] = limits_for(options.tags)
+                spec.limits = limits
+            if spec.fail_with is None:
+                self._results_of(run)
 
     def activate(self, run: TaskRun, spec: Any, upstream: list[TaskRun]) -> None:
         """Give a deferred run its call now that its dynamic inputs are known."""
@@ -528,6 +537,9 @@ class FlowRunner:
                 if publish:
                     changes.append(artifact_event(event))
                 continue
+            if event[2] == CREATED:  # a run a task run started (engine.nesting)
+                self._nested_created(event, changes if publish else None)
+                continue
             run = by_id.get(event[1])
             if run is None:
                 continue
@@ -543,6 +555,8 @@ class FlowRunner:
                 run.started = event[3]
             if state_type.is_final:
                 run.final_event = event
+                if event[11] and NESTED_RUNS in event[11]:  # it started nested runs
+                    self.nested_expected += event[11][NESTED_RUNS]
                 if event[10] is not None:
                     run.size = event[10]
                 if run.started is not None and state_type is StateType.COMPLETED:
@@ -560,6 +574,16 @@ class FlowRunner:
                 )
         if changes:
             bus.publish(changes)
+
+    def _nested_created(self, event: tuple[Any, ...], changes: list[Any] | None) -> None:
+        """Track a nested run from its announcement (see :mod:`daskflow.engine.nesting`)."""
+        if event[1] in self.by_id:  # announced again: a retried chunk, a recomputed key
+            return
+        run = nested_run(event)
+        self.by_id[run.id] = run
+        self.nested.append(run)
+        if changes is not None:
+            changes.extend(created_events(self.flow_run_id, event))
 
     def cancel_locally(self, runs: Sequence[TaskRun]) -> None:
         """End runs that never reached the cluster CANCELLED."""

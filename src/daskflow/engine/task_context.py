@@ -28,9 +28,13 @@ class TaskRunContext:
         The run's :class:`~daskflow.engine.call.CallSpec`.
     attempt
         The attempt running now: 1 on the first (0 before the first starts).
+    nested
+        The runner of the task runs this one started (a
+        :class:`~daskflow.engine.nested.NestedRunner`), made when the first
+        is; None until then.
     """
 
-    __slots__ = ("args", "attempt", "kwargs", "spec")
+    __slots__ = ("args", "attempt", "kwargs", "nested", "spec")
 
     def __init__(
         self, spec: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
@@ -39,6 +43,7 @@ class TaskRunContext:
         self.args = args
         self.kwargs = kwargs
         self.attempt = 0
+        self.nested: Any = None
 
     @classmethod
     def get(cls) -> TaskRunContext | None:

@@ -78,6 +78,8 @@ class TaskRun:
     error_message: str | None
     traceback: str | None
     result: dict[str, Any] | None = None
+    #: the task run that called, submitted or mapped this one; None: the flow (or no one)
+    parent_task_run_id: str | None = None
 
     @property
     def duration(self) -> timedelta | None:
@@ -132,6 +134,7 @@ class TaskRun:
             row.error_message,
             row.traceback,
             row.result,
+            row.parent_task_run_id,
         )
 
 

@@ -66,7 +66,11 @@ class FlowRunCreated:
 
 @dataclass(frozen=True, slots=True)
 class TaskRunCreated:
-    """A task run was created inside a flow run (it starts PENDING)."""
+    """A task run was created inside a flow run (it starts PENDING).
+
+    ``parent_task_run_id`` names the task run that started it, for a run a
+    task called, submitted or mapped (:mod:`daskflow.engine.nested`).
+    """
 
     task_run_id: str
     flow_run_id: str
@@ -76,6 +80,7 @@ class TaskRunCreated:
     tags: frozenset[str]
     key: Any
     timestamp: float
+    parent_task_run_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -122,6 +122,7 @@ class TaskRunRow:
     error_message: str | None = None
     traceback: str | None = None
     result: dict[str, Any] | None = None
+    parent_task_run_id: str | None = None  # the task run that started this one, if any
 
 
 @dataclass(frozen=True, slots=True)

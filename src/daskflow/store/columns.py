@@ -61,6 +61,7 @@ TASK_COLUMNS: tuple[str, ...] = (
     "tags",
     "created",
     *STATUS_COLUMNS,
+    "parent_task_run_id",
 )
 #: The columns :func:`transition_tuple` gives values of, in order.
 TRANSITION_COLUMNS: tuple[str, ...] = (
@@ -161,6 +162,7 @@ def task_tuple(event: TaskRunCreated, status: RunStatus) -> tuple[Any, ...]:
         _tags(event.tags),
         event.timestamp,
         *status_tuple(status),
+        event.parent_task_run_id,
     )
 
 
@@ -259,6 +261,7 @@ def task_row(r: Any) -> TaskRunRow:
         error_message=r.error_message,
         traceback=r.traceback,
         result=decode_result(r.result),
+        parent_task_run_id=r.parent_task_run_id,
     )
 
 

@@ -140,6 +140,7 @@ class MemoryStore:
                     start_time=None,
                     end_time=None,
                     tags=tuple(sorted(t.tags)),
+                    parent_task_run_id=t.parent_task_run_id,
                 )
                 self._tasks[t.task_run_id] = _Run(task_row)
                 self._tasks_of.setdefault(t.flow_run_id, []).append(t.task_run_id)

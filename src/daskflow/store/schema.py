@@ -5,7 +5,8 @@ Eleven tables (SQLAlchemy Core, no ORM)::
     meta         key, value                   ("schema_version", "7")
     flow_runs    id, names, parameters (JSON), created, status columns, heartbeat,
                  resumed_from, entrypoint, scheduled_time, cancel_requested
-    task_runs    seq, id, flow_run_id, names, tags (JSON), created, status columns
+    task_runs    seq, id, flow_run_id, names, tags (JSON), created, status columns,
+                 parent_task_run_id
     transitions  seq, flow_run_id, task_run_id, state, timestamp, ... details (JSON)
     logs         seq, flow_run_id, task_run_id, timestamp, level, logger, message
     replayed     id, replayed                 (journal batches written: see store.journal)
@@ -40,7 +41,9 @@ replayed twice is written once); version 5 the ``deployments`` and
 ``task_edges`` and ``resource_samples`` tables (the run graph,
 :mod:`daskflow.store.graph`, and worker CPU and memory,
 :mod:`daskflow.store.resources`); version 7 put ``start_time`` into the index
-of task runs by task name and state (:data:`_INDEXES_REPLACED`).
+of task runs by task name and state (:data:`_INDEXES_REPLACED`), and added
+``parent_task_run_id`` to task runs (the task run that started a nested one,
+:mod:`daskflow.engine.nested`).
 """
 
 from __future__ import annotations
@@ -139,6 +142,8 @@ task_runs = sa.Table(
     sa.Column("tags", sa.Text, nullable=False),
     sa.Column("created", _Time, nullable=False),
     *_status_columns(),
+    # -- version 7: the task run that started this one (a nested run), else None
+    sa.Column("parent_task_run_id", _Id),
     sa.Index("ix_task_runs_flow_seq", "flow_run_id", "seq"),
     # covering for the counts per task name and state and for the timeline's bins by
     # start time (version 7 added start_time: 2x faster bins at 1,000,000 task runs)
@@ -341,6 +346,7 @@ _ADDED: dict[int, tuple[tuple[sa.Table, str], ...]] = {
         (flow_runs, "entrypoint"),
     ),
     3: ((flow_runs, "scheduled_time"), (flow_runs, "cancel_requested")),
+    7: ((task_runs, "parent_task_run_id"),),
 }
 
 
@@ -359,6 +365,8 @@ def upgrade_schema(conn: sa.Connection) -> None:
         for new in _TABLES_ADDED.get(step, ()):
             new.create(conn, checkfirst=True)
         for table, name in _ADDED.get(step, ()):
+            if any(c["name"] == name for c in sa.inspect(conn).get_columns(table.name)):
+                continue  # there already, like the tables created with checkfirst
             column = table.c[name]
             kind = column.type.compile(dialect=conn.dialect)
             conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {name} {kind}"))
