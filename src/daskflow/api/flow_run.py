@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import logging
 import sys
 import time
 import uuid
@@ -64,7 +65,7 @@ from daskflow.errors import (
     ParameterValidationError,
     ResumeError,
 )
-from daskflow.observers.events import FlowRunCreated, StateChanged, bus
+from daskflow.observers.events import FlowRunCreated, LogEmitted, StateChanged, bus
 from daskflow.observers.watch import RunWatch
 from daskflow.states import State, StateType
 
@@ -291,13 +292,13 @@ def _run(
         state, attempt = _attempts(flow, bound, backend, flow_run_id, resume, token)
     except BaseException as exc:  # a second Ctrl-C while ending, one during a retry's delay
         ended = _ended_by(exc)
-        _publish([StateChanged(flow_run_id, None, ended, attempt)])
+        _publish([_finished(flow_run_id, ended), StateChanged(flow_run_id, None, ended, attempt)])
         if ended.type is StateType.CRASHED:  # the process lives on long enough for these
             info = FlowRunInfo(flow_run_id, run_name, flow.name, parameters, parent_id, attempt)
             call_hooks(options.on_crashed, flow, info, ended)
         bus.flush()
         raise
-    _publish([StateChanged(flow_run_id, None, state, attempt)])
+    _publish([_finished(flow_run_id, state), StateChanged(flow_run_id, None, state, attempt)])
     panel = backend.panel_url(flow_run_id)
     info = FlowRunInfo(flow_run_id, run_name, flow.name, parameters, parent_id, attempt, panel)
     call_hooks(hooks_for(options, state), flow, info, state)
@@ -308,6 +309,21 @@ def _run(
         return state
     return state.result()  # raises what ended it, as it was (KeyboardInterrupt included)
 
+
+def _finished(flow_run_id: str, state: State) -> LogEmitted:
+    """The flow run's last log record, in Prefect's words: ``Finished in state Completed()``.
+
+    One per flow run (task runs print none: a 10,000-task run stays readable);
+    INFO when it completed, ERROR otherwise, as Prefect logs it.
+    """
+    level = logging.INFO if state.is_completed() else logging.ERROR
+    return LogEmitted(
+        flow_run_id, None, time.time(), level, FLOW_RUN_LOGGER, f"Finished in state {state}"
+    )
+
+
+#: The logger name of the records a flow run's function writes (``get_run_logger``).
+FLOW_RUN_LOGGER = "daskflow.runs.flow_run"
 
 #: Raised in the flow's own process, these end its run CRASHED, and still reach the
 #: caller with ``return_state=True``: the process is being stopped.
@@ -423,6 +439,7 @@ def _attempt(
     runner.flow_name = flow.name
     runner.panel_url = backend.panel_url(flow_run_id)
     runner.persist_result = options.persist_result
+    runner.log_prints = options.log_prints
     runner.result_storage = options.result_storage
     runner.resume = resume
     runner.token = token
@@ -495,7 +512,7 @@ def _outcome(flow: Any, bound: Any, runner: FlowRunner) -> State:
                 traceback=first.traceback,
                 data=_as_exception(first.exception(), runner.flow_run_id),
             )
-        return State(StateType.COMPLETED, data=value)
+        return _returned(value)
     except FlowRunTimeout as exc:  # at the deadline, or code in the flow waiting when it passed
         runner.cancel_all()
         conclude(runner)
@@ -504,6 +521,51 @@ def _outcome(flow: Any, bound: Any, runner: FlowRunner) -> State:
         runner.cancel_all()
         conclude(runner)
         return _ended_by(exc)
+
+
+def _returned(value: Any) -> State:
+    """The final state of a flow run whose function returned ``value`` (Prefect 3's rules).
+
+    A State is used as given (a completed one's data is the flow's value);
+    a list, tuple, set or the values of a dict holding States fail the run
+    when any of them failed (cancelled when any was cancelled), with the
+    first failed one's error; anything else completes with ``value``.
+    """
+    if type(value) is State:
+        kind = value.type
+        if kind.is_failed or kind is StateType.CANCELLED:
+            return _ended_as(value, value.message)
+        if kind.is_completed:
+            return State(StateType.COMPLETED, message=value.message, data=value.data)
+        return State(StateType.COMPLETED, data=value)
+    kind_of = type(value)
+    if kind_of in (list, tuple, set, frozenset) or kind_of is dict:
+        items = value.values() if kind_of is dict else value
+        states = [v for v in items if type(v) is State]
+        if states:
+            failed = [v for v in states if v.type.is_failed]
+            cancelled = [v for v in states if v.type is StateType.CANCELLED]
+            if failed:
+                return _ended_as(failed[0], f"{len(failed)}/{len(states)} states failed.")
+            if cancelled:
+                return _ended_as(cancelled[0], f"{len(cancelled)}/{len(states)} states cancelled.")
+    return State(StateType.COMPLETED, data=value)
+
+
+def _ended_as(state: State, message: str) -> State:
+    """A failed (or cancelled) flow state from a state its function returned."""
+    exc = state.exception()
+    kind = StateType.CANCELLED if state.type is StateType.CANCELLED else StateType.FAILED
+    if kind is StateType.FAILED and state.type is StateType.CRASHED:
+        kind = StateType.CRASHED
+    return State(
+        kind,
+        message=message or str(exc),
+        error_type=type(exc).__name__ if exc is not None else None,
+        error_message=str(exc) if exc is not None else None,
+        traceback=state.traceback,
+        data=exc,
+    )
 
 
 def _as_exception(exc: BaseException | None, flow_run_id: str) -> BaseException | None:

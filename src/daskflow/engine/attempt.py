@@ -14,6 +14,13 @@ submits. In one call, on the worker, it
 4. calls the hooks once with the final state;
 5. returns the task's value, or a :class:`TaskFailure` holding the final state.
 
+A task that *returns* a :class:`~daskflow.states.State` (Prefect 3's
+``return Failed(message=...)``) ends in that state, without retries: a
+completed one with its ``data`` as the value, a failed or cancelled one as a
+:class:`TaskFailure` marked ``returned``, which a direct call ``t(x)`` in the
+flow gives back as the State instead of raising (Prefect returns what the
+task returned). A state that is not final cannot end a run: it fails it.
+
 It never raises for the user's code, so Dask sees every daskflow task succeed
 and dependents always run the wrapper, which is how ``UPSTREAM_FAILED`` and
 ``allow_failure`` work without a round trip to the client. That holds for
@@ -50,6 +57,7 @@ from daskflow.engine.timeouts import attempt_deadline, call_with_timeout
 from daskflow.errors import (
     CancelledRunError,
     DaskflowError,
+    FailedRunError,
     TaskRunTimeout,
     UpstreamFailedError,
 )
@@ -70,13 +78,21 @@ class TaskFailure:
     imported there), the state's strings (type, message, traceback) name it.
     """
 
-    __slots__ = ("root", "run_name", "state")
+    __slots__ = ("returned", "root", "run_name", "state")
 
-    def __init__(self, state: State, run_name: str, root: TaskFailure | None = None) -> None:
+    def __init__(
+        self,
+        state: State,
+        run_name: str,
+        root: TaskFailure | None = None,
+        returned: bool = False,
+    ) -> None:
         self.state = state
         self.run_name = run_name
         #: for ``UPSTREAM_FAILED``: the failure of the run it all started with
         self.root = root
+        #: the task returned this state (``return Failed(...)``) rather than raising
+        self.returned = returned
 
     def exception(self) -> BaseException:
         exc = self.state.exception()
@@ -86,7 +102,7 @@ class TaskFailure:
     def __reduce__(self) -> tuple[Any, ...]:
         state = self.state
         if state.data is None:
-            return (TaskFailure, (state, self.run_name, self.root))
+            return (TaskFailure, (state, self.run_name, self.root, self.returned))
         exc = state.data
         kind = type(exc)
         return (
@@ -99,6 +115,7 @@ class TaskFailure:
                 kind.__qualname__,
                 ship(exc.__traceback__),
                 self.root,
+                self.returned,
             ),
         )
 
@@ -162,6 +179,7 @@ def _load_failure(
     qualname: str,
     shipped_traceback: list[tuple[str, str, int]] | None = None,
     root: TaskFailure | None = None,
+    returned: bool = False,
 ) -> TaskFailure:
     """A :class:`TaskFailure` unpickled, with its exception rebuilt.
 
@@ -181,7 +199,7 @@ def _load_failure(
     rebuild(exc, shipped_traceback)
     if root is not None and isinstance(exc, UpstreamFailedError):
         exc.__cause__ = root.exception()
-    return TaskFailure(state.with_data(exc), run_name, root)
+    return TaskFailure(state.with_data(exc), run_name, root, returned)
 
 
 @functools.lru_cache(maxsize=64)
@@ -333,6 +351,7 @@ def _finish(
     value: Any = None,
     details: dict[str, Any] | None = None,
     root: TaskFailure | None = None,
+    returned: bool = False,
 ) -> Any:
     """Emit the final state, call the hooks, return the Dask result."""
     failed = state.type.is_failed
@@ -341,7 +360,7 @@ def _finish(
     hooks = hooks_for(spec.task.options, state)
     if hooks:
         call_hooks(hooks, spec.task, _info(spec, attempt, args, kwargs), state)
-    return TaskFailure(state, spec.run_name, root) if failed or cancelled else value
+    return TaskFailure(state, spec.run_name, root, returned) if failed or cancelled else value
 
 
 def run_task(spec: CallSpec, *upstream_values: Any) -> Any:
@@ -452,11 +471,44 @@ def _attempts(
             interrupted = isinstance(exc, (KeyboardInterrupt, SystemExit))
             final = StateType.CRASHED if interrupted else StateType.FAILED
             return _finish(spec, log, State.from_exception(final, exc), attempt, args, kwargs)
+        completed = State(StateType.COMPLETED)
+        if type(value) is State:  # ``return Failed(message=...)``: the run ends in it
+            completed = _returned(value)
+            if not completed.type.is_completed:
+                return _finish(spec, log, completed, attempt, args, kwargs, returned=True)
+            value = value.data
         value = persist_collection(value)
         details = store(spec, cache_key, value) if spec.results is not None else None
         details = describe_collection(value, details)
-        completed = State(StateType.COMPLETED)
         return _finish(spec, log, completed, attempt, args, kwargs, value, details)
+
+
+def _returned(state: State) -> State:
+    """The final state of a run whose task returned ``state`` (its data set apart).
+
+    A completed state keeps its type and message (its data becomes the
+    value); a failed or cancelled one keeps its message and, when its data
+    is an exception, that exception as the error; a state that is not final
+    fails the run, saying so.
+    """
+    kind = state.type
+    if kind.is_completed:
+        return State(kind, message=state.message)
+    if not kind.is_final:
+        return State(
+            StateType.FAILED,
+            message=f"the task returned {state}, which is not final: a run must end "
+            "Completed, Failed, Cancelled or Crashed",
+        )
+    if kind is StateType.UPSTREAM_FAILED:  # only daskflow itself ends a run so
+        kind = StateType.FAILED
+    exc = state.data if isinstance(state.data, BaseException) else None
+    if exc is None:  # what ``state.result()`` raises, and what the run's record names
+        if kind is StateType.CANCELLED:
+            exc = CancelledRunError("task run", state.message or "cancelled")
+        else:
+            exc = FailedRunError(state.message or f"the task returned {state}")
+    return State.from_exception(kind, exc, message=state.message)
 
 
 def _invoke(

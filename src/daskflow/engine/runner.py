@@ -132,6 +132,7 @@ class FlowRunner:
         self.panel_url: str | None = None
         self.persist_result: bool | None = None
         self.result_storage: str | None = None
+        self.log_prints = False  # the flow's ``log_prints``: its tasks' default
         self.resume: ResumePlan | None = None
         self._edges = EdgeRecorder(flow_run_id, self.by_id)  # the run graph, for the store
         self._identities = Identities()
@@ -472,6 +473,28 @@ class FlowRunner:
         state = self.final_state(run)
         assert state is not None
         return state.result(raise_on_failure=raise_on_failure)
+
+    def outcome(self, run: TaskRun) -> State:
+        """Wait for ``run`` and return its final state (``t(x, return_state=True)``).
+
+        A completed state carries the value (``state.result()``), a failed one
+        its exception; nothing is raised for the run's own failure. A run that
+        reported ``CACHED`` reads as such.
+        """
+        self.wait([run])
+        run.handled = True
+        state = self.final_state(run)
+        assert state is not None
+        if state.type is StateType.COMPLETED and run.latest is StateType.CACHED:
+            return State(StateType.CACHED, state.timestamp, "cache hit", data=state.data)
+        return state
+
+    def returned_state(self, run: TaskRun) -> State | None:
+        """The failed state ``run``'s task returned (``return Failed(...)``), if it did."""
+        failure = run.value if run.has_value else run.failure
+        if type(failure) is TaskFailure and failure.returned:
+            return failure.state
+        return None
 
     def results(self, runs: Sequence[TaskRun], raise_on_failure: bool = True) -> list[Any]:
         """Values of many runs, gathered from the cluster in one call."""
