@@ -8,7 +8,7 @@ A policy says what a task run's cache key is made of:
   call reuses the entry until the code changes);
 - :data:`FLOW_PARAMETERS`: the parameters of the flow run it runs in;
 - :data:`RUN_ID`: the id of that flow run (reuse within one flow run only);
-- :data:`NONE`: no caching at all;
+- :data:`NONE` (also :data:`NO_CACHE`): no caching at all;
 - :data:`DEFAULT`: ``INPUTS + TASK_SOURCE + RUN_ID``, what a task that
   persists its result with no cache option keys on (as in Prefect 3);
 - :class:`CacheKeyFnPolicy`: a ``cache_key_fn(context, arguments)`` as a policy.
@@ -35,6 +35,7 @@ __all__ = [
     "FLOW_PARAMETERS",
     "INPUTS",
     "NONE",
+    "NO_CACHE",
     "RUN_ID",
     "TASK_SOURCE",
     "CacheKeyFnPolicy",
@@ -180,6 +181,7 @@ TASK_SOURCE = TaskSource()
 FLOW_PARAMETERS = FlowParameters()
 RUN_ID = RunId()
 NONE: CachePolicy = _NoCache()
+NO_CACHE = NONE  # Prefect 3's name for it
 DEFAULT: CachePolicy = INPUTS + TASK_SOURCE + RUN_ID
 
 

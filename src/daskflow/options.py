@@ -405,7 +405,7 @@ class FlowOptions:
     on_crashed: tuple[Hook, ...] = ()
     on_cancellation: tuple[Hook, ...] = ()
     flow_run_name: str | None = None
-    log_prints: bool = False
+    log_prints: bool | None = None  # None: the parent flow run's (a subflow), else off
     persist_result: bool | None = None  # the default of its tasks
     result_storage: str | None = None  # the default of its tasks
 
@@ -424,7 +424,8 @@ class FlowOptions:
         values["cluster"] = opts.get("cluster")
         values.update(_hooks(opts))
         values["flow_run_name"] = _check_format("flow_run_name", opts.get("flow_run_name"))
-        values["log_prints"] = bool(opts.get("log_prints") or False)
+        prints = opts.get("log_prints")
+        values["log_prints"] = None if prints is None else bool(prints)
         values.update(_result_options(opts))
         return cls(**values)
 

@@ -17,9 +17,13 @@ Steps, in order:
      never looked at (``.result()``, ``.state``, ``.wait()``, ``allow_failure``);
    - CRASHED when ``KeyboardInterrupt`` or ``SystemExit`` stopped it;
    - TIMED_OUT at the deadline (waiting runs are cancelled);
+   - what a returned State says, as in Prefect 3: a State is the final
+     state; a list, tuple, set or dict holding a failed State fails
+     (:func:`~daskflow.engine.returned.flow_state_of`);
    - COMPLETED otherwise, with the return value;
 
-4. call the hooks with the final state (``on_failure``, ``on_cancellation`` or
+4. log ``Finished in state ...`` (one line per flow run), call the hooks
+   with the final state (``on_failure``, ``on_cancellation`` or
    ``on_completion``) and return the value (or the state with
    ``return_state=True``), or raise what ended the run, as it was.
 
@@ -54,8 +58,9 @@ from daskflow.engine.current import current_runner
 from daskflow.engine.flow_facts import FlowRunFacts, facts_of, opened
 from daskflow.engine.hooks import call_hooks, hooks_for
 from daskflow.engine.limits import snapshot
-from daskflow.engine.prints import capture_prints
+from daskflow.engine.prints import capture_prints, plain_prints, printing_to_a_run
 from daskflow.engine.resume import ResumePlan
+from daskflow.engine.returned import flow_state_of
 from daskflow.engine.runner import FlowRunner, make_backend
 from daskflow.engine.timeouts import call_with_timeout
 from daskflow.errors import (
@@ -439,7 +444,9 @@ def _attempt(
     runner.flow_name = flow.name
     runner.panel_url = backend.panel_url(flow_run_id)
     runner.persist_result = options.persist_result
-    runner.log_prints = options.log_prints
+    parent = current_runner()  # a subflow's log_prints defaults to its parent's (Prefect)
+    prints = options.log_prints
+    runner.log_prints = prints if prints is not None else bool(parent and parent.log_prints)
     runner.result_storage = options.result_storage
     runner.resume = resume
     runner.token = token
@@ -484,11 +491,11 @@ def _outcome(flow: Any, bound: Any, runner: FlowRunner) -> State:
     timeout = flow.options.timeout_seconds
     try:
         if timeout is None:
-            value = _call(flow, bound, runner.flow_run_id)
+            value = _call(flow, bound, runner.flow_run_id, runner.log_prints)
         else:
             value = call_with_timeout(
                 _call,
-                (flow, bound, runner.flow_run_id),
+                (flow, bound, runner.flow_run_id, runner.log_prints),
                 {},
                 timeout,
                 lambda: FlowRunTimeout(flow.name, timeout),
@@ -498,7 +505,7 @@ def _outcome(flow: Any, bound: Any, runner: FlowRunner) -> State:
             raise FlowRunTimeout(flow.name, timeout or 0.0)
         failed = conclude(runner)
         unhandled = [s for r, s in failed if not r.handled]
-        if unhandled:
+        if unhandled and type(value) is not State:  # a State returned decides (Prefect)
             # the flow fails with the root failure's error (the user's code), not with
             # the UPSTREAM_FAILED of a run downstream of it, when the root is unhandled too
             roots = [s for s in unhandled if s.type is not StateType.UPSTREAM_FAILED]
@@ -512,7 +519,7 @@ def _outcome(flow: Any, bound: Any, runner: FlowRunner) -> State:
                 traceback=first.traceback,
                 data=_as_exception(first.exception(), runner.flow_run_id),
             )
-        return _returned(value)
+        return flow_state_of(value)
     except FlowRunTimeout as exc:  # at the deadline, or code in the flow waiting when it passed
         runner.cancel_all()
         conclude(runner)
@@ -521,51 +528,6 @@ def _outcome(flow: Any, bound: Any, runner: FlowRunner) -> State:
         runner.cancel_all()
         conclude(runner)
         return _ended_by(exc)
-
-
-def _returned(value: Any) -> State:
-    """The final state of a flow run whose function returned ``value`` (Prefect 3's rules).
-
-    A State is used as given (a completed one's data is the flow's value);
-    a list, tuple, set or the values of a dict holding States fail the run
-    when any of them failed (cancelled when any was cancelled), with the
-    first failed one's error; anything else completes with ``value``.
-    """
-    if type(value) is State:
-        kind = value.type
-        if kind.is_failed or kind is StateType.CANCELLED:
-            return _ended_as(value, value.message)
-        if kind.is_completed:
-            return State(StateType.COMPLETED, message=value.message, data=value.data)
-        return State(StateType.COMPLETED, data=value)
-    kind_of = type(value)
-    if kind_of in (list, tuple, set, frozenset) or kind_of is dict:
-        items = value.values() if kind_of is dict else value
-        states = [v for v in items if type(v) is State]
-        if states:
-            failed = [v for v in states if v.type.is_failed]
-            cancelled = [v for v in states if v.type is StateType.CANCELLED]
-            if failed:
-                return _ended_as(failed[0], f"{len(failed)}/{len(states)} states failed.")
-            if cancelled:
-                return _ended_as(cancelled[0], f"{len(cancelled)}/{len(states)} states cancelled.")
-    return State(StateType.COMPLETED, data=value)
-
-
-def _ended_as(state: State, message: str) -> State:
-    """A failed (or cancelled) flow state from a state its function returned."""
-    exc = state.exception()
-    kind = StateType.CANCELLED if state.type is StateType.CANCELLED else StateType.FAILED
-    if kind is StateType.FAILED and state.type is StateType.CRASHED:
-        kind = StateType.CRASHED
-    return State(
-        kind,
-        message=message or str(exc),
-        error_type=type(exc).__name__ if exc is not None else None,
-        error_message=str(exc) if exc is not None else None,
-        traceback=state.traceback,
-        data=exc,
-    )
 
 
 def _as_exception(exc: BaseException | None, flow_run_id: str) -> BaseException | None:
@@ -588,9 +550,12 @@ def _cancelled(token: CancelToken) -> State:
     return State(StateType.CANCELLED, message=str(error), data=error)
 
 
-def _call(flow: Any, bound: Any, flow_run_id: str) -> Any:
-    if flow.options.log_prints:
+def _call(flow: Any, bound: Any, flow_run_id: str, log_prints: bool) -> Any:
+    if log_prints:
         with capture_prints(flow_run_id=flow_run_id):
+            value = _body(flow, bound)
+    elif printing_to_a_run():  # a subflow with log_prints=False in its parent's thread
+        with plain_prints():
             value = _body(flow, bound)
     else:
         value = _body(flow, bound)

@@ -50,14 +50,14 @@ from daskflow.engine.collections import describe_collection, persist_collection
 from daskflow.engine.emit import emit, worker_address
 from daskflow.engine.hooks import call_hooks, call_safely, hooks_for
 from daskflow.engine.limits import held
-from daskflow.engine.prints import capture_prints
+from daskflow.engine.prints import capture_prints, plain_prints, printing_to_a_run
+from daskflow.engine.returned import task_state_of
 from daskflow.engine.run_logs import LOG
 from daskflow.engine.task_context import TaskRunContext, current_task_run
 from daskflow.engine.timeouts import attempt_deadline, call_with_timeout
 from daskflow.errors import (
     CancelledRunError,
     DaskflowError,
-    FailedRunError,
     TaskRunTimeout,
     UpstreamFailedError,
 )
@@ -438,6 +438,9 @@ def _attempts(
                 if options.log_prints:
                     with capture_prints(flow_run_id=spec.flow_run_id, task_run_id=spec.task_run_id):
                         value = _invoke(fn, args, kwargs, spec.run_name, options.timeout_seconds)
+                elif options.log_prints is False and printing_to_a_run():
+                    with plain_prints():  # the task said no, in its flow's log_prints thread
+                        value = _invoke(fn, args, kwargs, spec.run_name, options.timeout_seconds)
                 else:
                     value = _invoke(fn, args, kwargs, spec.run_name, options.timeout_seconds)
         except CancelledRunError as exc:  # the code stopped for its cancelled flow run
@@ -473,7 +476,7 @@ def _attempts(
             return _finish(spec, log, State.from_exception(final, exc), attempt, args, kwargs)
         completed = State(StateType.COMPLETED)
         if type(value) is State:  # ``return Failed(message=...)``: the run ends in it
-            completed = _returned(value)
+            completed = task_state_of(value)
             if not completed.type.is_completed:
                 return _finish(spec, log, completed, attempt, args, kwargs, returned=True)
             value = value.data
@@ -481,34 +484,6 @@ def _attempts(
         details = store(spec, cache_key, value) if spec.results is not None else None
         details = describe_collection(value, details)
         return _finish(spec, log, completed, attempt, args, kwargs, value, details)
-
-
-def _returned(state: State) -> State:
-    """The final state of a run whose task returned ``state`` (its data set apart).
-
-    A completed state keeps its type and message (its data becomes the
-    value); a failed or cancelled one keeps its message and, when its data
-    is an exception, that exception as the error; a state that is not final
-    fails the run, saying so.
-    """
-    kind = state.type
-    if kind.is_completed:
-        return State(kind, message=state.message)
-    if not kind.is_final:
-        return State(
-            StateType.FAILED,
-            message=f"the task returned {state}, which is not final: a run must end "
-            "Completed, Failed, Cancelled or Crashed",
-        )
-    if kind is StateType.UPSTREAM_FAILED:  # only daskflow itself ends a run so
-        kind = StateType.FAILED
-    exc = state.data if isinstance(state.data, BaseException) else None
-    if exc is None:  # what ``state.result()`` raises, and what the run's record names
-        if kind is StateType.CANCELLED:
-            exc = CancelledRunError("task run", state.message or "cancelled")
-        else:
-            exc = FailedRunError(state.message or f"the task returned {state}")
-    return State.from_exception(kind, exc, message=state.message)
 
 
 def _invoke(

@@ -125,7 +125,7 @@ def fields_of(typ: type) -> tuple[str, ...] | None:
     else:
         pydantic = sys.modules.get("pydantic")
         if pydantic is not None and isinstance(typ, type) and issubclass(typ, pydantic.BaseModel):
-            names = tuple(typ.model_fields)
+            names = tuple(typ.model_fields)  # type: ignore[attr-defined]
     _FIELDS[typ] = names
     return names
 

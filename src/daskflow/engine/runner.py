@@ -71,6 +71,10 @@ __all__ = ["FlowRunner", "make_backend"]
 
 logger = logging.getLogger("daskflow.engine")
 
+#: Seconds ``t(x, return_state=True)`` waits for a completed run's own report
+#: (which says CACHED, and the message) after its value arrived.
+_REPORT_WAIT = 5.0
+
 
 @contextlib.contextmanager
 def _as_current(client: Any) -> Iterator[None]:
@@ -485,9 +489,16 @@ class FlowRunner:
         run.handled = True
         state = self.final_state(run)
         assert state is not None
-        if state.type is StateType.COMPLETED and run.latest is StateType.CACHED:
-            return State(StateType.CACHED, state.timestamp, "cache hit", data=state.data)
-        return state
+        if state.type is not StateType.COMPLETED:
+            return state
+        if run.final_event is None and isinstance(self.backend, DistributedBackend):
+            # the value came first; the worker's report (CACHED? its message?) follows it
+            deadline = time.monotonic() + _REPORT_WAIT
+            while run.final_event is None and time.monotonic() < deadline:
+                time.sleep(0.005)
+        if run.final_event is None:
+            return state
+        return event_state(run.final_event).with_data(state.data)
 
     def returned_state(self, run: TaskRun) -> State | None:
         """The failed state ``run``'s task returned (``return Failed(...)``), if it did."""
