@@ -175,3 +175,24 @@ def test_a_dataclass_holding_a_failed_future_makes_the_run_upstream_failed():
         f()
     by_task = {r.task_name: r.state.type for r in latest(f).task_runs}
     assert by_task == {"fails": StateType.FAILED, "unpack_pair": StateType.UPSTREAM_FAILED}
+
+
+def test_a_subflow_takes_its_parents_log_prints_unless_it_sets_its_own(observer):
+    @flow(cluster="sync")
+    def child() -> None:
+        print("from the child")
+
+    @flow(cluster="sync", log_prints=False)
+    def mute_child() -> None:
+        print("from the mute child")
+
+    @flow(cluster="sync", log_prints=True)
+    def parent() -> None:
+        child()
+        mute_child()
+
+    parent()
+    by_message = {log.message: log.flow_run_id for log in observer.logs}
+    assert "from the mute child" not in by_message
+    child_run = runs(flow=child.name, limit=1)[0]
+    assert by_message["from the child"] == child_run.id  # logged against the subflow's run

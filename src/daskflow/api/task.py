@@ -296,7 +296,10 @@ class Task(Generic[P, R]):
 def outcome_of(runner: FlowRunner, run: TaskRun, return_state: bool) -> Any:
     """What a direct call gives: the value, the final State, or the State the task returned."""
     if return_state:
-        return runner.outcome(run)
+        state = runner.outcome(run)
+        if runner.backend.eager:  # Ctrl-C in this thread still stops the flow
+            _raise_interrupt(run)
+        return state
     try:
         return runner.result(run)
     except BaseException:
