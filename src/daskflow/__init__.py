@@ -15,6 +15,7 @@ from daskflow.api.deployments import run_deployment
 from daskflow.api.flow import Flow, flow
 from daskflow.api.futures import MappedFuture, TaskFuture, wait
 from daskflow.api.logger import get_run_logger
+from daskflow.api.tags import tags
 from daskflow.api.task import Task, task
 from daskflow.engine.limits import concurrency_limit
 from daskflow.errors import (
@@ -59,6 +60,7 @@ __all__ = [
     "run_deployment",
     "runs",
     "runtime",
+    "tags",
     "task",
     "task_runs",
     "transaction",

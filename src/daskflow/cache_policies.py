@@ -8,7 +8,9 @@ A policy says what a task run's cache key is made of:
   call reuses the entry until the code changes);
 - :data:`FLOW_PARAMETERS`: the parameters of the flow run it runs in;
 - :data:`RUN_ID`: the id of that flow run (reuse within one flow run only);
-- :data:`NONE`: no caching at all;
+- :data:`NONE` (also :data:`NO_CACHE`): no caching at all;
+- :data:`DEFAULT`: ``INPUTS + TASK_SOURCE + RUN_ID``, what a task that
+  persists its result with no cache option keys on (as in Prefect 3);
 - :class:`CacheKeyFnPolicy`: a ``cache_key_fn(context, arguments)`` as a policy.
 
 Policies combine with ``+`` (``INPUTS + TASK_SOURCE`` keys on both). Each
@@ -29,9 +31,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "DEFAULT",
     "FLOW_PARAMETERS",
     "INPUTS",
     "NONE",
+    "NO_CACHE",
     "RUN_ID",
     "TASK_SOURCE",
     "CacheKeyFnPolicy",
@@ -177,6 +181,8 @@ TASK_SOURCE = TaskSource()
 FLOW_PARAMETERS = FlowParameters()
 RUN_ID = RunId()
 NONE: CachePolicy = _NoCache()
+NO_CACHE = NONE  # Prefect 3's name for it
+DEFAULT: CachePolicy = INPUTS + TASK_SOURCE + RUN_ID
 
 
 def caches(policy: CachePolicy | None) -> bool:

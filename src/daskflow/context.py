@@ -4,7 +4,7 @@
 outside one); ``FlowRunContext.get()`` is the flow run whose *flow
 function* calls it (None outside one, and inside a task run: a task reads
 its flow run through :mod:`daskflow.runtime` instead, which also works on
-remote workers).
+remote workers). ``tags`` is :func:`daskflow.tags`, where Prefect also has it.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from daskflow.api.tags import tags
 from daskflow.engine.task_context import TaskRunContext
 
-__all__ = ["FlowRunContext", "TaskRunContext"]
+__all__ = ["FlowRunContext", "TaskRunContext", "tags"]
 
 
 @dataclass(frozen=True)

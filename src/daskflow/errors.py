@@ -18,6 +18,7 @@ message once::
     ├── UpstreamFailedError (RuntimeError)      a task did not run: an upstream failed
     ├── CrashedError (RuntimeError)             the infrastructure failed, not the code
     ├── CancelledRunError (RuntimeError)        the run was cancelled
+    ├── FailedRunError (RuntimeError)           a run ended in a Failed state its code returned
     ├── ShellCommandError (RuntimeError)        a shell task's command exited non-zero
     ├── RunNotFoundError (LookupError)          no recorded flow run has this id
     ├── DeploymentNotFoundError (LookupError)   no deployment of this name in the run store
@@ -46,6 +47,7 @@ __all__ = [
     "CrashedError",
     "DaskflowError",
     "DeploymentNotFoundError",
+    "FailedRunError",
     "FlowRunTimeout",
     "InvalidTransitionError",
     "MapLengthError",
@@ -216,6 +218,17 @@ class CancelledRunError(DaskflowError, RuntimeError):
     def __init__(self, subject: str, reason: str = "cancelled") -> None:
         self.subject = subject
         super().__init__(f"{subject} was cancelled: {reason}")
+
+
+class FailedRunError(DaskflowError, RuntimeError):
+    """A run ended in a failed state that its code returned (``Failed(message=...)``).
+
+    What ``state.result()`` raises for such a state, as Prefect's ``FailedRun``.
+    """
+
+    def __init__(self, message: str) -> None:
+        self.reason = message
+        super().__init__(message)
 
 
 class ShellCommandError(DaskflowError, RuntimeError):

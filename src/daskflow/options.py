@@ -151,7 +151,7 @@ class TaskOptions:
     on_cancellation: tuple[Hook, ...] = ()
     on_commit: tuple[Callable[[Any], object], ...] = ()  # fn(transaction), on the client
     on_rollback: tuple[Callable[[Any], object], ...] = ()  # fn(transaction), on the client
-    log_prints: bool = False
+    log_prints: bool | None = None  # None: the flow's ``log_prints``
     task_run_name: str | None = None
     resources: dict[str, float] | None = field(default=None, hash=False)
     cache_key_fn: Callable[[Any, dict[str, Any]], str | None] | None = None
@@ -161,6 +161,7 @@ class TaskOptions:
     persist_result: bool | None = None  # None: the flow's choice, else True when caching
     result_storage: str | None = None  # None: the flow's, else ``daskflow.results``
     batch: bool | int | None = None  # None: config ``daskflow.batch.size``
+    result_storage_key: str | None = None  # a template naming the stored result
 
     @classmethod
     def build(cls, **opts: Any) -> TaskOptions:
@@ -182,7 +183,8 @@ class TaskOptions:
         values.update(_hooks(opts))
         for name in TRANSACTION_HOOKS:
             values[name] = _check_hooks(name, opts.get(name), "a list of functions fn(transaction)")
-        values["log_prints"] = bool(opts.get("log_prints") or False)
+        prints = opts.get("log_prints")
+        values["log_prints"] = None if prints is None else bool(prints)
         values["task_run_name"] = _check_format("task_run_name", opts.get("task_run_name"))
         resources = opts.get("resources")
         if resources is not None and not (
@@ -202,12 +204,13 @@ class TaskOptions:
         values["refresh_cache"] = bool(opts.get("refresh_cache") or False)
         values["batch"] = _check_batch(opts.get("batch"))
         values.update(_result_options(opts))
+        values["result_storage_key"] = _check_storage_key(opts.get("result_storage_key"))
         return cls(**values)
 
     @property
     def caches(self) -> bool:
         """True when runs of this task look up and store cache entries."""
-        if self.cache_key_fn is not None:
+        if self.cache_key_fn is not None or self.result_storage_key is not None:
             return True
         from daskflow.cache_policies import caches
 
@@ -238,6 +241,23 @@ def _check_cache_policy(value: Any, key_fn: Any) -> Any:
             "(CacheKeyFnPolicy(cache_key_fn=...) + another policy combines them)",
         )
     return policy
+
+
+def _check_storage_key(value: Any) -> str | None:
+    """A ``result_storage_key`` template: a relative file name with ``{...}`` fields."""
+    if value is None:
+        return None
+    expected = (
+        "a file name relative to the result storage, with fields such as "
+        "'{parameters[x]}', '{flow_run.id}' or '{task_run.id}'"
+    )
+    if not isinstance(value, str) or not value or _UNSTORABLE.search(value):
+        raise ConfigurationError("result_storage_key", _cut(value), expected)
+    try:
+        list(string.Formatter().parse(value))
+    except ValueError as exc:
+        raise ConfigurationError("result_storage_key", _cut(value), f"{expected} ({exc})") from None
+    return value
 
 
 def _check_batch(value: Any) -> bool | int | None:
@@ -422,7 +442,7 @@ class FlowOptions:
     on_crashed: tuple[Hook, ...] = ()
     on_cancellation: tuple[Hook, ...] = ()
     flow_run_name: str | None = None
-    log_prints: bool = False
+    log_prints: bool | None = None  # None: the parent flow run's (a subflow), else off
     persist_result: bool | None = None  # the default of its tasks
     result_storage: str | None = None  # the default of its tasks
 
@@ -442,7 +462,8 @@ class FlowOptions:
         values["task_runner"] = _check_task_runner(opts.get("task_runner"), values["cluster"])
         values.update(_hooks(opts))
         values["flow_run_name"] = _check_format("flow_run_name", opts.get("flow_run_name"))
-        values["log_prints"] = bool(opts.get("log_prints") or False)
+        prints = opts.get("log_prints")
+        values["log_prints"] = None if prints is None else bool(prints)
         values.update(_result_options(opts))
         return cls(**values)
 

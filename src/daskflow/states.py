@@ -15,6 +15,12 @@ The allowed moves::
 
 A final state is never left. :func:`transition` is the one function that
 checks a move.
+
+As in Prefect 3, :func:`Completed`, :func:`Failed`, :func:`Cancelled`,
+:func:`Crashed`, :func:`Pending`, :func:`Running`, :func:`Scheduled` and
+:func:`Cached` make states by hand: a task or flow that *returns* one ends in
+it (the engine reads it; see :mod:`daskflow.engine.attempt`), and
+``Finished in state Completed()`` is how a final state reads (``str(state)``).
 """
 
 from __future__ import annotations
@@ -28,11 +34,26 @@ from daskflow.errors import (
     CancelledRunError,
     CrashedError,
     DaskflowError,
+    FailedRunError,
     InvalidTransitionError,
 )
 from daskflow.tracebacks import format_exception
 
-__all__ = ["InvalidTransitionError", "State", "StateType", "transition"]
+__all__ = [
+    "Cached",
+    "Cancelled",
+    "Completed",
+    "Crashed",
+    "Failed",
+    "InvalidTransitionError",
+    "Pending",
+    "Running",
+    "Scheduled",
+    "State",
+    "StateType",
+    "is_state",
+    "transition",
+]
 
 
 class StateType(enum.Enum):
@@ -147,6 +168,31 @@ class State:
         """True for ``FAILED``, ``TIMED_OUT``, ``UPSTREAM_FAILED`` and ``CRASHED``."""
         return self.type.is_failed
 
+    def is_crashed(self) -> bool:
+        """True for ``CRASHED``."""
+        return self.type is StateType.CRASHED
+
+    def is_cancelled(self) -> bool:
+        """True for ``CANCELLED``."""
+        return self.type is StateType.CANCELLED
+
+    def is_running(self) -> bool:
+        """True for ``RUNNING`` and ``RETRYING`` (Prefect's Retrying is a RUNNING state)."""
+        return self.type is StateType.RUNNING or self.type is StateType.RETRYING
+
+    def is_pending(self) -> bool:
+        """True for ``PENDING``."""
+        return self.type is StateType.PENDING
+
+    def is_scheduled(self) -> bool:
+        """True for ``SCHEDULED``."""
+        return self.type is StateType.SCHEDULED
+
+    @property
+    def name(self) -> str:
+        """The state's name as Prefect writes it: ``Completed``, ``TimedOut``, ..."""
+        return _NAMES[self.type]
+
     def with_data(self, data: Any) -> State:
         """A copy carrying ``data`` (a value or an exception)."""
         return replace(self, data=data)
@@ -161,6 +207,8 @@ class State:
             return CrashedError("run", self.message or "the infrastructure failed")
         if self.type is StateType.CANCELLED:
             return CancelledRunError("run", self.message or "cancelled")
+        if self.error_type is None:  # made by hand (``Failed(message=...)``), no exception
+            return FailedRunError(self.message or f"the run ended {self.type.value}")
         return DaskflowError(
             f"{self.error_type or self.type.value}: {self.error_message or self.message}"
         )
@@ -185,6 +233,77 @@ class State:
     def __repr__(self) -> str:
         extra = f", message={self.message!r}" if self.message else ""
         return f"State({self.type.value}{extra})"
+
+    def __str__(self) -> str:
+        """The state as Prefect logs it: ``Completed()``, ``Failed('boom')``."""
+        return f"{self.name}({self.message!r})" if self.message else f"{self.name}()"
+
+
+_NAMES = {t: "".join(part.title() for part in t.value.split("_")) for t in StateType}
+
+
+def is_state(obj: Any) -> bool:
+    """Whether ``obj`` is a :class:`State` (what a task or flow returned, say)."""
+    return type(obj) is State
+
+
+def _made(type: StateType, message: str | None, data: Any) -> State:
+    return State(type, message=message or "", data=data)
+
+
+def Completed(message: str | None = None, data: Any = None) -> State:
+    """A ``COMPLETED`` state; returned from a task or flow, ``data`` is its value.
+
+    Examples
+    --------
+    >>> Completed(message="all good", data=42).result()
+    42
+    """
+    return _made(StateType.COMPLETED, message, data)
+
+
+def Failed(message: str | None = None, data: Any = None) -> State:
+    """A ``FAILED`` state; returned from a task or flow, that run fails with ``message``.
+
+    ``data`` may be an exception: it is what ``state.result()`` raises
+    (otherwise a :class:`~daskflow.errors.FailedRunError` with the message).
+
+    Examples
+    --------
+    >>> Failed(message="no rows today").is_failed()
+    True
+    """
+    return _made(StateType.FAILED, message, data)
+
+
+def Cancelled(message: str | None = None, data: Any = None) -> State:
+    """A ``CANCELLED`` state; returned from a task or flow, that run ends cancelled."""
+    return _made(StateType.CANCELLED, message, data)
+
+
+def Crashed(message: str | None = None, data: Any = None) -> State:
+    """A ``CRASHED`` state: the infrastructure failed, not the code."""
+    return _made(StateType.CRASHED, message, data)
+
+
+def Cached(message: str | None = None, data: Any = None) -> State:
+    """A ``CACHED`` state: a completed state whose value came from a cache."""
+    return _made(StateType.CACHED, message, data)
+
+
+def Pending(message: str | None = None, data: Any = None) -> State:
+    """A ``PENDING`` state (not final: a run cannot end in it)."""
+    return _made(StateType.PENDING, message, data)
+
+
+def Running(message: str | None = None, data: Any = None) -> State:
+    """A ``RUNNING`` state (not final: a run cannot end in it)."""
+    return _made(StateType.RUNNING, message, data)
+
+
+def Scheduled(message: str | None = None, data: Any = None) -> State:
+    """A ``SCHEDULED`` state (not final: a run cannot end in it)."""
+    return _made(StateType.SCHEDULED, message, data)
 
 
 def transition(current: StateType | None, new: StateType) -> StateType:

@@ -113,18 +113,35 @@ def in_thread(fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
     return done
 
 
-def call_task(task: Task[Any, Any], args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
-    """Call an async task where code awaits it: a coroutine giving its value."""
-    return _run_task(task, args, kwargs)
+def call_task(
+    task: Task[Any, Any],
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    wait_for: Sequence[Any] | None = None,
+    return_state: bool = False,
+) -> Any:
+    """Call an async task where code awaits it: a coroutine giving its value (or State)."""
+    return _run_task(task, args, kwargs, wait_for, return_state)
 
 
-async def _run_task(task: Task[Any, Any], args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+async def _run_task(
+    task: Task[Any, Any],
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    wait_for: Sequence[Any] | None,
+    return_state: bool,
+) -> Any:
     runner = current_runner()
     if runner is None:
         from daskflow.api import bare
 
         if not bare.tracked():
             return await task.fn(*args, **kwargs)
-        return bare.call(task, args, kwargs)  # here, as for a sync task (no cluster starts)
-    run = task._create(runner, args, kwargs, None)
+        # here, as for a sync task (no cluster starts)
+        return bare.call(task._as_called(None), args, kwargs, wait_for, return_state)
+    run = task._as_called(runner)._create(runner, args, kwargs, wait_for)
+    if return_state:
+        import asyncio
+
+        return await asyncio.to_thread(runner.outcome, run)
     return await wait_run(runner, run)

@@ -79,12 +79,22 @@ def _runner(backend: Any) -> FlowRunner:
     return runner
 
 
-def call(task: Task[Any, Any], args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
-    """Run ``task(*args, **kwargs)`` here as a tracked task run; its value."""
+def call(
+    task: Task[Any, Any],
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    wait_for: Sequence[Any] | None = None,
+    return_state: bool = False,
+) -> Any:
+    """Run ``task(*args, **kwargs)`` here as a tracked task run; its value (or final State)."""
+    from daskflow.api.task import outcome_of
+
+    for dep in wait_for or ():  # futures of other runners: wait here, then run
+        getattr(getattr(dep, "value", dep), "wait", lambda: None)()
     runner = _runner(SyncBackend(route))
     with runner:
         run = task._create(runner, args, kwargs, None, kick=False)
-        return runner.result(run)
+        return outcome_of(runner, run, return_state)
 
 
 def submit(

@@ -333,7 +333,8 @@ def flow(fn: Any = None, /, **options: Any) -> Any:
           each attempt starts;
         - ``flow_run_name``: a format string over the parameters;
         - ``log_prints``: ``print()`` in the flow function becomes run log
-          records;
+          records, and in the tasks and subflows it runs unless they set their
+          own ``log_prints`` (default: a subflow's parent's, else off);
         - ``persist_result``, ``result_storage``: the defaults of the flow's
           tasks (with ``persist_result=True`` every task result is stored, so
           :meth:`Flow.resume` can reuse all of them).

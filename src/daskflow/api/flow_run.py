@@ -17,9 +17,13 @@ Steps, in order:
      never looked at (``.result()``, ``.state``, ``.wait()``, ``allow_failure``);
    - CRASHED when ``KeyboardInterrupt`` or ``SystemExit`` stopped it;
    - TIMED_OUT at the deadline (waiting runs are cancelled);
+   - what a returned State says, as in Prefect 3: a State is the final
+     state; a list, tuple, set or dict holding a failed State fails
+     (:func:`~daskflow.engine.returned.flow_state_of`);
    - COMPLETED otherwise, with the return value;
 
-4. call the hooks with the final state (``on_failure``, ``on_cancellation`` or
+4. log ``Finished in state ...`` (one line per flow run), call the hooks
+   with the final state (``on_failure``, ``on_cancellation`` or
    ``on_completion``) and return the value (or the state with
    ``return_state=True``), or raise what ended the run, as it was.
 
@@ -36,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import logging
 import sys
 import time
 import types
@@ -55,8 +60,9 @@ from daskflow.engine.current import current_runner
 from daskflow.engine.flow_facts import FlowRunFacts, facts_of, opened
 from daskflow.engine.hooks import call_hooks, hooks_for
 from daskflow.engine.limits import snapshot
-from daskflow.engine.prints import capture_prints
+from daskflow.engine.prints import capture_prints, plain_prints, printing_to_a_run
 from daskflow.engine.resume import ResumePlan
+from daskflow.engine.returned import flow_state_of
 from daskflow.engine.runner import FlowRunner, make_backend
 from daskflow.engine.timeouts import call_with_timeout
 from daskflow.errors import (
@@ -66,7 +72,7 @@ from daskflow.errors import (
     ParameterValidationError,
     ResumeError,
 )
-from daskflow.observers.events import FlowRunCreated, StateChanged, bus
+from daskflow.observers.events import FlowRunCreated, LogEmitted, StateChanged, bus
 from daskflow.observers.watch import RunWatch
 from daskflow.states import State, StateType
 
@@ -332,13 +338,13 @@ def _run(
         state, attempt = _attempts(flow, bound, backend, flow_run_id, resume, token)
     except BaseException as exc:  # a second Ctrl-C while ending, one during a retry's delay
         ended = _ended_by(exc)
-        _publish([StateChanged(flow_run_id, None, ended, attempt)])
+        _publish([_finished(flow_run_id, ended), StateChanged(flow_run_id, None, ended, attempt)])
         if ended.type is StateType.CRASHED:  # the process lives on long enough for these
             info = FlowRunInfo(flow_run_id, run_name, flow.name, parameters, parent_id, attempt)
             call_hooks(options.on_crashed, flow, info, ended)
         bus.flush()
         raise
-    _publish([StateChanged(flow_run_id, None, state, attempt)])
+    _publish([_finished(flow_run_id, state), StateChanged(flow_run_id, None, state, attempt)])
     panel = backend.panel_url(flow_run_id)
     info = FlowRunInfo(flow_run_id, run_name, flow.name, parameters, parent_id, attempt, panel)
     call_hooks(hooks_for(options, state), flow, info, state)
@@ -349,6 +355,21 @@ def _run(
         return state
     return state.result()  # raises what ended it, as it was (KeyboardInterrupt included)
 
+
+def _finished(flow_run_id: str, state: State) -> LogEmitted:
+    """The flow run's last log record, in Prefect's words: ``Finished in state Completed()``.
+
+    One per flow run (task runs print none: a 10,000-task run stays readable);
+    INFO when it completed, ERROR otherwise, as Prefect logs it.
+    """
+    level = logging.INFO if state.is_completed() else logging.ERROR
+    return LogEmitted(
+        flow_run_id, None, time.time(), level, FLOW_RUN_LOGGER, f"Finished in state {state}"
+    )
+
+
+#: The logger name of the records a flow run's function writes (``get_run_logger``).
+FLOW_RUN_LOGGER = "daskflow.runs.flow_run"
 
 #: Raised in the flow's own process, these end its run CRASHED, and still reach the
 #: caller with ``return_state=True``: the process is being stopped.
@@ -464,6 +485,9 @@ def _attempt(
     runner.flow_name = flow.name
     runner.panel_url = backend.panel_url(flow_run_id)
     runner.persist_result = options.persist_result
+    parent = current_runner()  # a subflow's log_prints defaults to its parent's (Prefect)
+    prints = options.log_prints
+    runner.log_prints = prints if prints is not None else bool(parent and parent.log_prints)
     runner.result_storage = options.result_storage
     runner.resume = resume
     runner.token = token
@@ -508,11 +532,11 @@ def _outcome(flow: Any, bound: Any, runner: FlowRunner) -> State:
     timeout = flow.options.timeout_seconds
     try:
         if timeout is None:
-            value = _call(flow, bound, runner.flow_run_id)
+            value = _call(flow, bound, runner.flow_run_id, runner.log_prints)
         else:
             value = call_with_timeout(
                 _call,
-                (flow, bound, runner.flow_run_id),
+                (flow, bound, runner.flow_run_id, runner.log_prints),
                 {},
                 timeout,
                 lambda: FlowRunTimeout(flow.name, timeout),
@@ -522,7 +546,7 @@ def _outcome(flow: Any, bound: Any, runner: FlowRunner) -> State:
             raise FlowRunTimeout(flow.name, timeout or 0.0)
         failed = conclude(runner)
         unhandled = [s for r, s in failed if not r.handled]
-        if unhandled:
+        if unhandled and type(value) is not State:  # a State returned decides (Prefect)
             # the flow fails with the root failure's error (the user's code), not with
             # the UPSTREAM_FAILED of a run downstream of it, when the root is unhandled too
             roots = [s for s in unhandled if s.type is not StateType.UPSTREAM_FAILED]
@@ -536,7 +560,7 @@ def _outcome(flow: Any, bound: Any, runner: FlowRunner) -> State:
                 traceback=first.traceback,
                 data=_as_exception(first.exception(), runner.flow_run_id),
             )
-        return State(StateType.COMPLETED, data=value)
+        return flow_state_of(value)
     except FlowRunTimeout as exc:  # at the deadline, or code in the flow waiting when it passed
         runner.cancel_all()
         conclude(runner)
@@ -567,9 +591,12 @@ def _cancelled(token: CancelToken) -> State:
     return State(StateType.CANCELLED, message=str(error), data=error)
 
 
-def _call(flow: Any, bound: Any, flow_run_id: str) -> Any:
-    if flow.options.log_prints:
+def _call(flow: Any, bound: Any, flow_run_id: str, log_prints: bool) -> Any:
+    if log_prints:
         with capture_prints(flow_run_id=flow_run_id):
+            value = _body(flow, bound)
+    elif printing_to_a_run():  # a subflow with log_prints=False in its parent's thread
+        with plain_prints():
             value = _body(flow, bound)
     else:
         value = _body(flow, bound)

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Any, Generic, NamedTuple, TypeVar, overload
 
+from daskflow.engine.call import fields_of, with_fields
 from daskflow.engine.runner import FlowRunner
 from daskflow.engine.runs import TaskRun
 from daskflow.errors import FlowRunTimeout
@@ -233,7 +234,11 @@ def wait(
 
 
 def resolve_futures(obj: Any) -> Any:
-    """``obj`` with every future (in lists, tuples, dicts, sets) replaced by its value."""
+    """``obj`` with every future replaced by its value.
+
+    Futures are looked for in lists, tuples, dicts, sets and the fields of
+    dataclasses and pydantic models (copied with the values, never changed).
+    """
     if isinstance(obj, TaskFuture):
         return obj.result()
     if isinstance(obj, MappedFuture):
@@ -243,4 +248,13 @@ def resolve_futures(obj: Any) -> Any:
         return typ(resolve_futures(v) for v in obj)
     if typ is dict:
         return {k: resolve_futures(v) for k, v in obj.items()}
+    names = fields_of(typ)
+    if names:
+        changed = {}
+        for name in names:
+            value = getattr(obj, name, None)
+            resolved = resolve_futures(value)
+            if resolved is not value:
+                changed[name] = resolved
+        return with_fields(obj, changed) if changed else obj
     return obj

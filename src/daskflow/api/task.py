@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 import cloudpickle
 
 from daskflow.api.futures import MappedFuture, TaskFuture
+from daskflow.api.tags import current_tags
 from daskflow.engine.attempt import TaskFailure
 from daskflow.engine.current import current_runner
 from daskflow.engine.nested import NestedRunner, nested_runner
@@ -118,6 +119,28 @@ class Task(Generic[P, R]):
     def __repr__(self) -> str:
         return f"<Task {self.name}>"
 
+    def _as_called(self, runner: FlowRunner | None) -> Task[P, R]:
+        """This task as called here: with the tags of ``with tags(...)`` blocks, and
+        ``log_prints`` from a flow that sets it when the task leaves it unset.
+
+        The copies are kept per combination, so a loop in a tags block
+        validates options once; outside any block, in a flow without
+        ``log_prints``, it is the task itself.
+        """
+        extra = current_tags.get()
+        prints = runner is not None and runner.log_prints and self.options.log_prints is None
+        if not prints and (not extra or extra <= self.options.tags):
+            return self
+        key = (extra, prints)
+        variants: dict[Any, Task[P, R]] = self.__dict__.setdefault("_variants", {})
+        variant = variants.get(key)
+        if variant is None:
+            changes: dict[str, Any] = {"tags": self.options.tags | extra}
+            if prints:
+                changes["log_prints"] = True
+            variant = variants[key] = self.with_options(**changes)
+        return variant
+
     def __reduce__(self) -> str | tuple[Any, ...]:
         # A task defined at module level pickles as a reference to that name, so
         # each Dask task carries a few bytes instead of the function and options.
@@ -180,29 +203,39 @@ class Task(Generic[P, R]):
 
     # -- calling ---------------------------------------------------------------
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        if self.is_generator:
+        """Run the task and return its value (in a flow, or as a bare tracked run).
+
+        ``return_state=True`` returns the run's final ``State`` instead and
+        never raises for the run's own failure; ``wait_for=[...]`` runs it
+        after those futures, as with :meth:`submit`. A task that returned a
+        failed State (``return Failed(...)``) gives that State back. Called
+        inside a task run, it runs inline there as a nested task run.
+        """
+        if self.is_generator and not kwargs.get("return_state"):
             return iter(self._call(args, kwargs))
         return self._call(args, kwargs)
 
     def _call(self, args: Any, kwargs: Any) -> Any:
+        return_state = bool(kwargs.pop("return_state", False))
+        wait_for: Sequence[Any] | None = kwargs.pop("wait_for", None)
         nested = self._nested_runner()
         if nested is not None:  # inside a task run: a nested run, inline (Prefect 3)
-            run = self._build(nested, args, kwargs, None)
+            run = self._as_called(None)._build(nested, args, kwargs, wait_for)
             return nested.run_inline(run)
         runner = current_runner()
         if self.is_async:
             from daskflow.api import asynchronous
 
             if asynchronous.wants_coroutine(in_flow=runner is not None):  # ``await t(x)``
-                return asynchronous.call_task(self, args, kwargs)
+                return asynchronous.call_task(self, args, kwargs, wait_for, return_state)
         if runner is None:
             from daskflow.api import bare
 
             if not bare.tracked():
                 return self.fn(*args, **kwargs)
-            return bare.call(self, args, kwargs)
-        run = self._create(runner, args, kwargs, None, kick=False)
-        return runner.result(run)
+            return bare.call(self._as_called(None), args, kwargs, wait_for, return_state)
+        run = self._as_called(runner)._create(runner, args, kwargs, wait_for, kick=False)
+        return outcome_of(runner, run, return_state)
 
     def submit(
         self, *args: Any, wait_for: Sequence[Any] | None = None, **kwargs: Any
@@ -220,8 +253,8 @@ class Task(Generic[P, R]):
         nested = self._nested_runner()
         runner = nested or current_runner()
         if runner is None:
-            return self._outside_flow("submit", args, kwargs, wait_for)
-        run = self._create(runner, args, kwargs, wait_for)
+            return self._as_called(None)._outside_flow("submit", args, kwargs, wait_for)
+        run = self._as_called(None if nested else runner)._create(runner, args, kwargs, wait_for)
         if nested is not None:
             nested.flush()
         if runner.backend.eager:  # it ran in this thread: an interrupt there stops the flow
@@ -248,8 +281,10 @@ class Task(Generic[P, R]):
         nested = self._nested_runner()
         runner = nested or current_runner()
         if runner is None:
-            return self._outside_flow("map", args, kwargs, wait_for)
-        mapped = map_task(self, runner, args, kwargs, wait_for)
+            return self._as_called(None)._outside_flow("map", args, kwargs, wait_for)
+        mapped = map_task(
+            self._as_called(None if nested else runner), runner, args, kwargs, wait_for
+        )
         if nested is not None:
             nested.flush()
         return mapped
@@ -359,6 +394,22 @@ class Task(Generic[P, R]):
             return template
 
 
+def outcome_of(runner: FlowRunner, run: TaskRun, return_state: bool) -> Any:
+    """What a direct call gives: the value, the final State, or the State the task returned."""
+    if return_state:
+        state = runner.outcome(run)
+        if runner.backend.eager:  # Ctrl-C in this thread still stops the flow
+            _raise_interrupt(run)
+        return state
+    try:
+        return runner.result(run)
+    except BaseException:
+        returned = runner.returned_state(run)
+        if returned is None:
+            raise
+        return returned
+
+
 def _raise_interrupt(run: TaskRun) -> None:
     """Raise the ``KeyboardInterrupt`` / ``SystemExit`` that ended ``run``, if one did.
 
@@ -436,6 +487,7 @@ def task(
     refresh_cache: bool | None = None,
     persist_result: bool | None = None,
     result_storage: str | os.PathLike[str] | None = None,
+    result_storage_key: str | None = None,
     batch: bool | int | None = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 def task(fn: Any = None, /, **options: Any) -> Any:
@@ -468,7 +520,8 @@ def task(fn: Any = None, /, **options: Any) -> Any:
           the client when a ``with transaction():`` block the task ran in
           commits, or fails after the run completed
           (:mod:`daskflow.transactions`; also ``@t.on_rollback``);
-        - ``log_prints``: ``print()`` inside the task becomes run log records;
+        - ``log_prints``: ``print()`` inside the task becomes run log records
+          (default: the flow's ``log_prints``);
         - ``task_run_name``: a format string over the arguments, e.g.
           ``"extract-{day}"``;
         - ``resources``: Dask worker resources, e.g. ``{"GPU": 1}``;
@@ -481,8 +534,15 @@ def task(fn: Any = None, /, **options: Any) -> Any:
           result is not reused;
         - ``refresh_cache``: run anyway and overwrite the cached result;
         - ``persist_result``: store the result (default: when caching, or when
-          the flow persists results);
+          the flow persists results); with no cache option, a run that
+          persists keys on ``cache_policies.DEFAULT`` (``INPUTS + TASK_SOURCE
+          + RUN_ID``): the same call again in one flow run is ``CACHED``;
         - ``result_storage``: a folder or fsspec URL for this task's results;
+        - ``result_storage_key``: the stored result's file name, a template
+          over ``parameters``, ``flow_run`` and ``task_run``
+          (``"hello-{parameters[name]}.pkl"``); a run whose key names a stored
+          result reads it back (``CACHED``) unless ``cache_policy=NONE`` or
+          ``refresh_cache``;
         - ``batch``: run the elements of a ``.map`` of this task in chunks, one
           Dask task per chunk, each element still its own tracked task run:
           True (chunk sizes chosen automatically), False (one Dask task per

@@ -14,6 +14,13 @@ submits. In one call, on the worker, it
 4. calls the hooks once with the final state;
 5. returns the task's value, or a :class:`TaskFailure` holding the final state.
 
+A task that *returns* a :class:`~daskflow.states.State` (Prefect 3's
+``return Failed(message=...)``) ends in that state, without retries: a
+completed one with its ``data`` as the value, a failed or cancelled one as a
+:class:`TaskFailure` marked ``returned``, which a direct call ``t(x)`` in the
+flow gives back as the State instead of raising (Prefect returns what the
+task returned). A state that is not final cannot end a run: it fails it.
+
 It never raises for the user's code, so Dask sees every daskflow task succeed
 and dependents always run the wrapper, which is how ``UPSTREAM_FAILED`` and
 ``allow_failure`` work without a round trip to the client. That holds for
@@ -44,7 +51,8 @@ from daskflow.engine.emit import emit, worker_address
 from daskflow.engine.hooks import call_hooks, call_safely, hooks_for
 from daskflow.engine.limits import held
 from daskflow.engine.nesting import NESTED_RUNS, announce
-from daskflow.engine.prints import capture_prints
+from daskflow.engine.prints import capture_prints, plain_prints, printing_to_a_run
+from daskflow.engine.returned import task_state_of
 from daskflow.engine.run_logs import LOG
 from daskflow.engine.task_context import TaskRunContext, current_task_run
 from daskflow.engine.timeouts import attempt_deadline, call_with_timeout
@@ -71,13 +79,21 @@ class TaskFailure:
     imported there), the state's strings (type, message, traceback) name it.
     """
 
-    __slots__ = ("root", "run_name", "state")
+    __slots__ = ("returned", "root", "run_name", "state")
 
-    def __init__(self, state: State, run_name: str, root: TaskFailure | None = None) -> None:
+    def __init__(
+        self,
+        state: State,
+        run_name: str,
+        root: TaskFailure | None = None,
+        returned: bool = False,
+    ) -> None:
         self.state = state
         self.run_name = run_name
         #: for ``UPSTREAM_FAILED``: the failure of the run it all started with
         self.root = root
+        #: the task returned this state (``return Failed(...)``) rather than raising
+        self.returned = returned
 
     def exception(self) -> BaseException:
         exc = self.state.exception()
@@ -87,7 +103,7 @@ class TaskFailure:
     def __reduce__(self) -> tuple[Any, ...]:
         state = self.state
         if state.data is None:
-            return (TaskFailure, (state, self.run_name, self.root))
+            return (TaskFailure, (state, self.run_name, self.root, self.returned))
         exc = state.data
         kind = type(exc)
         return (
@@ -100,6 +116,7 @@ class TaskFailure:
                 kind.__qualname__,
                 ship(exc.__traceback__),
                 self.root,
+                self.returned,
             ),
         )
 
@@ -163,6 +180,7 @@ def _load_failure(
     qualname: str,
     shipped_traceback: list[tuple[str, str, int]] | None = None,
     root: TaskFailure | None = None,
+    returned: bool = False,
 ) -> TaskFailure:
     """A :class:`TaskFailure` unpickled, with its exception rebuilt.
 
@@ -182,7 +200,7 @@ def _load_failure(
     rebuild(exc, shipped_traceback)
     if root is not None and isinstance(exc, UpstreamFailedError):
         exc.__cause__ = root.exception()
-    return TaskFailure(state.with_data(exc), run_name, root)
+    return TaskFailure(state.with_data(exc), run_name, root, returned)
 
 
 @functools.lru_cache(maxsize=64)
@@ -334,6 +352,7 @@ def _finish(
     value: Any = None,
     details: dict[str, Any] | None = None,
     root: TaskFailure | None = None,
+    returned: bool = False,
 ) -> Any:
     """Emit the final state, call the hooks, return the Dask result."""
     failed = state.type.is_failed
@@ -345,7 +364,7 @@ def _finish(
     hooks = hooks_for(spec.task.options, state)
     if hooks:
         call_hooks(hooks, spec.task, _info(spec, attempt, args, kwargs), state)
-    return TaskFailure(state, spec.run_name, root) if failed or cancelled else value
+    return TaskFailure(state, spec.run_name, root, returned) if failed or cancelled else value
 
 
 def run_task(spec: CallSpec, *upstream_values: Any) -> Any:
@@ -432,6 +451,11 @@ def _attempts(
                             value = _invoke(
                                 fn, args, kwargs, spec.run_name, options.timeout_seconds
                             )
+                    elif options.log_prints is False and printing_to_a_run():
+                        with plain_prints():  # the task said no, in its flow's log_prints thread
+                            value = _invoke(
+                                fn, args, kwargs, spec.run_name, options.timeout_seconds
+                            )
                     else:
                         value = _invoke(fn, args, kwargs, spec.run_name, options.timeout_seconds)
                 finally:
@@ -468,10 +492,15 @@ def _attempts(
             interrupted = isinstance(exc, (KeyboardInterrupt, SystemExit))
             final = StateType.CRASHED if interrupted else StateType.FAILED
             return _finish(spec, log, State.from_exception(final, exc), attempt, args, kwargs)
+        completed = State(StateType.COMPLETED)
+        if type(value) is State:  # ``return Failed(message=...)``: the run ends in it
+            completed = task_state_of(value)
+            if not completed.type.is_completed:
+                return _finish(spec, log, completed, attempt, args, kwargs, returned=True)
+            value = value.data
         value = persist_collection(value)
         details = store(spec, cache_key, value) if spec.results is not None else None
         details = describe_collection(value, details)
-        completed = State(StateType.COMPLETED)
         return _finish(spec, log, completed, attempt, args, kwargs, value, details)
 
 

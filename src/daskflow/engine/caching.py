@@ -12,8 +12,19 @@ executes, asks :func:`prepare` before the first attempt:
    value is loaded and returned *silently* (the run already ended, once);
 3. a caching run computes its key with ``cache_key_fn(context, arguments)``
    (a key function that raises disables caching for that run with a
-   warning) and, unless ``refresh_cache``, a live cache entry ends the run
-   ``CACHED`` with the stored value, which flows downstream.
+   warning), or fills in its ``result_storage_key`` template, and, unless
+   ``refresh_cache``, a live cache entry ends the run ``CACHED`` with the
+   stored value, which flows downstream.
+
+As in Prefect 3, a run that persists its result with no cache option at
+all (``persist_result=True`` alone, or a flow's) keys on
+``cache_policies.DEFAULT`` (``INPUTS + TASK_SOURCE + RUN_ID``): the same
+call again within one flow run is ``CACHED``; when its inputs cannot be
+hashed it simply does not cache (no warning: nobody asked for a cache).
+A ``result_storage_key`` (``"{parameters[x]}.pkl"``, with ``flow_run`` and
+``task_run`` from :mod:`daskflow.runtime` too) is both the file the value is
+written to and the cache key, so a later run with the same key reads it
+back; with ``cache_policy=NONE`` it only names the file.
 
 After a COMPLETED attempt :func:`store` writes the value (when the policy
 persists) under the run's id and, with a key, as the cache entry. A value
@@ -59,6 +70,11 @@ class ResultPolicy:
         The key the storage's results are signed with, read on the client
         when the policy is made (None: read it there now) and carried to the
         workers with the policy; ``b""`` for a policy that stores nothing.
+    storage_key
+        The task's ``result_storage_key`` template, or None.
+    quiet
+        The key function is the implicit default policy: a key it cannot
+        compute turns caching off for the run without a warning.
     """
 
     storage: str
@@ -67,6 +83,8 @@ class ResultPolicy:
     expiration: float | None = None
     refresh: bool = False
     key: bytes | None = field(default=None, repr=False)
+    storage_key: str | None = None
+    quiet: bool = False
 
     def __post_init__(self) -> None:
         if self.key is None:  # made on the client: workers get the key it read
@@ -85,12 +103,25 @@ def policy_for(options: Any, flow_persist: bool | None, flow_storage: str | None
     storage = options.result_storage or flow_storage or default_storage_url()
     if not persist:
         return ResultPolicy(storage=storage, persist=False, key=b"")
+    from daskflow.cache_policies import DEFAULT, NONE
+
+    key_fn = options.key_fn
+    storage_key = options.result_storage_key
+    refresh = options.refresh_cache
+    quiet = False
+    if storage_key is not None:  # the file name is the key (Prefect: it wins over the others)
+        key_fn = None
+        refresh = refresh or options.cache_policy is NONE
+    elif key_fn is None and options.cache_policy is None:  # no cache option: Prefect 3's default
+        key_fn, quiet = DEFAULT, True
     return ResultPolicy(
         storage=storage,
         persist=True,
-        cache_key_fn=options.key_fn,
+        cache_key_fn=key_fn,
         expiration=options.cache_expiration,
-        refresh=options.refresh_cache,
+        refresh=refresh,
+        storage_key=storage_key,
+        quiet=quiet,
     )
 
 
@@ -159,7 +190,11 @@ def store(spec: Any, key: str | None, value: Any) -> dict[str, Any] | None:
         return None
     try:
         record = storage_for(policy.storage, policy.key).write(
-            spec.task_run_id, value, cache_key=key, expiration=policy.expiration
+            spec.task_run_id,
+            value,
+            cache_key=key,
+            expiration=policy.expiration,
+            file_name=key if policy.storage_key is not None else None,
         )
     except Exception as exc:  # a value cloudpickle cannot write, a full disk, ...
         _warn(spec, f"its result could not be stored ({type(exc).__name__}: {exc})")
@@ -186,18 +221,57 @@ def _cache_key(
     kwargs: dict[str, Any],
     info: Callable[[], Any],
 ) -> str | None:
+    if policy.storage_key is not None:
+        return _storage_key(spec, policy.storage_key, args, kwargs)
     if policy.cache_key_fn is None:
         return None
     context = info()
     try:
         key = policy.cache_key_fn(context, context.parameters)
     except Exception as exc:
-        _warn(spec, f"caching is off for this run: cache_key_fn raised {type(exc).__name__}: {exc}")
+        if not policy.quiet:
+            _warn(
+                spec,
+                f"caching is off for this run: cache_key_fn raised {type(exc).__name__}: {exc}",
+            )
         return None
     if key is not None and not isinstance(key, str):
         _warn(spec, f"caching is off for this run: cache_key_fn returned {type(key).__name__}")
         return None
     return key
+
+
+def _storage_key(
+    spec: Any, template: str, args: Sequence[Any], kwargs: dict[str, Any]
+) -> str | None:
+    """``result_storage_key`` filled in; None (with a warning) when it cannot be.
+
+    The fields are Prefect's: ``parameters`` (the run's arguments, defaults
+    included) and the ``flow_run`` and ``task_run`` of :mod:`daskflow.runtime`.
+    A name that would leave the result storage (absolute, or with ``..``) is
+    refused.
+    """
+    import inspect
+
+    from daskflow.runtime import flow_run, task_run
+
+    try:
+        bound = inspect.signature(spec.task.fn).bind(*args, **kwargs)
+        bound.apply_defaults()
+        parameters = dict(bound.arguments)
+        name = template.format(parameters=parameters, flow_run=flow_run, task_run=task_run)
+    except Exception as exc:
+        _warn(
+            spec,
+            f"its result_storage_key {template!r} cannot be filled in "
+            f"({type(exc).__name__}: {exc}): the result is not stored under it",
+        )
+        return None
+    parts = name.replace("\\", "/").split("/")
+    if not name or name.startswith("/") or ".." in parts or ":" in parts[0]:
+        _warn(spec, f"its result_storage_key {name!r} leaves the result storage: not used")
+        return None
+    return name
 
 
 def _is_collection(value: Any) -> bool:

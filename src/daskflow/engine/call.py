@@ -8,18 +8,37 @@ dependencies. On the worker, :meth:`CallSpec.bind` fills the slots back in.
 Only the arguments that hold a slot inside a container are walked again; the
 common cases (no futures, or a future passed directly) cost nothing.
 
+Dataclasses and pydantic models are containers too (as in Prefect): one whose
+fields hold futures travels as :class:`Fields`, a shallow copy with the
+slots in those fields, and is copied again on the worker with the values
+filled in. Which types have fields is asked once per type (:func:`fields_of`).
+
 :class:`TaskRunInfo` is the read-only view of a task run handed to hooks and
 ``retry_condition_fn``.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import sys
 from collections.abc import Sequence
 from dataclasses import MISSING, dataclass, fields
 from itertools import islice
 from typing import Any
 
-__all__ = ["CallSpec", "DataSlot", "FlowRunInfo", "ItemSlot", "Slot", "TaskRunInfo", "fill_slots"]
+__all__ = [
+    "CallSpec",
+    "DataSlot",
+    "Fields",
+    "FlowRunInfo",
+    "ItemSlot",
+    "Slot",
+    "TaskRunInfo",
+    "fields_of",
+    "fill_slots",
+    "with_fields",
+]
 
 
 class Slot:
@@ -87,11 +106,73 @@ def nth_item(value: Any, i: int) -> Any:
         return next(islice(iter(value), i, None))
 
 
+_FIELDS: dict[type, tuple[str, ...] | None] = {}
+
+
+def fields_of(typ: type) -> tuple[str, ...] | None:
+    """The field names of a dataclass or pydantic model type; None for other types.
+
+    Asked once per type (then a dict lookup); pydantic is only looked at when
+    the program imported it already (a model cannot exist otherwise).
+    """
+    try:
+        return _FIELDS[typ]
+    except KeyError:
+        pass
+    names: tuple[str, ...] | None = None
+    if dataclasses.is_dataclass(typ):
+        names = tuple(f.name for f in dataclasses.fields(typ))
+    else:
+        pydantic = sys.modules.get("pydantic")
+        if pydantic is not None and isinstance(typ, type) and issubclass(typ, pydantic.BaseModel):
+            names = tuple(typ.model_fields)  # type: ignore[attr-defined]
+    _FIELDS[typ] = names
+    return names
+
+
+def with_fields(obj: Any, values: dict[str, Any]) -> Any:
+    """A shallow copy of a dataclass or pydantic model with some fields replaced.
+
+    No ``__init__`` or validation runs: the fields already passed them (frozen
+    dataclasses and models included).
+    """
+    model_copy = getattr(obj, "model_copy", None)
+    if model_copy is not None and not dataclasses.is_dataclass(obj):
+        return model_copy(update=values)
+    new = copy.copy(obj)
+    for name, value in values.items():
+        object.__setattr__(new, name, value)
+    return new
+
+
+class Fields:
+    """A dataclass or pydantic model whose fields ``names`` hold slots.
+
+    ``base`` is a shallow copy of the object with the templates in those
+    fields; :meth:`fill` copies it again with the values filled in.
+    """
+
+    __slots__ = ("base", "names")
+
+    def __init__(self, base: Any, names: tuple[str, ...]) -> None:
+        self.base = base
+        self.names = names
+
+    def fill(self, upstream: Sequence[Any]) -> Any:
+        base = self.base
+        return with_fields(base, {n: fill_slots(getattr(base, n), upstream) for n in self.names})
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Fields, (self.base, self.names))
+
+
 def fill_slots(obj: Any, upstream: Sequence[Any]) -> Any:
-    """Rebuild ``obj`` (lists, tuples, dicts, sets) with its slots filled."""
+    """Rebuild ``obj`` (lists, tuples, dicts, sets, :class:`Fields`) with its slots filled."""
     if isinstance(obj, Slot):
         return obj.fill(upstream)
     typ = type(obj)
+    if typ is Fields:
+        return obj.fill(upstream)
     if typ is list:
         return [fill_slots(v, upstream) for v in obj]
     if typ is tuple:
@@ -208,6 +289,9 @@ class CallSpec:
             elif type(obj) is dict:
                 for v in obj.values():
                     visit(v)
+            elif type(obj) is Fields:
+                for name in obj.names:
+                    visit(getattr(obj.base, name))
 
         visit(self.args)
         visit(self.kwargs)

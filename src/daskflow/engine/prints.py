@@ -19,7 +19,7 @@ from typing import Any
 
 from daskflow.engine.run_logs import install
 
-__all__ = ["capture_prints"]
+__all__ = ["capture_prints", "plain_prints", "printing_to_a_run"]
 
 logger = logging.getLogger("daskflow.runs.prints")
 
@@ -46,6 +46,25 @@ def capture_prints(**extra: Any) -> Iterator[None]:
         install()
         builtins.print = _print
     token = _target.set(extra)
+    try:
+        yield
+    finally:
+        _target.reset(token)
+
+
+def printing_to_a_run() -> bool:
+    """Whether ``print`` here logs to a run (a ``log_prints`` context is open)."""
+    return _target.get() is not None
+
+
+@contextlib.contextmanager
+def plain_prints() -> Iterator[None]:
+    """Inside this context ``print`` prints, even within a ``log_prints`` context.
+
+    A task with ``log_prints=False`` run in its flow's own thread (``cluster="sync"``)
+    keeps its prints out of the flow's log, as it would on a worker.
+    """
+    token = _target.set(None)
     try:
         yield
     finally:

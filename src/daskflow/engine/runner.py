@@ -75,6 +75,10 @@ __all__ = ["FlowRunner", "make_backend"]
 
 logger = logging.getLogger("daskflow.engine")
 
+#: Seconds ``t(x, return_state=True)`` waits for a completed run's own report
+#: (which says CACHED, and the message) after its value arrived.
+_REPORT_WAIT = 5.0
+
 
 @contextlib.contextmanager
 def _as_current(client: Any) -> Iterator[None]:
@@ -138,6 +142,7 @@ class FlowRunner:
         self.panel_url: str | None = None
         self.persist_result: bool | None = None
         self.result_storage: str | None = None
+        self.log_prints = False  # the flow's ``log_prints``: its tasks' default
         self.resume: ResumePlan | None = None
         self._edges = EdgeRecorder(flow_run_id, self.by_id)  # the run graph, for the store
         self._identities = Identities()
@@ -485,6 +490,35 @@ class FlowRunner:
         state = self.final_state(run)
         assert state is not None
         return state.result(raise_on_failure=raise_on_failure)
+
+    def outcome(self, run: TaskRun) -> State:
+        """Wait for ``run`` and return its final state (``t(x, return_state=True)``).
+
+        A completed state carries the value (``state.result()``), a failed one
+        its exception; nothing is raised for the run's own failure. A run that
+        reported ``CACHED`` reads as such.
+        """
+        self.wait([run])
+        run.handled = True
+        state = self.final_state(run)
+        assert state is not None
+        if state.type is not StateType.COMPLETED:
+            return state
+        if run.final_event is None and isinstance(self.backend, DistributedBackend):
+            # the value came first; the worker's report (CACHED? its message?) follows it
+            deadline = time.monotonic() + _REPORT_WAIT
+            while run.final_event is None and time.monotonic() < deadline:
+                time.sleep(0.005)
+        if run.final_event is None:
+            return state
+        return event_state(run.final_event).with_data(state.data)
+
+    def returned_state(self, run: TaskRun) -> State | None:
+        """The failed state ``run``'s task returned (``return Failed(...)``), if it did."""
+        failure = run.value if run.has_value else run.failure
+        if type(failure) is TaskFailure and failure.returned:
+            return failure.state
+        return None
 
     def results(self, runs: Sequence[TaskRun], raise_on_failure: bool = True) -> list[Any]:
         """Values of many runs, gathered from the cluster in one call."""

@@ -8,8 +8,10 @@ walks the arguments **once**, on the client, and makes a
 list, which becomes the Dask task's dependencies.
 
 The walk stays cheap for big arguments: it only enters the built-in
-containers (exact types), never DataFrames, arrays or other objects, and
-``quote(x)`` passes ``x`` without looking inside at all.
+containers (exact types) and the fields of dataclasses and pydantic models
+(a type known to have fields: one dict lookup per type), never DataFrames,
+arrays or other objects, and ``quote(x)`` passes ``x`` without looking
+inside at all.
 
 An object (not a plain value or a built-in container) of at least
 ``daskflow.submit.scatter-threshold`` bytes by ``dask.sizeof`` — a DataFrame
@@ -28,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
-from daskflow.engine.call import CallSpec, DataSlot, ItemSlot, Slot
+from daskflow.engine.call import CallSpec, DataSlot, Fields, ItemSlot, Slot, fields_of, with_fields
 from daskflow.engine.runs import TaskRun
 
 __all__ = [
@@ -200,10 +202,29 @@ class Collector:
             if any(found for _, (_, found) in pairs):
                 return {k: t for k, (t, _) in pairs}, True
             return obj, False
+        names = fields_of(typ)
+        if names is not None:  # a dataclass or pydantic model: its fields may hold futures
+            return self._walk_fields(obj, names, allow)
         if is_large(obj):
             self.data.append(obj)
             return DataSlot(len(self.data) - 1), True
         return obj, False
+
+    def _walk_fields(self, obj: Any, names: tuple[str, ...], allow: bool) -> tuple[Any, bool]:
+        templates: dict[str, Any] = {}
+        for name in names:
+            value = getattr(obj, name, _ABSENT)
+            if value is _ABSENT:  # a dataclass field with init=False not set yet
+                continue
+            template, found = self.walk(value, allow)
+            if found:
+                templates[name] = template
+        if not templates:
+            return obj, False
+        return Fields(with_fields(obj, templates), tuple(templates)), True
+
+
+_ABSENT = object()
 
 
 def is_large(obj: Any) -> bool:

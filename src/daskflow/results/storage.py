@@ -152,25 +152,30 @@ class ResultStorage:
         value: Any,
         cache_key: str | None = None,
         expiration: float | None = None,
+        file_name: str | None = None,
     ) -> StoredResult:
         """Store ``value`` as result ``name``; with ``cache_key``, as a cache entry too.
 
         ``expiration`` is the cache entry's lifetime in seconds (None: forever).
+        ``file_name``: the value's file, relative to the root (a task's
+        ``result_storage_key``), instead of ``name`` and the format's suffix.
         """
         fmt = format_for(value)
-        file_name = name + FORMATS[fmt]
+        file_name = file_name or name + FORMATS[fmt]
         location = self._path(file_name)
         now = time.time()
         expires = None if expiration is None else now + expiration
-        mac = signer(self.key, file_name, fmt, cache_key, expires)
+        mac = signer(self.key, posixpath.basename(file_name), fmt, cache_key, expires)
         try:
             self._ensure_folder(self.root)
+            if "/" in file_name:
+                self._ensure_folder(posixpath.dirname(location))
             try:
                 size = dump(value, self.fs, location, fmt, mac)
             except FileNotFoundError:  # the folder was moved or removed since we made it
                 self._made.clear()
                 self._ensure_folder(self.root)
-                mac = signer(self.key, file_name, fmt, cache_key, expires)
+                mac = signer(self.key, posixpath.basename(file_name), fmt, cache_key, expires)
                 size = dump(value, self.fs, location, fmt, mac)
             kept = StoredResult(file_name, fmt, size, now, cache_key, expires, mac.hexdigest())
             self._write_text(self._path(name + ".json"), kept.to_json())
