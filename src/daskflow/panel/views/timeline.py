@@ -7,7 +7,8 @@ a task name shows a histogram instead: per time bin, a stack whose height is
 the number of task runs that started in the bin (relative to the busiest
 bin) and whose segments are their states, over a pale bar across the bins
 where the task name's runs started. At most a few thousand glyphs, whatever
-the size of the run.
+the size of the run. The states drawn are named in a legend to the right
+of the plot, outside the bars.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from bokeh.layouts import column
-from bokeh.models import ColumnDataSource, FactorRange, HoverTool
+from bokeh.models import ColumnDataSource, FactorRange, HoverTool, Legend, LegendItem
 from bokeh.models.annotations import Title
 from bokeh.plotting import figure
 
@@ -77,6 +78,14 @@ class TimelineView:
             HoverTool(renderers=[bars], tooltips=[("run", "@name"), ("state", "@state")]),
             HoverTool(renderers=[cells], tooltips=[("task", "@lane"), ("started", "@label")]),
         )
+        # a swatch per state, drawn by a glyph with no data: the legend names only
+        # the states this run has, and stays outside the plot area
+        self.swatches = {
+            state: self.figure.hbar(y=[], left=[], right=[], height=0.8, color=color)
+            for state, color in COLORS.items()
+        }
+        self.legend = Legend(items=[], title="state", location="top_left")
+        self.figure.add_layout(self.legend, "right")
         self.note = sentence()
         self.root = column(self.note, self.figure, sizing_mode="stretch_width")
         self._drawn: tuple[Histogram, dict[str, dict[StateType, int]]] | None = None
@@ -109,10 +118,19 @@ class TimelineView:
             self.figure.height = max(200, min(800, 80 + 24 * len(lanes)))
         if self.title.text != title:
             self.title.text = title
+        self._legend({*bars["state"], *cells["state"]} if histogram is None else {*cells["state"]})
         set_data(self.source, bars)
         set_data(self.bins, cells)
         empty = "" if bars["lane"] or model.run is None else "No task run has started yet."
         empty_state(self.note, self.figure, empty)
+
+    def _legend(self, states: set[str]) -> None:
+        """Name the states drawn, in the order of :data:`COLORS` (only when they change)."""
+        shown = [state for state in COLORS if state.value in states]
+        if [item.label.value for item in self.legend.items] != [s.value for s in shown]:
+            self.legend.items = [
+                LegendItem(label=state.value, renderers=[self.swatches[state]]) for state in shown
+            ]
 
     @staticmethod
     def _runs(
