@@ -237,6 +237,20 @@ def test_the_timeline_of_a_small_run_is_one_bar_per_task_run(recorded):
     assert list(built.timeline.lanes.factors) == ["report", "square"]
 
 
+def test_the_timelines_legend_names_the_states_drawn_beside_the_plot(recorded):
+    model = PanelModel(recorded.store)
+    model.select(recorded.ok.id)
+    built = page(model)
+    legend = built.timeline.legend
+    assert legend in built.timeline.figure.right  # outside the plot area
+    assert [item.label.value for item in legend.items] == ["COMPLETED"]
+    [renderer] = legend.items[0].renderers
+    assert renderer.glyph.fill_color == "#2ca02c"  # the colour of the bars
+    model.select(recorded.bad.id)
+    built.refresh()
+    assert {item.label.value for item in legend.items} == {"COMPLETED", "FAILED"}
+
+
 def test_each_attempt_of_a_retried_task_run_is_a_bar(tmp_path, monkeypatch):
     from tests.resources.tasks import fails_twice
 

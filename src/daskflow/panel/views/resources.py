@@ -17,7 +17,8 @@ from typing import Any
 
 from bokeh.core import properties
 from bokeh.layouts import column, row
-from bokeh.models import ColumnDataSource, HoverTool, Legend, LegendItem
+from bokeh.models import ColumnDataSource, HoverTool
+from bokeh.models.annotations import Legend, LegendItem
 from bokeh.models.widgets import Div
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
@@ -72,7 +73,9 @@ class ResourcesView:
             toolbar_location=None, x_range=self.cpu.x_range, sizing_mode="stretch_width",
         )  # fmt: skip
         for plot, field in ((self.cpu, "cpu"), (self.memory, "memory")):
-            lines = plot.multi_line("xs", field, source=self.source, color="color", line_width=1.5)
+            lines: Any = plot.multi_line(
+                "xs", field, source=self.source, color="color", line_width=1.5
+            )
             plot.add_tools(HoverTool(renderers=[lines], tooltips=[("worker", "@worker")]))
             # one entry per worker, grouped in the browser from the ``worker`` column
             workers = LegendItem(label=properties.field("worker"), renderers=[lines])

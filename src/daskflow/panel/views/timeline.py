@@ -16,8 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 from bokeh.layouts import column
-from bokeh.models import ColumnDataSource, FactorRange, HoverTool, Legend, LegendItem
-from bokeh.models.annotations import Title
+from bokeh.models import ColumnDataSource, FactorRange, HoverTool
+from bokeh.models.annotations import Legend, LegendItem, Title
 from bokeh.plotting import figure
 
 from daskflow.panel.model import Histogram, PanelModel
@@ -80,12 +80,13 @@ class TimelineView:
         )
         # a swatch per state, drawn by a glyph with no data: the legend names only
         # the states this run has, and stays outside the plot area
-        self.swatches = {
+        self.swatches: dict[StateType, Any] = {
             state: self.figure.hbar(y=[], left=[], right=[], height=0.8, color=color)
             for state, color in COLORS.items()
         }
         self.legend = Legend(items=[], title="state", location="top_left")
         self.figure.add_layout(self.legend, "right")
+        self._named: list[StateType] = []  # the states the legend names
         self.note = sentence()
         self.root = column(self.note, self.figure, sizing_mode="stretch_width")
         self._drawn: tuple[Histogram, dict[str, dict[StateType, int]]] | None = None
@@ -127,7 +128,8 @@ class TimelineView:
     def _legend(self, states: set[str]) -> None:
         """Name the states drawn, in the order of :data:`COLORS` (only when they change)."""
         shown = [state for state in COLORS if state.value in states]
-        if [item.label.value for item in self.legend.items] != [s.value for s in shown]:
+        if self._named != shown:
+            self._named = shown
             self.legend.items = [
                 LegendItem(label=state.value, renderers=[self.swatches[state]]) for state in shown
             ]
