@@ -126,6 +126,11 @@ def region_sales(region: str, day: str) -> dict:
     return {"region": region, "day": day, "orders": orders, "revenue": revenue}
 
 
+@task
+def publish_table(rows: list, day: str) -> None:
+    create_table_artifact(rows, key="sales-by-region", description=f"orders and revenue on {day}")
+
+
 @flow(name="daily-report")
 def daily_report(
     day: str = "2026-01-01", regions: list[str] = ["eu", "us", "apac", "latam"],
@@ -136,7 +141,7 @@ def daily_report(
     for i, region in enumerate(regions, 1):
         rows.append(region_sales(region, day))
         update_progress_artifact(progress, 100.0 * i / len(regions))
-    create_table_artifact(rows, key="sales-by-region", description=f"orders and revenue on {day}")
+    publish_table(rows, day)
     total = sum(r["revenue"] for r in rows)
     best = sorted(rows, key=lambda r: -r["revenue"])[:top]
     create_markdown_artifact(

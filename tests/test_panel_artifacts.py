@@ -164,7 +164,7 @@ def test_a_run_without_artifacts_says_so_in_one_sentence(tmp_path):
     assert page.view.source.data["id"] == []
     assert "This flow run has no artifacts" in page.view.note.text
     assert page.view.note.visible
-    assert not page.view.list.visible
+    assert page.view.root.children == [page.view.note, page.view.more]  # no block
 
 
 def artifact_events(fid: str, t: float) -> list:
@@ -221,4 +221,17 @@ def test_the_tab_follows_the_selected_run(reported):
     page.model.select("0" * 32)  # a run not in the store
     page.refresh()
     assert page.view.source.data["id"] == []
-    assert page.view.list.children == []
+    assert page.view.blocks == {}
+    assert page.view.root.children == [page.view.note, page.view.more]
+
+
+def test_the_served_page_with_artifacts_passes_bokehs_checks(reported):
+    from bokeh.core.validation import check_integrity
+
+    from daskflow.panel import make_document
+
+    doc = Document()
+    make_document(doc, store_url=reported.store.url)
+    issues = check_integrity(list(doc.models))
+    assert issues.error == []
+    assert issues.warning == []  # such as an empty layout, which Bokeh logs as a warning

@@ -23,7 +23,7 @@ from daskflow.history.display import artifact_summary, cell_text, content_html, 
 from daskflow.history.records import Artifact
 from daskflow.panel.artifacts import RunArtifacts
 
-from .common import empty_state, escape, live_table, sentence, set_data
+from .common import escape, live_table, sentence, set_data
 
 __all__ = ["TABLE_ROWS", "ArtifactsView"]
 
@@ -60,10 +60,11 @@ class ArtifactsView:
         self.model = artifacts.model
         self.source = ColumnDataSource({k: [] for k in _LISTED})
         self.blocks: dict[str, ArtifactBlock] = {}
-        self.list = column(sizing_mode="stretch_width")
         self.note = sentence()
         self.more = sentence()
-        self.root = column(self.note, self.list, self.more, sizing_mode="stretch_width")
+        # the blocks go between the two sentences (a column of their own would be
+        # an empty layout, which Bokeh warns about, while the run has none)
+        self.root = column(self.note, self.more, sizing_mode="stretch_width")
 
     def update(self) -> None:
         shown, more = self.reader.artifacts, self.reader.more
@@ -85,16 +86,19 @@ class ArtifactsView:
                 block.update(artifact)
             blocks[artifact.id] = block
         self.blocks = blocks
-        children: list[Any] = [block.root for block in blocks.values()]
-        if list(self.list.children) != children:
-            self.list.children = children
+        children: list[Any] = [self.note, *(block.root for block in blocks.values()), self.more]
+        if list(self.root.children) != children:
+            self.root.children = children
         text = escape(f"Showing the newest {len(shown)}; the run has more.") if more else ""
         if self.more.text != text:
             self.more.text = text
         if self.more.visible != more:
             self.more.visible = more
-        empty = _NONE if self.model.run is not None and not shown else ""
-        empty_state(self.note, self.list, empty)
+        empty = escape(_NONE) if self.model.run is not None and not shown else ""
+        if self.note.text != empty:
+            self.note.text = empty
+        if self.note.visible != bool(empty):
+            self.note.visible = bool(empty)
 
 
 class ArtifactBlock:

@@ -88,7 +88,7 @@ class DeploymentsView:
         self.details = Div(text="", sizing_mode="stretch_width")
         self.form = RunForm(deployments.store)
         self.note = sentence()
-        heading = Div(text="<h3 style='margin:0'>Deployments</h3>", width=160, align="end")
+        heading = Div(text="<h3 style='margin:4px 0'>Deployments</h3>", width=200)
         self.body = column(
             self.table,
             row(self.run, align="start"),

@@ -136,16 +136,15 @@ class RunForm:
         self.fields: dict[str, Field] = {}
         self.requested: list[str] = []
         self.title = Div(text="")
-        self.inputs = column()
         self.start = Button(label="Start run", button_type="primary", width=120)
         self.cancel = Button(label="Close", width=100)
         self.message = Div(text="", sizing_mode="stretch_width")
         self.start.on_click(self._on_start)
         self.cancel.on_click(self.close)
-        self.root = column(
+        self.buttons = row(self.start, self.cancel)
+        self.root = column(  # the fields go between the title and the buttons
             self.title,
-            self.inputs,
-            row(self.start, self.cancel),
+            self.buttons,
             self.message,
             visible=False,
             styles={"border": "1px solid #ccc", "border-radius": "6px", "padding": "8px"},
@@ -167,7 +166,8 @@ class RunForm:
             f"<b>Run {escape(deployment.full_name)}</b>"
             f"<div style='color:#555'>{escape(_serving_line(status))}</div>{none}"
         )
-        self.inputs.children = [field.root for field in self.fields.values()]
+        fields = [field.root for field in self.fields.values()]
+        self.root.children = [self.title, *fields, self.buttons, self.message]
         self.message.text = ""
         self.root.visible = True
 
