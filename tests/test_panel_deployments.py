@@ -214,7 +214,8 @@ def test_good_values_request_the_run_as_deployments_run_does(store):
         "mode": "quick",
     }  # limit, left empty, takes the flow's default when the run starts
     assert requests_of(store) == 1  # the request a serving process claims
-    shown.refresh()
+    shown.deployments.refresh()  # the page's next refresh reads the deployments again
+    shown.view.update()
     assert shown.view.source.data["queued"][1] == 1
     assert flow_run_id in shown.view.details.text  # its last run now
 

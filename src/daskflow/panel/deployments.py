@@ -108,6 +108,10 @@ class Deployments:
         self.shown = shown
         self._due = time.monotonic() + READ_EVERY
 
+    def expire(self) -> None:
+        """Read again at the next :meth:`refresh` (a run was just requested)."""
+        self._due = 0.0
+
     def find(self, full_name: str) -> DeploymentStatus | None:
         """The deployment ``flow/name`` as last read, or None."""
         return next((d for d in self.shown if d.deployment.full_name == full_name), None)

@@ -86,7 +86,7 @@ class DeploymentsView:
         self.run = Button(label="Run…", button_type="primary", width=240, disabled=True)
         self.run.on_click(self.open_form)
         self.details = Div(text="", sizing_mode="stretch_width")
-        self.form = RunForm(deployments.store)
+        self.form = RunForm(deployments.store, on_requested=deployments.expire)
         self.note = sentence()
         heading = Div(text="<h3 style='margin:4px 0'>Deployments</h3>", width=200)
         self.body = column(

@@ -20,6 +20,7 @@ the panel asks for one (:mod:`daskflow.panel.auth`).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from bokeh.layouts import column, row
@@ -119,6 +120,8 @@ class RunForm:
     ----------
     store
         The run store requests are recorded in.
+    on_requested
+        Called after a run was requested (the deployments page reads again).
 
     Attributes
     ----------
@@ -130,8 +133,9 @@ class RunForm:
         Flow run ids requested from this form, oldest first.
     """
 
-    def __init__(self, store: RunStore) -> None:
+    def __init__(self, store: RunStore, on_requested: Callable[[], None] | None = None) -> None:
         self.store = store
+        self.on_requested = on_requested
         self.deployment: str | None = None
         self.fields: dict[str, Field] = {}
         self.requested: list[str] = []
@@ -202,6 +206,8 @@ class RunForm:
             self.message.text = _error(f"The run was not requested: {exc}")
             return None
         self.requested.append(flow_run_id)
+        if self.on_requested is not None:
+            self.on_requested()
         self.message.text = (
             f"Flow run requested: <a href='?run={flow_run_id}'>{flow_run_id}</a> "
             "(it shows in the flow runs as a serving process takes it)"
