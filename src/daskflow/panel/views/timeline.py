@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bokeh.core import properties
 from bokeh.layouts import column
 from bokeh.models import ColumnDataSource, FactorRange, HoverTool
 from bokeh.models.annotations import Legend, LegendItem, Title
@@ -68,25 +69,23 @@ class TimelineView:
         title = self.figure.title
         assert isinstance(title, Title)
         self.title = title
-        bars = self.figure.hbar(
+        bars: Any = self.figure.hbar(
             y="lane", left="start", right="end", height=0.8, color="color", source=self.source
         )
-        cells = self.figure.hbar(
+        cells: Any = self.figure.hbar(
             y="y", left="start", right="end", height="height", color="color", source=self.bins
         )
         self.figure.add_tools(
             HoverTool(renderers=[bars], tooltips=[("run", "@name"), ("state", "@state")]),
             HoverTool(renderers=[cells], tooltips=[("task", "@lane"), ("started", "@label")]),
         )
-        # a swatch per state, drawn by a glyph with no data: the legend names only
-        # the states this run has, and stays outside the plot area
-        self.swatches: dict[StateType, Any] = {
-            state: self.figure.hbar(y=[], left=[], right=[], height=0.8, color=color)
-            for state, color in COLORS.items()
-        }
-        self.legend = Legend(items=[], title="state", location="top_left")
+        # the states drawn, grouped in the browser from the "state" column: of the
+        # bars of a small run, of the histogram's segments of a big one (its pale
+        # spans are not states)
+        self.by_run = LegendItem(label=properties.field("state"), renderers=[bars])
+        self.by_bin = LegendItem(label=properties.field("state"), renderers=[cells])
+        self.legend = Legend(items=[self.by_run], title="state", location="top_left")
         self.figure.add_layout(self.legend, "right")
-        self._named: list[StateType] = []  # the states the legend names
         self.note = sentence()
         self.root = column(self.note, self.figure, sizing_mode="stretch_width")
         self._drawn: tuple[Histogram, dict[str, dict[StateType, int]]] | None = None
@@ -119,20 +118,13 @@ class TimelineView:
             self.figure.height = max(200, min(800, 80 + 24 * len(lanes)))
         if self.title.text != title:
             self.title.text = title
-        self._legend({*bars["state"], *cells["state"]} if histogram is None else {*cells["state"]})
+        item = self.by_run if histogram is None else self.by_bin
+        if list(self.legend.items) != [item]:
+            self.legend.items = [item]
         set_data(self.source, bars)
         set_data(self.bins, cells)
         empty = "" if bars["lane"] or model.run is None else "No task run has started yet."
         empty_state(self.note, self.figure, empty)
-
-    def _legend(self, states: set[str]) -> None:
-        """Name the states drawn, in the order of :data:`COLORS` (only when they change)."""
-        shown = [state for state in COLORS if state.value in states]
-        if self._named != shown:
-            self._named = shown
-            self.legend.items = [
-                LegendItem(label=state.value, renderers=[self.swatches[state]]) for state in shown
-            ]
 
     @staticmethod
     def _runs(
