@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import poll_for
 from tests.test_cli import FLOWS, daskflow
 
 DOCS_IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
@@ -449,3 +450,95 @@ def test_empty_states_are_one_sentence(browser, tmp_path):
         assert "name" in wait_shown(browser, ["world"])  # hello's default parameter
     finally:
         dashboard.close()
+
+
+# -- the deployments page: its run form, against a real serving process -----------------
+def fill(driver, label: str, text: str, timeout: float = 30.0) -> None:
+    """Type ``text`` into the form's input titled ``label...`` (as a user types it)."""
+    script = (
+        "for (const e of elements) if (shown(e) && e.textContent.startsWith(args[0])) {"
+        " const input = e.parentNode.querySelector('input, textarea');"
+        " input.focus(); input.value = args[1];"
+        " input.dispatchEvent(new Event('input', {bubbles: true}));"
+        " input.dispatchEvent(new Event('change', {bubbles: true})); return 1; } return 0;"
+    )
+    deadline = time.monotonic() + timeout
+    while not deep(driver, "label", script, label, text):
+        assert time.monotonic() < deadline, f"no input {label!r}"
+        time.sleep(0.3)
+
+
+def click_button(driver, label: str, timeout: float = 30.0) -> None:
+    """Click the visible button whose text starts with ``label``."""
+    script = (
+        "for (const e of elements) if (shown(e) && e.textContent.trim().startsWith(args[0])"
+        " && !e.disabled) { e.click(); return 1; } return 0;"
+    )
+    deadline = time.monotonic() + timeout
+    while not deep(driver, ".bk-btn", script, label):
+        assert time.monotonic() < deadline, f"no button {label!r}"
+        time.sleep(0.3)
+
+
+def test_the_run_form_refuses_a_bad_value_then_starts_a_run_a_serving_process_runs(
+    browser, tmp_path
+):
+    """The form of a deployment that ``daskflow serve`` serves: a refused value, then a run."""
+    import daskflow
+    from daskflow.store.deployments import list_deployments
+    from daskflow.store.sql import SQLStore
+    from tests.test_deployments import DEPLOYED, Serving
+
+    store = tmp_path / "runs.db"
+    SQLStore(str(store)).close()  # created here: the serving process opens an existing store
+    server = Serving(
+        str(store), tmp_path / "serve.log", f"{DEPLOYED}:nightly_report",
+        "--name", "nightly", "--cluster", "sync",
+    )  # fmt: skip
+    dashboard = None
+    try:
+        server.wait_ready()
+        dashboard = Dashboard(store, tmp_path)
+        browser.get(dashboard.url)
+        click_tab(browser, "deployments")
+        text = wait_shown(browser, ["nightly_report/nightly", "yes"])
+        assert "on request only" in text  # no schedule: served on request
+        click_button(browser, "Run nightly_report/nightly")
+        fill(browser, "day:", "2026-03-04")
+        fill(browser, "regions:", '{"eu": 1}')  # an object where a list of texts goes
+        click_button(browser, "Start run")
+        text = wait_shown(browser, ["parameter 'regions' expects array"])
+        assert "The run was not requested" in text
+        screenshot(browser, tmp_path, "panel-run-form-refused.png")
+        reader = SQLStore(str(store))
+        try:
+            assert reader.list_flow_runs(limit=None) == []  # nothing requested
+            assert sum(d.queued for d in list_deployments(reader)) == 0
+        finally:
+            reader.close()
+
+        fill(browser, "regions:", '["eu", "us"]')
+        fill(browser, "copies:", "2")
+        click_button(browser, "Start run")
+        text = wait_shown(browser, ["Flow run requested"], absent=("expects array",))
+        links = deep(browser, "a", "return elements.map(e => e.getAttribute('href'));")
+        [link] = {h for h in links if h and h.startswith("?run=")}  # (also in its last runs)
+        flow_run_id = link.removeprefix("?run=")
+        assert flow_run_id in text
+
+        def ended() -> bool:
+            return daskflow.get_run(flow_run_id, store=str(store)).state.is_final()
+
+        poll_for(ended, timeout=60, interval=0.2)
+        run = daskflow.get_run(flow_run_id, store=str(store))
+        assert run.state.type.value == "COMPLETED"  # the serving process ran it
+        assert run.parameters["regions"] == ["eu", "us"]
+        assert run.parameters["copies"] == 2
+        browser.get(dashboard.url + link)  # the link opens its run page
+        text = wait_shown(browser, ["nightly_report-", "COMPLETED"])
+        assert flow_run_id[:8] in text
+    finally:
+        if dashboard is not None:
+            dashboard.close()
+        assert server.stop() == 0
+    assert "Traceback" not in server.output()

@@ -237,6 +237,24 @@ def test_the_timeline_of_a_small_run_is_one_bar_per_task_run(recorded):
     assert list(built.timeline.lanes.factors) == ["report", "square"]
 
 
+def test_the_timelines_legend_names_the_states_drawn_beside_the_plot(recorded, big):
+    model = PanelModel(recorded.store)
+    model.select(recorded.ok.id)
+    built = page(model)
+    timeline = built.timeline
+    legend = timeline.legend
+    assert legend in timeline.figure.right  # outside the plot area
+    [item] = legend.items
+    assert item.label.field == "state"  # an entry per state of the bars, in their colour
+    [bars] = item.renderers
+    assert bars.data_source is timeline.source
+    assert bars.glyph.fill_color == "color"  # the column of state colours
+    big_run = page(PanelModel(big.store)).timeline
+    [item] = big_run.legend.items  # a big run: the states of the histogram's segments
+    assert item.renderers[0].data_source is big_run.bins
+    assert {*big_run.bins.data["state"]} == {"COMPLETED", "FAILED", "RUNNING"}
+
+
 def test_each_attempt_of_a_retried_task_run_is_a_bar(tmp_path, monkeypatch):
     from tests.resources.tasks import fails_twice
 

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 import dask
 import pytest
 from bokeh.document import Document
+from bokeh.models import Legend
 from distributed import Client, LocalCluster
 
 from daskflow import flow, task
@@ -105,6 +106,9 @@ def test_the_view_draws_recorded_samples_from_the_store_alone(recorded):
     assert view.plots.visible
     assert "2 worker(s)" in view.note.text
     assert view.cpu.x_range is view.memory.x_range  # and the timeline's
+    for plot in (view.cpu, view.memory):
+        [legend] = [m for m in plot.right if isinstance(m, Legend)]  # beside the plot, outside
+        assert [item.label.field for item in legend.items] == ["worker"]  # an entry per worker
 
 
 def test_a_run_without_a_cluster_says_so_instead_of_empty_plots(recorded):

@@ -24,7 +24,7 @@ from bokeh.models.widgets import Div
 from daskflow import flow, task
 from daskflow.observers.events import FlowRunCreated, LogEmitted
 from daskflow.panel import PanelModel, make_document
-from daskflow.panel.layout import SECTIONS, RunPage
+from daskflow.panel.layout import PAGES, SECTIONS, RunPage
 from daskflow.panel.seen import FIRST_LOOK, SeenMark
 from daskflow.panel.views import FailuresView, LogsView, ParametersView, RunsView
 from daskflow.panel.views.traceback import parse, to_html
@@ -262,13 +262,13 @@ def test_the_seen_mark_is_an_owner_only_file_beside_a_sqlite_store(tmp_path, mon
 def test_the_run_page_has_a_tab_per_section_and_says_when_there_is_no_run(tmp_path):
     doc = Document()
     make_document(doc, store_url=str(tmp_path / "runs.db"))
-    [tabs] = doc.select({"type": Tabs})
-    assert tuple(panel.title for panel in tabs.tabs) == SECTIONS
+    by_titles = {tuple(panel.title for panel in t.tabs): t for t in doc.select({"type": Tabs})}
+    assert set(by_titles) == {PAGES, SECTIONS}  # the two pages, and the run page's sections
+    tabs = by_titles[SECTIONS]
     assert not tabs.visible  # no run: one sentence instead of empty tabs
     texts = [m.text for m in doc.select({"type": Div})]
     assert any("No flow run is recorded in this run store yet" in t for t in texts)
-    artifacts = tabs.tabs[SECTIONS.index("artifacts")].child
-    assert "artifacts" in artifacts.text  # a place kept for the run's artifacts
+    assert any("No deployment is recorded in this run store" in t for t in texts)
 
 
 def test_a_run_page_refuses_an_unknown_section(tmp_path):

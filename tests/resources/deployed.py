@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Literal
 
 from daskflow import flow
 
@@ -26,3 +27,17 @@ def mark(folder: str, tag: str) -> int:
 @flow
 def failing(reason: str = "on purpose") -> None:
     raise RuntimeError(f"fails {reason}")
+
+
+@flow
+def nightly_report(
+    day: str,
+    rate: float = 0.5,
+    copies: int = 1,
+    regions: tuple[str, ...] = ("eu",),
+    dry_run: bool = False,
+    mode: Literal["full", "quick"] = "full",
+    limit: int | None = None,
+) -> str:
+    """A parameter of each kind the panel's run form has an input for."""
+    return f"{day} {rate} {copies} {','.join(regions)} {dry_run} {mode} {limit}"

@@ -32,9 +32,11 @@ __all__ = [
     "check_deployment_name",
     "find_deployment",
     "parameter_schema",
+    "read_parameter",
     "request_deployment_run",
     "run_deployment",
     "sql_store",
+    "text_parameters",
     "validate_parameters",
 ]
 
@@ -185,6 +187,49 @@ def _expected(schema: dict[str, Any]) -> str:
     if "enum" in schema:
         return "one of " + ", ".join(json.dumps(v) for v in schema["enum"])
     return "a value"
+
+
+def text_parameters(schema: dict[str, Any]) -> set[str]:
+    """Parameters whose value given as text stays text: of JSON type string (or string | null).
+
+    What ``daskflow deployments run -p`` and the panel's run form read as
+    text; the others are read as JSON (:func:`read_parameter`).
+
+    Examples
+    --------
+    >>> def etl(day: str, rate: float = 0.5): ...
+    >>> sorted(text_parameters(parameter_schema(etl)))
+    ['day']
+    """
+
+    def is_text(prop: dict[str, Any]) -> bool:
+        if prop.get("type") == "string":
+            return True
+        if "enum" in prop:
+            return all(isinstance(v, str) for v in prop["enum"])
+        options = [o for o in prop.get("anyOf", []) if o.get("type") != "null"]
+        return len(options) == 1 and is_text(options[0])
+
+    return {name for name, prop in schema.get("properties", {}).items() if is_text(prop)}
+
+
+def read_parameter(text: str, as_text: bool) -> Any:
+    """A parameter's value given as text: the text itself if ``as_text``, else JSON if it is.
+
+    Text that is not JSON stays text, for the schema to judge
+    (:func:`validate_parameters`), as ``daskflow run -p`` reads it.
+
+    Examples
+    --------
+    >>> read_parameter("[1, 2]", False), read_parameter("12", True), read_parameter("x", False)
+    ([1, 2], '12', 'x')
+    """
+    if as_text:
+        return text
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return text
 
 
 def check_defaults(flow: Any, parameters: dict[str, Any]) -> None:

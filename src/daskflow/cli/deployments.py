@@ -41,9 +41,9 @@ def deployments_group() -> None:
 
 
 def _served(heartbeat: float | None) -> bool:
-    from daskflow.serving.requests import LIVE_WITHIN
+    from daskflow.serving.requests import is_served
 
-    return heartbeat is not None and time.time() - heartbeat < LIVE_WITHIN
+    return is_served(heartbeat)
 
 
 def _deployment_dict(row: Any) -> dict[str, Any]:
@@ -99,20 +99,6 @@ def list_command(ctx: click.Context, as_json: bool) -> None:
     out.print(table)
 
 
-def _text_names(schema: dict[str, Any]) -> set[str]:
-    """Parameters whose ``-p`` value stays text: of JSON type string (or string | null)."""
-
-    def is_text(prop: dict[str, Any]) -> bool:
-        if prop.get("type") == "string":
-            return True
-        if "enum" in prop:
-            return all(isinstance(v, str) for v in prop["enum"])
-        options = [o for o in prop.get("anyOf", []) if o.get("type") != "null"]
-        return len(options) == 1 and is_text(options[0])
-
-    return {name for name, prop in schema.get("properties", {}).items() if is_text(prop)}
-
-
 @deployments_group.command("run")
 @click.argument("name", metavar="FLOW/NAME")
 @param_option
@@ -134,14 +120,14 @@ def run_command(
       daskflow deployments run etl/nightly -p day=2026-01-02
       daskflow deployments run etl/nightly --watch
     """
-    from daskflow.api.deployments import find_deployment, request_deployment_run
+    from daskflow.api.deployments import find_deployment, request_deployment_run, text_parameters
     from daskflow.history import get_run
 
     store = _store(ctx)
     deployment = find_deployment(store, name)
     schema = deployment.parameter_schema
     keys = ", ".join(schema.get("properties", {}))
-    parameters = parse_pairs(params, deployment.full_name, _text_names(schema), keys)
+    parameters = parse_pairs(params, deployment.full_name, text_parameters(schema), keys)
     flow_run_id = request_deployment_run(deployment.full_name, parameters, store=store)
     run = get_run(flow_run_id, store=store)
     if not watch:

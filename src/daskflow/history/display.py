@@ -33,8 +33,10 @@ __all__ = [
     "artifact_html",
     "artifact_summary",
     "cell_text",
+    "content_html",
     "flow_run_card",
     "format_duration",
+    "markdown_html",
     "safe_url",
     "table_columns",
 ]
@@ -255,15 +257,16 @@ def _artifact_block(artifact: Artifact) -> str:
     )
     return (
         f'<div style="margin:6px 0;padding-top:4px;border-top:1px solid #eee">'
-        f"<div>{head}</div>{about}{_content(artifact)}</div>"
+        f"<div>{head}</div>{about}{content_html(artifact)}</div>"
     )
 
 
-def _content(artifact: Artifact) -> str:
+def content_html(artifact: Artifact) -> str:
+    """An artifact's content as HTML, user text escaped (also the panel's, but for tables)."""
     e = html.escape
     data, kind = artifact.data, artifact.type
     if kind == "markdown" and isinstance(data, str):
-        return f"<div>{_markdown(data)}</div>"
+        return f"<div>{markdown_html(data)}</div>"
     if kind == "table":
         return _table_html(data)
     if kind == "link" and isinstance(data, dict):
@@ -298,8 +301,17 @@ def _table_html(data: Any) -> str:
     return f"<table><tr>{head}</tr>{body}</table>{rest}"
 
 
-def _markdown(text: str) -> str:
-    """Markdown as HTML, raw HTML in it escaped (markdown-it, which rich brings)."""
+def markdown_html(text: str) -> str:
+    """Markdown as HTML, raw HTML in it escaped (markdown-it, which rich brings).
+
+    ``javascript:`` and other unsafe links are left unlinked (markdown-it's
+    own check).
+
+    Examples
+    --------
+    >>> markdown_html("# Load\\n<script>x</script> **12** rows")
+    '<h1>Load</h1>\\n<p>&lt;script&gt;x&lt;/script&gt; <strong>12</strong> rows</p>\\n'
+    """
     try:
         from markdown_it import MarkdownIt
     except ImportError:  # pragma: no cover - rich depends on it

@@ -2,10 +2,15 @@
 
 Every ``refresh_ms`` the page reads the store in a thread (so that a slow
 query never holds up the event loop of the Dask scheduler that may serve the
-page), then, back on the loop and under the document's lock, reads the
-scheduler's workers and updates every view. Bokeh runs one refresh at a
-time, and a user's clicks wait for the refresh in progress. The page only
-reads: no widget runs code or changes a run.
+page): the model, the selected run's artifacts and, every few seconds, the
+deployments; then, back on the loop and under the document's lock, it reads
+the scheduler's workers and updates every view. Bokeh runs one refresh at a
+time, and a user's clicks wait for the refresh in progress.
+
+The page reads, but for two writes a user asks for: the alerts' "seen"
+mark, and a run request from the deployments page's form, recorded as
+``daskflow deployments run`` records one (a serving process runs it). No
+widget runs code or changes a run.
 """
 
 from __future__ import annotations
@@ -53,10 +58,14 @@ def make_document(
     """
     from bokeh.layouts import column
 
-    from daskflow.panel.layout import RunPage, header
+    from daskflow.panel.artifacts import RunArtifacts
+    from daskflow.panel.deployments import Deployments
+    from daskflow.panel.layout import RunPage, header, pages
     from daskflow.panel.model import PanelModel
     from daskflow.panel.views import (
         AlertsView,
+        ArtifactsView,
+        DeploymentsView,
         FailuresView,
         GraphView,
         LogsView,
@@ -75,11 +84,15 @@ def make_document(
     if wanted:
         model.select(wanted)
     model.refresh()
+    artifacts, deployments = RunArtifacts(model), Deployments(store, model.clock)
+    artifacts.refresh()
+    deployments.refresh()
     alerts, runs, progress = AlertsView(model), RunsView(model), ProgressView(model)
     timeline, failures = TimelineView(model), FailuresView(model)
     logs, parameters = LogsView(model), ParametersView(model)
     resources = ResourcesView(model, x_range=timeline.figure.x_range)
     graph = GraphView(model)
+    artifacts_view, deployments_view = ArtifactsView(artifacts), DeploymentsView(deployments)
     page = RunPage(
         model,
         progress.summary,
@@ -88,19 +101,25 @@ def make_document(
             "graph": graph.root,
             "timeline": timeline.root,
             "logs": logs.root,
+            "artifacts": artifacts_view.root,
             "parameters": parameters.root,
             "resources": resources.root,  # recorded with the run: also without a cluster
         },
     )
     views: list[Any] = [alerts, runs, progress, graph, timeline, failures, logs, parameters]
-    views += [resources, page]
+    views += [resources, artifacts_view, deployments_view, page]
     for view in views:
         view.update()
     failing: list[str] = []  # the last error, logged once rather than every refresh
 
+    def read_store() -> None:
+        model.refresh_store()
+        artifacts.refresh()
+        deployments.refresh()
+
     async def refresh() -> None:
         try:
-            await asyncio.get_running_loop().run_in_executor(None, model.refresh_store)
+            await asyncio.get_running_loop().run_in_executor(None, read_store)
         except Exception as exc:
             if failing != [repr(exc)]:
                 logger.warning("daskflow panel: reading the run store failed", exc_info=True)
@@ -113,8 +132,14 @@ def make_document(
 
     doc.title = "daskflow"
     where = str(getattr(store, "where", getattr(store, "url", "")))
+    flow_runs = column(runs.root, page.root, sizing_mode="stretch_width")
     doc.add_root(
-        column(header(where), alerts.root, runs.root, page.root, sizing_mode="stretch_width")
+        column(
+            header(where),
+            alerts.root,
+            pages(flow_runs, deployments_view.root),
+            sizing_mode="stretch_width",
+        )
     )
     doc.add_periodic_callback(refresh, refresh_ms)
 

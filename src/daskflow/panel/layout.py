@@ -4,6 +4,7 @@
 
     daskflow                                         (the store read)
     [alerts: flow runs that failed since you last looked, each a link]
+    flow runs | deployments                          (the two pages)
     Flow runs  [flow] [state] [follow the newest run]
     | id | run | flow | state | start (UTC) | duration | task runs |
     <run name> (<flow>): <state>, <counts>           (the run page's heading)
@@ -13,8 +14,9 @@
 Everything stretches to the window's width (Bokeh ``sizing_mode``); plots
 keep a height fitted to their lanes. A section with nothing to show says so
 in one sentence instead of drawing an empty plot or table. The sections are
-named in :data:`SECTIONS`; one without a view yet (the run graph, artifacts)
-holds a sentence until a view is given for it.
+named in :data:`SECTIONS`; one not given a view holds a sentence. The
+deployments (:mod:`daskflow.panel.views.deployments`) are the second page,
+beside the flow runs (:func:`pages`).
 """
 
 from __future__ import annotations
@@ -29,10 +31,12 @@ from bokeh.models.widgets import Div
 from daskflow.panel.model import PanelModel
 from daskflow.panel.views.common import empty_state, escape, sentence
 
-__all__ = ["SECTIONS", "RunPage", "header"]
+__all__ = ["PAGES", "SECTIONS", "RunPage", "header", "pages"]
 
 #: The run page's tabs, in order.
 SECTIONS = ("overview", "graph", "timeline", "logs", "artifacts", "parameters", "resources")
+#: The panel's pages, in order.
+PAGES = ("flow runs", "deployments")
 #: What a section says while the panel has no view for it.
 PLANNED = {
     "graph": "The run's graph of task dependencies is not shown in this version of the panel.",
@@ -90,6 +94,15 @@ class RunPage:
         empty_state(self.note, self.tabs, empty)
         if self.heading.visible != (not empty):
             self.heading.visible = not empty
+
+
+def pages(flow_runs: Any, deployments: Any) -> Tabs:
+    """The two pages of :data:`PAGES` as tabs: the flow runs (shown first), the deployments."""
+    children = (flow_runs, deployments)
+    panels = [
+        TabPanel(child=child, title=title) for title, child in zip(PAGES, children, strict=True)
+    ]
+    return Tabs(tabs=panels, sizing_mode="stretch_width")
 
 
 def header(store_where: str) -> Div:

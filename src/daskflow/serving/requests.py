@@ -28,7 +28,7 @@ from typing import Any
 from daskflow import config
 from daskflow.errors import ConfigurationError
 
-__all__ = ["BEAT_EVERY", "LIVE_WITHIN", "DeploymentServer"]
+__all__ = ["BEAT_EVERY", "LIVE_WITHIN", "DeploymentServer", "is_served"]
 
 logger = logging.getLogger("daskflow.serve")
 
@@ -38,6 +38,12 @@ BEAT_EVERY = 5.0
 LIVE_WITHIN = 30.0
 #: With no limit, at most this many requests are claimed per poll.
 _UNLIMITED_CLAIM = 8
+
+
+def is_served(heartbeat: float | None, now: float | None = None) -> bool:
+    """Whether a live process serves a deployment whose last heartbeat is ``heartbeat``."""
+    now = time.time() if now is None else now
+    return heartbeat is not None and now - heartbeat < LIVE_WITHIN
 
 
 class DeploymentServer:

@@ -34,6 +34,8 @@ import sqlalchemy as sa
 from daskflow.observers.events import FlowRunCreated, StateChanged
 from daskflow.states import State, StateType
 
+from .base import FlowRunRow
+from .columns import flow_row
 from .schema import deployment_runs, deployments, flow_runs
 
 if TYPE_CHECKING:
@@ -44,6 +46,8 @@ __all__ = [
     "claim_requests",
     "get_deployment",
     "list_deployments",
+    "next_slot",
+    "recent_runs",
     "record_deployment",
     "release_requests",
     "request_run",
@@ -305,3 +309,42 @@ def release_requests(store: SQLStore, flow_run_ids: Sequence[str], server: str) 
             .where(dr.c.flow_run_id.in_(list(flow_run_ids)), dr.c.claimed_by == server)
             .values(claimed_by=None, claimed=None)
         )
+
+
+def recent_runs(store: SQLStore, deployment: DeploymentRow, limit: int = 5) -> list[FlowRunRow]:
+    """A deployment's newest runs: those requested of it and, if it has a schedule, its slots.
+
+    Runs of a schedule are recorded against the flow, not the deployment
+    (``serve`` records a slot's run with its time): for a deployment with a
+    schedule, the flow's runs of a schedule slot that no deployment's
+    request made count as its own. One query on the flow's runs, newest first.
+    """
+    fr, dr = flow_runs, deployment_runs
+    of_flow = dr.c.flow_name == deployment.flow_name
+    mine: Any = fr.c.id.in_(
+        sa.select(dr.c.flow_run_id).where(of_flow, dr.c.deployment == deployment.name)
+    )
+    if deployment.schedule is not None:
+        requested = sa.select(dr.c.flow_run_id).where(of_flow)
+        mine = mine | (fr.c.scheduled_time.is_not(None) & fr.c.id.not_in(requested))
+    query = (
+        sa.select(fr)
+        .where(fr.c.flow_name == deployment.flow_name, mine)
+        .order_by(fr.c.created.desc(), fr.c.id.desc())
+        .limit(limit)
+    )
+    with store.engine.connect() as conn:
+        return [flow_row(r) for r in conn.execute(query)]
+
+
+def next_slot(store: SQLStore, flow_name: str) -> float | None:
+    """The time of the flow's next schedule slot: its SCHEDULED run that ``serve`` recorded."""
+    fr = flow_runs
+    query = sa.select(sa.func.min(fr.c.scheduled_time)).where(
+        fr.c.flow_name == flow_name,
+        fr.c.state == StateType.SCHEDULED.value,
+        fr.c.scheduled_time.is_not(None),
+    )
+    with store.engine.connect() as conn:
+        value = conn.execute(query).scalar()
+    return None if value is None else float(value)

@@ -9,6 +9,8 @@ runs the timeline draws counts per task name and time bin.
 """
 
 from daskflow.panel.views.alerts import AlertsView
+from daskflow.panel.views.artifacts import ArtifactsView
+from daskflow.panel.views.deployments import DeploymentsView
 from daskflow.panel.views.failures import FailuresView
 from daskflow.panel.views.graph import GraphView
 from daskflow.panel.views.logs import LogsView
@@ -21,6 +23,8 @@ from daskflow.panel.views.timeline import TimelineView
 __all__ = [
     "VIEWS",
     "AlertsView",
+    "ArtifactsView",
+    "DeploymentsView",
     "FailuresView",
     "GraphView",
     "LogsView",
@@ -31,7 +35,9 @@ __all__ = [
     "TimelineView",
 ]
 
-#: Every view, in the order the page shows them.
+#: Every view of the model, in the order the page shows them. Two more read the
+#: store through readers of their own: :class:`ArtifactsView` (the run page's
+#: artifacts tab) and :class:`DeploymentsView` (a page of its own).
 VIEWS = (
     AlertsView,
     RunsView,

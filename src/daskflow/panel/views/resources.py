@@ -7,15 +7,18 @@ cluster attached, for a run that ended last week as for the one going now.
 One line per worker (past :data:`MAX_LINES` workers, one line for them all:
 the mean CPU and the total memory), on the timeline's time axis. A run with
 no samples (``cluster="sync"``, or recorded before daskflow sampled) gets a
-sentence saying so, never an empty plot.
+sentence saying so, never an empty plot. A legend to the right of each plot,
+outside it, names the worker of each colour.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from bokeh.core import properties
 from bokeh.layouts import column, row
 from bokeh.models import ColumnDataSource, HoverTool
+from bokeh.models.annotations import Legend, LegendItem
 from bokeh.models.widgets import Div
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
@@ -70,8 +73,13 @@ class ResourcesView:
             toolbar_location=None, x_range=self.cpu.x_range, sizing_mode="stretch_width",
         )  # fmt: skip
         for plot, field in ((self.cpu, "cpu"), (self.memory, "memory")):
-            lines = plot.multi_line("xs", field, source=self.source, color="color", line_width=1.5)
+            lines: Any = plot.multi_line(
+                "xs", field, source=self.source, color="color", line_width=1.5
+            )
             plot.add_tools(HoverTool(renderers=[lines], tooltips=[("worker", "@worker")]))
+            # one entry per worker, grouped in the browser from the ``worker`` column
+            workers = LegendItem(label=properties.field("worker"), renderers=[lines])
+            plot.add_layout(Legend(items=[workers], title="worker", location="top_left"), "right")
         self.note = Div(text="")
         self.plots = row(self.cpu, self.memory, sizing_mode="stretch_width")
         self.root = column(self.note, self.plots, sizing_mode="stretch_width")

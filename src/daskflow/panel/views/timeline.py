@@ -7,16 +7,18 @@ a task name shows a histogram instead: per time bin, a stack whose height is
 the number of task runs that started in the bin (relative to the busiest
 bin) and whose segments are their states, over a pale bar across the bins
 where the task name's runs started. At most a few thousand glyphs, whatever
-the size of the run.
+the size of the run. The states drawn are named in a legend to the right
+of the plot, outside the bars.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from bokeh.core import properties
 from bokeh.layouts import column
 from bokeh.models import ColumnDataSource, FactorRange, HoverTool
-from bokeh.models.annotations import Title
+from bokeh.models.annotations import Legend, LegendItem, Title
 from bokeh.plotting import figure
 
 from daskflow.panel.model import Histogram, PanelModel
@@ -67,16 +69,23 @@ class TimelineView:
         title = self.figure.title
         assert isinstance(title, Title)
         self.title = title
-        bars = self.figure.hbar(
+        bars: Any = self.figure.hbar(
             y="lane", left="start", right="end", height=0.8, color="color", source=self.source
         )
-        cells = self.figure.hbar(
+        cells: Any = self.figure.hbar(
             y="y", left="start", right="end", height="height", color="color", source=self.bins
         )
         self.figure.add_tools(
             HoverTool(renderers=[bars], tooltips=[("run", "@name"), ("state", "@state")]),
             HoverTool(renderers=[cells], tooltips=[("task", "@lane"), ("started", "@label")]),
         )
+        # the states drawn, grouped in the browser from the "state" column: of the
+        # bars of a small run, of the histogram's segments of a big one (its pale
+        # spans are not states)
+        self.by_run = LegendItem(label=properties.field("state"), renderers=[bars])
+        self.by_bin = LegendItem(label=properties.field("state"), renderers=[cells])
+        self.legend = Legend(items=[self.by_run], title="state", location="top_left")
+        self.figure.add_layout(self.legend, "right")
         self.note = sentence()
         self.root = column(self.note, self.figure, sizing_mode="stretch_width")
         self._drawn: tuple[Histogram, dict[str, dict[StateType, int]]] | None = None
@@ -109,6 +118,9 @@ class TimelineView:
             self.figure.height = max(200, min(800, 80 + 24 * len(lanes)))
         if self.title.text != title:
             self.title.text = title
+        item = self.by_run if histogram is None else self.by_bin
+        if list(self.legend.items) != [item]:
+            self.legend.items = [item]
         set_data(self.source, bars)
         set_data(self.bins, cells)
         empty = "" if bars["lane"] or model.run is None else "No task run has started yet."
