@@ -388,6 +388,21 @@ def test_a_settled_run_is_read_once(recorded):
     assert len(built.timeline.source.data["lane"]) == 51  # still shown
 
 
+def test_a_run_whose_last_records_come_late_is_counted_again(tmp_path):
+    """Counts read while the run ran are not kept as settled when its end arrives later
+    than SETTLED_AFTER past the end time its own clock gave (a loaded writer, a slow worker)."""
+    store = SQLStore(str(tmp_path / "runs.db"))
+    events = finished_run("d" * 32, time.time() - 100)  # ended 99 s ago, by its clock
+    store.write(events[:2])  # created, RUNNING
+    model = PanelModel(store)
+    model.refresh()
+    assert model.run_counts["d" * 32] == {}
+    store.write(events[2:])  # its task run, then COMPLETED: long after that end time
+    model.refresh()
+    assert model.run_counts["d" * 32] == {"step": {S.COMPLETED: 1}}
+    store.close()
+
+
 # -- a big run -----------------------------------------------------------------------
 def test_a_run_of_100_000_task_runs_stays_aggregated(big):
     built = page(PanelModel(big.store))

@@ -314,7 +314,9 @@ class PanelModel:
         ):
             return known[0]
         counts = self.store.count_task_runs(run.id)
-        self._counted[run.id] = (counts, now)
+        # settled only if read once the run was seen ended: its last records can reach the
+        # store later than SETTLED_AFTER past the end time its own clock gave
+        self._counted[run.id] = (counts, now if run.end_time is not None else 0.0)
         return counts
 
     def _find(self, flow_run_id: str | None, *listed: list[FlowRunRow]) -> FlowRunRow | None:
