@@ -33,8 +33,9 @@ DOCS = ROOT / "docs"
 PAGES = [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]
 NO_RUN = "<!-- no-run -->"
 
-#: The most no-run blocks all pages together may have.
-MAX_NO_RUN = 6
+#: The most no-run blocks all pages together may have (5 of them on docs/clusters.md: a
+#: batch system, Kubernetes, a gateway, an account, a CA's certificates).
+MAX_NO_RUN = 10
 
 FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 
