@@ -115,6 +115,23 @@ def test_each_element_has_its_own_run_states_and_record(processes_client, observ
     assert {t.state.type for t in stored} == {StateType.COMPLETED}
 
 
+def _getitem_tasks(dask_scheduler=None) -> int:
+    prefix = dask_scheduler.task_prefixes.get("getitem")
+    return 0 if prefix is None else sum(prefix.state_counts.values())
+
+
+def test_reading_each_elements_value_fetches_each_chunk_once(processes_client):
+    """``[f.result() for f in t.map(xs)]``: no Dask task and round trip per element."""
+
+    @flow(cluster=processes_client)
+    def each(n: int) -> list[int]:
+        return [f.result() for f in double.map(range(n))]
+
+    before = processes_client.run_on_scheduler(_getitem_tasks)
+    assert each(40) == [2 * i for i in range(40)]
+    assert processes_client.run_on_scheduler(_getitem_tasks) == before
+
+
 def test_a_failing_element_fails_alone_and_its_downstream_is_upstream_failed(
     processes_client, observer
 ):

@@ -177,15 +177,25 @@ def length_at(results: Sequence[Any], position: int) -> int:
 
 
 # -- on the client -------------------------------------------------------------------
+#: A chunk whose values take at most this many bytes (as Dask measured them) is
+#: fetched whole when an element's value is read on the client.
+WHOLE_CHUNK_BYTES = 4 * 2**20
+
+
 class Chunk:
     """The client's handle of one chunk: its future and its statuses' future.
 
     ``small``: the chunk's list holds one value only (a fused chain's last
     step), so reading an element fetches the list instead of asking the
     cluster for the item (one round trip less).
+
+    Reading the elements of a bigger chunk one by one (``[f.result() for f in
+    t.map(xs)]``) fetches the chunk's whole list once, if it holds at most
+    :data:`WHOLE_CHUNK_BYTES`, and keeps it here (:meth:`values`): one round
+    trip per chunk, not one Dask task and round trip per element.
     """
 
-    __slots__ = ("_lock", "_statuses", "future", "size", "small", "status_future")
+    __slots__ = ("_lock", "_statuses", "_values", "future", "size", "small", "status_future")
 
     def __init__(self, future: Any, status_future: Any, size: int, small: bool = False) -> None:
         self.future = future
@@ -193,7 +203,19 @@ class Chunk:
         self.size = size
         self.small = small
         self._statuses: list[Any] | None = None
+        self._values: list[Any] | bool | None = False  # False: not asked yet
         self._lock = threading.Lock()
+
+    def values(self, timeout: float | None = None) -> list[Any] | None:
+        """The chunk's list of values, fetched once; None when it is too big to keep here."""
+        if self._values is False:
+            with self._lock:
+                if self._values is False:
+                    key = self.future.key
+                    sizes = self.future.client.nbytes(keys=[key], summary=False)
+                    small = sizes.get(key, WHOLE_CHUNK_BYTES + 1) <= WHOLE_CHUNK_BYTES
+                    self._values = self.future.result(timeout) if small else None
+        return self._values  # type: ignore[return-value]
 
     def statuses(self) -> list[Any]:
         """Per element ``None`` or its ``TaskFailure`` (fetched once)."""
@@ -256,6 +278,9 @@ class ElementFuture:
             return failure
         if self.chunk.small:
             return self.chunk.future.result(timeout)[self.pos]
+        values = self.chunk.values(timeout)
+        if values is not None:
+            return values[self.pos]
         item = self.client.submit(operator.getitem, self.chunk.future, self.pos, pure=False)
         return item.result(timeout)
 
