@@ -128,6 +128,12 @@ class Hosts:
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
 
+    def stop(self, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+        """Ask ``process`` to stop (SIGTERM, as a service manager does) and wait for it."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=timeout)
+
     def close(self) -> None:
         """Stop every process started here, then remove the namespaces and the bridge."""
         for process in reversed(self._processes):

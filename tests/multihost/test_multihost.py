@@ -203,3 +203,36 @@ def _get(url: str, *, password: str | None) -> tuple[int, str]:
         except (ConnectionError, urllib.error.URLError):
             assert time.monotonic() < deadline, f"nothing answers at {url}"
             time.sleep(0.5)
+
+
+def test_a_serve_process_on_another_host_runs_requests_on_the_shared_cluster(project: Cluster):
+    env = {**project.env, "DASKFLOW__CLUSTER": project.scheduler}
+    serve = project.hosts.start(
+        project.host("panel"),
+        [sys.executable, "-m", "daskflow.cli", "--store", project.store, "serve", "flows.py:etl",
+         "--name", "nightly"],
+        cwd=project.project, env=env, log="serve.log",
+    )  # fmt: skip
+    log = project.hosts.logs / "serve.log"
+    deadline = time.monotonic() + 90
+    while "takes run requests" not in log.read_text():
+        assert serve.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.2)
+
+    asked = project.daskflow(
+        "flow", "deployments", "run", "etl/nightly", "-p", "n=12", "-p", "pause=0.1", "--watch"
+    )
+
+    assert asked.returncode == 0, asked.stdout + asked.stderr
+    assert "COMPLETED" in asked.stdout
+    store = SQLStore(project.store)
+    [run] = store.list_flow_runs(flow="etl", limit=1)
+    assert run.parameters == {"n": 12, "pause": 0.1}
+    task_runs = store.list_task_runs(run.id)
+    assert [t.state for t in task_runs] == [StateType.COMPLETED] * 12
+    assert {worker_host(project, t.worker) for t in task_runs} <= {"w1", "w2"}
+    store.close()
+    project.hosts.stop(serve)
+    assert serve.returncode == 0, log.read_text()
+    assert "Traceback" not in log.read_text()
