@@ -201,9 +201,12 @@ def test_is_cancelled_lets_a_long_task_stop(request, where, tmp_path):
         assert not is_cancelled()
         return loop_until_cancelled(folder)
 
+    started = tmp_path / "started"
+
     def cancel_once_started() -> None:
-        poll_for(lambda: (tmp_path / "started").exists(), timeout=60)
-        cancel_flow_run((tmp_path / "started").read_text(), "enough")
+        # the whole id: the file exists a moment before its text is written
+        poll_for(lambda: started.exists() and len(started.read_text()) == 32, timeout=60)
+        assert cancel_flow_run(started.read_text(), "enough")
 
     canceller = threading.Thread(target=cancel_once_started)
     canceller.start()
