@@ -57,11 +57,18 @@ def test_the_quickstart_example_runs_quietly_while_another_dashboard_holds_8787(
         except OSError:
             pass  # something listens there already: all the better
         result = subprocess.run(
-            [sys.executable, str(ROOT / "examples" / "quickstart.py")],
+            [str(ROOT / "examples" / "quickstart.py")],  # run as a script: its shebang
             capture_output=True,
             text=True,
             timeout=180,
             cwd=tmp_path,  # a script is run from any folder
+            # the environment's python3 first on PATH, as an activated venv puts it
+            env={
+                **os.environ,
+                "PATH": os.pathsep.join(
+                    [os.path.dirname(sys.executable), os.environ.get("PATH", "")]
+                ),
+            },
             check=False,
         )
     assert result.returncode == 0, result.stderr
