@@ -185,14 +185,12 @@ WHOLE_CHUNK_BYTES = 4 * 2**20
 class Chunk:
     """The client's handle of one chunk: its future and its statuses' future.
 
-    ``small``: the chunk's list holds one value only (a fused chain's last
-    step), so reading an element fetches the list instead of asking the
-    cluster for the item (one round trip less).
-
-    Reading the elements of a bigger chunk one by one (``[f.result() for f in
-    t.map(xs)]``) fetches the chunk's whole list once, if it holds at most
-    :data:`WHOLE_CHUNK_BYTES`, and keeps it here (:meth:`values`): one round
-    trip per chunk, not one Dask task and round trip per element.
+    Reading the elements one by one (``[f.result() for f in t.map(xs)]``)
+    fetches the chunk's whole list once and keeps it here (:meth:`values`):
+    one round trip per chunk, not one Dask task and round trip per element.
+    That is when the list is ``small`` (it holds one value only: a fused
+    chain's last step) or takes at most :data:`WHOLE_CHUNK_BYTES`; a bigger
+    one stays on the cluster and each element is asked for alone.
     """
 
     __slots__ = ("_lock", "_statuses", "_values", "future", "size", "small", "status_future")
@@ -211,11 +209,14 @@ class Chunk:
         if self._values is False:
             with self._lock:
                 if self._values is False:
-                    key = self.future.key
-                    sizes = self.future.client.nbytes(keys=[key], summary=False)
-                    small = sizes.get(key, WHOLE_CHUNK_BYTES + 1) <= WHOLE_CHUNK_BYTES
-                    self._values = self.future.result(timeout) if small else None
+                    keep = self.small or self._nbytes() <= WHOLE_CHUNK_BYTES
+                    self._values = self.future.result(timeout) if keep else None
         return self._values  # type: ignore[return-value]
+
+    def _nbytes(self) -> int:
+        """The bytes of the chunk's list, as Dask measured them (one scheduler call)."""
+        key = self.future.key
+        return int(self.future.client.nbytes(keys=[key], summary=False).get(key, 2**63))
 
     def statuses(self) -> list[Any]:
         """Per element ``None`` or its ``TaskFailure`` (fetched once)."""
@@ -276,8 +277,6 @@ class ElementFuture:
         failure = self.chunk.statuses()[self.pos]
         if failure is not None:
             return failure
-        if self.chunk.small:
-            return self.chunk.future.result(timeout)[self.pos]
         values = self.chunk.values(timeout)
         if values is not None:
             return values[self.pos]
