@@ -17,22 +17,25 @@ an artifact costs what a log record costs on top of it: a row of an
 :func:`query` builds the one SELECT every read uses: a flow run's artifacts,
 a key's history, one artifact by id, or the latest artifact of each key (a
 window function, which SQLite has had since 3.25 and PostgreSQL always),
-newest first, with the name of the task that created each.
+newest first, with the name of the task that created each. The writes are
+SQL text run on the driver (:mod:`daskflow.store.driver`); SQLAlchemy is
+imported by :func:`query` only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any
-
-import sqlalchemy as sa
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from daskflow.observers.events import ArtifactCreated, ArtifactUpdated
 
 from .base import ArtifactRow
 from .columns import clean, fit
+from .driver import Driver, Statements
 from .fold import merge_artifacts
-from .schema import artifacts, task_runs
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 __all__ = ["query", "row", "write"]
 
@@ -49,41 +52,29 @@ _COLUMNS = (
     "flow_run_id",
     "task_run_id",
 )
-_INSERT = artifacts.insert()
-_UPDATE = (
-    sa.update(artifacts)
-    .where(artifacts.c.id == sa.bindparam("b_id"))
-    .values({name: sa.bindparam(f"b_{name}") for name in _COLUMNS if name != "id"})
-)
-
-#: ``executemany(conn, statement, rows)``: the store's own (SQLite takes tuples, compiled once).
-ExecuteMany = Callable[[sa.Connection, Any, list[dict[str, Any]]], None]
+_CHANGED = _COLUMNS[1:]  # what an UPDATE sets (by id)
 
 
 def write(
-    conn: sa.Connection,
-    events: Sequence[ArtifactCreated | ArtifactUpdated],
-    executemany: ExecuteMany,
+    conn: Driver, sql: Statements, events: Sequence[ArtifactCreated | ArtifactUpdated]
 ) -> None:
     """Record a batch's artifact events (in the caller's transaction)."""
     if not events:
         return
     ids = list(dict.fromkeys(event.artifact_id for event in events))
-    table = artifacts
     stored: dict[str, ArtifactRow] = {}
     for chunk in _chunks(ids):
-        query = sa.select(*(table.c[name] for name in _COLUMNS)).where(table.c.id.in_(chunk))
-        for found in conn.execute(query.with_for_update()):
-            stored[found.id] = row(found)
+        for found in conn.rows(sql.select_in("artifacts", _COLUMNS, len(chunk)), chunk):
+            stored[found[0]] = ArtifactRow(*found)
     after = merge_artifacts(stored, events)
     new = [_values(r) for artifact_id, r in after.items() if artifact_id not in stored]
     changed = [
-        {f"b_{name}": value for name, value in _values(r).items()}
+        (*_values(r)[1:], artifact_id)
         for artifact_id, r in after.items()
         if artifact_id in stored and r != stored[artifact_id]
     ]
-    executemany(conn, _INSERT, new)
-    executemany(conn, _UPDATE, changed)
+    conn.many(sql.insert("artifacts", _COLUMNS), new)
+    conn.many(sql.update("artifacts", _CHANGED), changed)
 
 
 def query(
@@ -95,6 +86,10 @@ def query(
     limit: int | None = None,
 ) -> sa.Select[Any]:
     """The SELECT of :meth:`~daskflow.store.base.RunStore.list_artifacts`, newest first."""
+    import sqlalchemy as sa
+
+    from .schema import artifacts, task_runs
+
     a = artifacts
     where = []
     if flow_run_id is not None:
@@ -139,18 +134,19 @@ def row(r: Any) -> ArtifactRow:
     )
 
 
-def _values(r: ArtifactRow) -> dict[str, Any]:
-    return {
-        "id": r.id,
-        "key": fit(r.key),
-        "type": r.type,
-        "data": clean(r.data),
-        "description": clean(r.description),
-        "created": r.created,
-        "updated": r.updated,
-        "flow_run_id": r.flow_run_id,
-        "task_run_id": r.task_run_id,
-    }
+def _values(r: ArtifactRow) -> tuple[Any, ...]:
+    """The row's values in ``_COLUMNS`` order, fitted and cleaned for any database."""
+    return (
+        r.id,
+        fit(r.key),
+        r.type,
+        clean(r.data),
+        clean(r.description),
+        r.created,
+        r.updated,
+        r.flow_run_id,
+        r.task_run_id,
+    )
 
 
 def _chunks(items: list[str]) -> Iterator[list[str]]:

@@ -1,11 +1,10 @@
 """Rows to columns and back: what the SQL store writes for an event, and reads as a row.
 
-Pure functions, no SQLAlchemy: each ``*_values`` function gives the column
-values (a dict) of one table row; each ``*_row`` function turns a result row
-(anything with attributes named as the columns) into a public row of
-:mod:`daskflow.store.base`. The rows a big batch holds thousands of (task
-runs, transitions) also come as plain tuples (``*_tuple``, in the order of
-``TASK_COLUMNS`` and ``TRANSITION_COLUMNS``), which SQLite takes as they are.
+Pure functions, no SQLAlchemy: each ``*_tuple`` function gives the column
+values of one table row as a plain tuple, in the order of its ``*_COLUMNS``
+(what the driver takes as it is: :mod:`daskflow.store.driver`); each
+``*_row`` function turns a result row (anything with attributes named as the
+columns) into a public row of :mod:`daskflow.store.base`.
 JSON columns (parameters, tags, details) are encoded and decoded here.
 Values for the ``String(255)`` columns are cut to fit (:func:`fit`), and text
 that no database can hold (lone surrogates, NUL) is escaped (:func:`clean`),
@@ -25,6 +24,8 @@ from .base import FlowRunRow, LogRow, TaskRunRow, TransitionRow
 from .fold import STATUS_COLUMNS, RunStatus, jsonable
 
 __all__ = [
+    "FLOW_COLUMNS",
+    "LOG_COLUMNS",
     "NAME_LENGTH",
     "TASK_COLUMNS",
     "TRANSITION_COLUMNS",
@@ -32,17 +33,14 @@ __all__ = [
     "decode_result",
     "fit",
     "flow_row",
-    "flow_values",
+    "flow_tuple",
     "log_row",
-    "log_values",
+    "log_tuple",
     "status_tuple",
-    "status_values",
     "task_row",
     "task_tuple",
-    "task_values",
     "transition_row",
     "transition_tuple",
-    "transition_values",
 ]
 
 
@@ -51,6 +49,22 @@ __all__ = [
 #: that checks lengths (PostgreSQL), so values are cut to fit here.
 NAME_LENGTH = 255
 
+#: The columns :func:`flow_tuple` gives values of, in order.
+FLOW_COLUMNS: tuple[str, ...] = (
+    "id",
+    "flow_name",
+    "name",
+    "parameters",
+    "parent_flow_run_id",
+    "version",
+    "created",
+    "heartbeat",
+    "resumed_from",
+    "entrypoint",
+    "scheduled_time",
+    "cancel_requested",
+    *STATUS_COLUMNS,
+)
 #: The columns :func:`task_tuple` gives values of, in order.
 TASK_COLUMNS: tuple[str, ...] = (
     "id",
@@ -76,6 +90,15 @@ TRANSITION_COLUMNS: tuple[str, ...] = (
     "error_message",
     "traceback",
     "details",
+)
+#: The columns :func:`log_tuple` gives values of, in order.
+LOG_COLUMNS: tuple[str, ...] = (
+    "flow_run_id",
+    "task_run_id",
+    "timestamp",
+    "level",
+    "logger",
+    "message",
 )
 
 
@@ -127,28 +150,23 @@ def status_tuple(status: RunStatus) -> tuple[Any, ...]:
     )
 
 
-def status_values(status: RunStatus, prefix: str = "") -> dict[str, Any]:
-    """The status columns of a run, names prefixed with ``prefix``."""
-    return {prefix + name: v for name, v in zip(STATUS_COLUMNS, status_tuple(status), strict=True)}
-
-
-def flow_values(event: FlowRunCreated, status: RunStatus) -> dict[str, Any]:
-    """A ``flow_runs`` row for a flow run created with ``status``."""
-    return {
-        "id": event.flow_run_id,
-        "flow_name": fit(event.flow_name),
-        "name": fit(event.run_name),
-        "parameters": json.dumps(jsonable(event.parameters)),
-        "parent_flow_run_id": event.parent_flow_run_id,
-        "version": fit(event.version),
-        "created": event.timestamp,
-        "heartbeat": None,
-        "resumed_from": event.resumed_from,
-        "entrypoint": event.entrypoint,
-        "scheduled_time": event.scheduled_time,
-        "cancel_requested": None,
-        **status_values(status),
-    }
+def flow_tuple(event: FlowRunCreated, status: RunStatus) -> tuple[Any, ...]:
+    """A ``flow_runs`` row for a flow run created with ``status``, in ``FLOW_COLUMNS`` order."""
+    return (
+        event.flow_run_id,
+        fit(event.flow_name),
+        fit(event.run_name),
+        json.dumps(jsonable(event.parameters)),
+        event.parent_flow_run_id,
+        fit(event.version),
+        event.timestamp,
+        None,  # heartbeat
+        event.resumed_from,
+        event.entrypoint,
+        event.scheduled_time,
+        None,  # cancel_requested
+        *status_tuple(status),
+    )
 
 
 def task_tuple(event: TaskRunCreated, status: RunStatus) -> tuple[Any, ...]:
@@ -164,11 +182,6 @@ def task_tuple(event: TaskRunCreated, status: RunStatus) -> tuple[Any, ...]:
         *status_tuple(status),
         event.parent_task_run_id,
     )
-
-
-def task_values(event: TaskRunCreated, status: RunStatus) -> dict[str, Any]:
-    """A ``task_runs`` row for a task run created with ``status``."""
-    return dict(zip(TASK_COLUMNS, task_tuple(event, status), strict=True))
 
 
 def transition_tuple(change: StateChanged) -> tuple[Any, ...]:
@@ -194,21 +207,16 @@ def transition_tuple(change: StateChanged) -> tuple[Any, ...]:
     )
 
 
-def transition_values(change: StateChanged) -> dict[str, Any]:
-    """A ``transitions`` row for one state change."""
-    return dict(zip(TRANSITION_COLUMNS, transition_tuple(change), strict=True))
-
-
-def log_values(event: LogEmitted) -> dict[str, Any]:
-    """A ``logs`` row for one log record."""
-    return {
-        "flow_run_id": event.flow_run_id,
-        "task_run_id": event.task_run_id,
-        "timestamp": event.timestamp,
-        "level": event.level,
-        "logger": fit(event.logger),
-        "message": clean(event.message),
-    }
+def log_tuple(event: LogEmitted) -> tuple[Any, ...]:
+    """A ``logs`` row for one log record, in ``LOG_COLUMNS`` order."""
+    return (
+        event.flow_run_id,
+        event.task_run_id,
+        event.timestamp,
+        event.level,
+        fit(event.logger),
+        clean(event.message),
+    )
 
 
 @functools.lru_cache(maxsize=256)

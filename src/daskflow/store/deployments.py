@@ -53,7 +53,6 @@ __all__ = [
     "request_run",
     "serving_beat",
     "stop_serving",
-    "unclaimed",
 ]
 
 #: At most this many cancelled requests are settled per claim.
@@ -94,12 +93,6 @@ def _row(row: Any, queued: int = 0) -> DeploymentRow:
         heartbeat=row.heartbeat,
         queued=queued,
     )
-
-
-def unclaimed() -> Any:
-    """A SELECT of the flow run ids of requests no process has claimed (for ``mark_crashed``)."""
-    dr = deployment_runs
-    return sa.select(dr.c.flow_run_id).where(dr.c.claimed.is_(None))
 
 
 def record_deployment(

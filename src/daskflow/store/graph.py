@@ -18,35 +18,27 @@ SQLAlchemy is imported by the SQL functions only, when first called.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import Any
 
 from daskflow.observers.events import TaskEdgesAdded
 
-__all__ = ["MemoryGraph", "edge_rows", "edges_query", "insert_edges"]
+__all__ = ["EDGE_COLUMNS", "MemoryGraph", "edge_rows", "edges_query"]
 
 Edge = tuple[str, str]
 
 
-def edge_rows(events: Sequence[TaskEdgesAdded]) -> list[dict[str, Any]]:
+#: The columns of the rows :func:`edge_rows` gives, in order.
+EDGE_COLUMNS = ("flow_run_id", "kind", "upstream", "downstream")
+
+
+def edge_rows(events: Sequence[TaskEdgesAdded]) -> list[tuple[str, str, str, str]]:
     """The ``task_edges`` rows of a batch's :class:`TaskEdgesAdded` events."""
-    rows: list[dict[str, Any]] = []
+    rows: list[tuple[str, str, str, str]] = []
     for event in events:
         for kind, pairs in (("task", event.edges), ("run", event.run_edges)):
-            rows.extend(
-                {"flow_run_id": event.flow_run_id, "kind": kind, "upstream": u, "downstream": d}
-                for u, d in pairs
-            )
+            rows.extend((event.flow_run_id, kind, u, d) for u, d in pairs)
     return rows
-
-
-@functools.cache
-def insert_edges() -> Any:
-    """The INSERT of edge rows (one statement object: the SQL store compiles it once)."""
-    from .schema import task_edges
-
-    return task_edges.insert()
 
 
 def edges_query(flow_run_id: str, runs: bool = False) -> Any:

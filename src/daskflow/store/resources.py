@@ -17,7 +17,6 @@ SQLAlchemy is imported by the SQL functions only, when first called.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -26,10 +25,10 @@ from typing import Any
 from daskflow.observers.events import ResourcesSampled
 
 __all__ = [
+    "SAMPLE_COLUMNS",
     "MemoryResources",
     "ResourceBin",
     "bins_query",
-    "insert_samples",
     "merge_resource_bins",
     "sample_rows",
 ]
@@ -50,27 +49,17 @@ class ResourceBin:
     samples: int
 
 
-def sample_rows(events: Sequence[ResourcesSampled]) -> list[dict[str, Any]]:
+#: The columns of the rows :func:`sample_rows` gives, in order.
+SAMPLE_COLUMNS = ("flow_run_id", "timestamp", "worker", "cpu", "memory")
+
+
+def sample_rows(events: Sequence[ResourcesSampled]) -> list[tuple[Any, ...]]:
     """The ``resource_samples`` rows of a batch's samples (one per worker)."""
     return [
-        {
-            "flow_run_id": event.flow_run_id,
-            "timestamp": event.timestamp,
-            "worker": worker,
-            "cpu": float(cpu),
-            "memory": float(memory),
-        }
+        (event.flow_run_id, event.timestamp, worker, float(cpu), float(memory))
         for event in events
         for worker, cpu, memory in event.workers
     ]
-
-
-@functools.cache
-def insert_samples() -> Any:
-    """The INSERT of sample rows (one statement object: the SQL store compiles it once)."""
-    from .schema import resource_samples
-
-    return resource_samples.insert()
 
 
 def bins_query(flow_run_id: str, start: float, width: float, dialect: str) -> Any:

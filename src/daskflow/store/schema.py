@@ -48,13 +48,12 @@ of task runs by task name and state (:data:`_INDEXES_REPLACED`), and added
 
 from __future__ import annotations
 
-from typing import Literal
-
 import sqlalchemy as sa
 
 from daskflow.errors import StoreError
 
 from .base import error_reason
+from .versions import SCHEMA_VERSION, TABLES_ADDED, Found, recognise
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -75,9 +74,6 @@ __all__ = [
     "transitions",
     "upgrade_schema",
 ]
-
-#: Version of the tables below; stored in ``meta``. Bump it (and migrate) on change.
-SCHEMA_VERSION = 7
 
 metadata = sa.MetaData()
 _Seq = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite: an alias of rowid
@@ -278,16 +274,15 @@ resource_samples = sa.Table(
 _TABLES = frozenset(metadata.tables)
 #: Tables each schema version added: created on upgrade.
 _TABLES_ADDED: dict[int, tuple[sa.Table, ...]] = {
-    4: (replayed,),
-    5: (deployments, deployment_runs, artifacts),
-    6: (task_edges, resource_samples),
+    step: tuple(metadata.tables[name] for name in names) for step, names in TABLES_ADDED.items()
 }
 
 
-def inspect_schema(conn: sa.Connection, where: str) -> Literal["empty", "current", "older"]:
+def inspect_schema(conn: sa.Connection, where: str) -> Found:
     """Say whether the database is empty, a daskflow store of this version, or an older one.
 
-    Reads only. ``where`` names the store in error messages.
+    Reads only (:func:`daskflow.store.versions.recognise`). ``where`` names
+    the store in error messages.
 
     Raises
     ------
@@ -301,40 +296,12 @@ def inspect_schema(conn: sa.Connection, where: str) -> Literal["empty", "current
         names = set(sa.inspect(conn).get_table_names())
     except sa.exc.DatabaseError as exc:
         raise StoreError(where, f"not a daskflow database ({error_reason(exc)})") from exc
-    ours = names & _TABLES
-    others = names - _TABLES
-    if not ours and (not others or conn.dialect.name != "sqlite"):
-        return "empty"
-    if conn.dialect.name == "sqlite" and others:
-        listed = ", ".join(sorted(others)[:5])
-        raise StoreError(where, f"not a daskflow database (it holds other tables: {listed})")
-    if "meta" not in names:
-        raise StoreError(where, "not a daskflow database (it has no schema version)")
-    try:
-        value = conn.execute(
-            sa.select(meta.c.value).where(meta.c.key == "schema_version")
-        ).scalar_one_or_none()
-        version = int(value) if value is not None else None
-    except (sa.exc.DatabaseError, ValueError) as exc:
-        raise StoreError(
-            where, f"corrupt: unreadable schema version ({error_reason(exc)})"
-        ) from exc
-    if version is None:
-        raise StoreError(where, "not a daskflow database (it has no schema version)")
-    if version > SCHEMA_VERSION:
-        raise StoreError(
-            where,
-            f"written by a newer daskflow (schema version {version}; this daskflow reads "
-            f"up to {SCHEMA_VERSION}): upgrade daskflow to read it",
-        )
-    missing = _TABLES - names - _added_after(version)
-    if missing:
-        raise StoreError(
-            where, f"corrupt or unknown layout (tables missing: {', '.join(sorted(missing))})"
-        )
-    if version < 1:
-        raise StoreError(where, f"corrupt or unknown layout (schema version {version})")
-    return "current" if version == SCHEMA_VERSION else "older"
+
+    def read_version() -> str | None:
+        query = sa.select(meta.c.value).where(meta.c.key == "schema_version")
+        return conn.execute(query).scalar_one_or_none()
+
+    return recognise(names, read_version, sqlite=conn.dialect.name == "sqlite", where=where)
 
 
 #: Columns each schema version added: ``(table, column)``, created empty on upgrade.
@@ -381,15 +348,6 @@ def upgrade_schema(conn: sa.Connection) -> None:
 def _index(name: str) -> sa.Index:
     """The index of this name in the current schema."""
     return next(i for table in metadata.tables.values() for i in table.indexes if i.name == name)
-
-
-def _added_after(version: int | None) -> set[str]:
-    """Names of the tables that schema versions after ``version`` added."""
-    if version is None:
-        return set()
-    return {
-        table.name for step, tables in _TABLES_ADDED.items() if step > version for table in tables
-    }
 
 
 def create_schema(conn: sa.Connection) -> None:

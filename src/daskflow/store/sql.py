@@ -2,7 +2,7 @@
 
 Design, in the order things happen:
 
-- **Opening** reads before it writes. :func:`~daskflow.store.schema.inspect_schema`
+- **Opening** reads before it writes. :func:`~daskflow.store.versions.recognise`
   tells an empty database from a daskflow store from anything else; a file
   that is not a database, a database of something else, or a store of a newer
   daskflow raises :class:`~daskflow.errors.StoreError` and is left untouched.
@@ -29,27 +29,31 @@ Design, in the order things happen:
   so the batches of a running flow only write. New statuses
   come from :func:`daskflow.store.fold.fold`, shared with the in-memory store,
   which orders a run's transitions by time: a late one never moves it back.
+  The statements are SQL text run on the driver (:mod:`daskflow.store.driver`).
 - **SQLite** runs in WAL mode, waits ``daskflow.store-retry`` for another
   process's lock, and begins write transactions ``IMMEDIATE``
   (:mod:`daskflow.store.sqlite`). A new file (and its WAL files, which SQLite
-  creates with the file's mode) is readable by its owner only.
+  creates with the file's mode) is readable by its owner only. A SQLite file
+  is opened and written through :mod:`sqlite3` itself: recording runs never
+  imports SQLAlchemy.
+- **Reading** (:mod:`daskflow.store.sql_reads`), creating or upgrading the
+  tables, and deployments use SQLAlchemy's engine, made when first needed.
 
 All methods are thread-safe: SQLAlchemy's pool gives each thread its own
-connection, and writes of one store object are serialised by a lock.
+connection, and the writes (and SQLite's own connection) of one store object
+are serialised by a lock.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import operator
+import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any
-
-import sqlalchemy as sa
+from typing import TYPE_CHECKING, Any
 
 from daskflow.errors import StoreError
 from daskflow.observers.events import Event, FlowRunCreated, StateChanged
@@ -64,37 +68,33 @@ from .base import (
     TaskRunBin,
     TaskRunRow,
     TransitionRow,
-    merge_bins,
+    error_reason,
 )
 from .columns import (
+    FLOW_COLUMNS,
+    LOG_COLUMNS,
     TASK_COLUMNS,
     TRANSITION_COLUMNS,
     flow_row,
-    flow_values,
-    log_row,
-    log_values,
-    status_values,
+    flow_tuple,
+    log_tuple,
+    status_tuple,
     task_row,
     task_tuple,
-    transition_row,
     transition_tuple,
 )
-from .deployments import unclaimed
+from .driver import Driver, Statements, is_database_error
+from .driver import logger as sql_logger  # COMMIT, beside the statements
 from .fold import CRASH_MESSAGE, STATUS_COLUMNS, RunStatus, fold, plan
-from .graph import edge_rows, edges_query, insert_edges
-from .resources import ResourceBin, bins_query, insert_samples, merge_resource_bins, sample_rows
-from .schema import (
-    create_schema,
-    error_reason,
-    flow_runs,
-    inspect_schema,
-    logs,
-    replayed,
-    task_runs,
-    transitions,
-    upgrade_schema,
-)
-from .sqlite import BUSY_TIMEOUT, sqlite_pragmas, to_url, use_wal
+from .graph import EDGE_COLUMNS, edge_rows
+from .resources import SAMPLE_COLUMNS, ResourceBin, sample_rows
+from .sqlite import BUSY_TIMEOUT, connect, sqlite_file, table_names, to_url, use_wal
+from .versions import Found, recognise
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from .sql_reads import SQLReads
 
 __all__ = ["SQLStore", "to_url"]
 
@@ -106,14 +106,15 @@ _CHUNK = 500
 _UNFINISHED_KEPT = 20_000
 _NOTHING_KNOWN: Mapping[str, RunStatus] = MappingProxyType({})
 _NEW = RunStatus()  # the status of a run just created (immutable: one for all)
-_FINAL = [s.value for s in StateType if s.is_final]
+_FINAL = tuple(s.value for s in StateType if s.is_final)
 # a SCHEDULED run waits in a live serve process, which keeps its heartbeat
-_ALIVE = [
+_ALIVE = (
     StateType.SCHEDULED.value,
     StateType.PENDING.value,
     StateType.RUNNING.value,
     StateType.RETRYING.value,
-]
+)
+_STATUS_READ = ("id", *STATUS_COLUMNS)
 
 
 class SQLStore:
@@ -162,28 +163,20 @@ class SQLStore:
         if heartbeat_timeout is None:
             heartbeat_timeout = config.get_seconds("heartbeat-timeout")
         self.heartbeat_timeout = heartbeat_timeout
-        sa_url = sa.make_url(self.url)
-        self._sqlite = sa_url.get_backend_name() == "sqlite"
-        if self._sqlite and sa_url.database and sa_url.database != ":memory:":
-            self.where = sa_url.database
-            try:
-                new_private_file(sa_url.database)  # owner-only, and so are its WAL files
-            except OSError as exc:
-                raise StoreError(self.where, f"cannot be created ({exc.strerror})") from exc
-        else:
-            self.where = sa_url.render_as_string(hide_password=True)
-        if self._sqlite:
-            self._engine = sa.create_engine(sa_url)
-            sqlite_pragmas(self._engine, config.get_seconds("store-retry") or BUSY_TIMEOUT)
-        else:  # a server that restarted: pooled connections are tested before use
-            self._engine = sa.create_engine(sa_url, pool_pre_ping=True)
-        self._lock = threading.Lock()
-        self._updates = {table: _status_update(table) for table in (flow_runs, task_runs)}
-        self._inserts = {table: table.insert() for table in (flow_runs, task_runs, logs)}
-        self._inserts[transitions] = transitions.insert()
-        self._compiled: dict[Any, tuple[str, Callable[[dict[str, Any]], Any]]] = {}
-        self._compiled_tuples: dict[sa.Table, tuple[str, Callable[[Any], Any] | None]] = {}
+        self._busy_timeout = config.get_seconds("store-retry") or BUSY_TIMEOUT
+        self._lock = threading.Lock()  # writes, and every use of the direct connection
+        self._engine_lock = threading.Lock()
+        self._engine: sa.Engine | None = None
+        self._reads: SQLReads | None = None
+        self._direct: sqlite3.Connection | None = None
         self._unfinished: dict[str, RunStatus] = {}  # task run id -> status written
+        self._file = sqlite_file(self.url)
+        self._sqlite = self.url.split(":", 1)[0].split("+", 1)[0] == "sqlite"
+        if self._file is not None:
+            self.where = self._file
+            self._sql = Statements("?", lock_rows=False)
+        else:
+            self._sql = self._statements_of_engine()
         try:
             self._open()
             if replay:
@@ -192,11 +185,13 @@ class SQLStore:
                 replay_journals(self)
             try:
                 self.mark_crashed()
-            except sa.exc.DBAPIError as exc:  # readable, not writable now: runs go on
+            except Exception as exc:  # readable, not writable now: runs go on
+                if not is_database_error(exc):
+                    raise
                 why = error_reason(exc)
                 logger.warning("daskflow: could not mark crashed runs in %s (%s)", self.where, why)
         except BaseException:
-            self._engine.dispose()
+            self.close()
             raise
 
     def __repr__(self) -> str:
@@ -204,24 +199,80 @@ class SQLStore:
 
     @property
     def engine(self) -> sa.Engine:
-        """The SQLAlchemy engine (for tools and tests that need SQL)."""
-        return self._engine
+        """The SQLAlchemy engine (reads, deployments, tools and tests), made on first use."""
+        with self._engine_lock:
+            if self._engine is None:
+                import sqlalchemy as sa
+
+                from .sqlite import sqlite_pragmas
+
+                if self._sqlite:
+                    self._engine = sa.create_engine(self.url)
+                    sqlite_pragmas(self._engine, self._busy_timeout)
+                else:  # a server that restarted: pooled connections are tested before use
+                    self._engine = sa.create_engine(self.url, pool_pre_ping=True)
+            return self._engine
+
+    @property
+    def reads(self) -> SQLReads:
+        """The read queries (:mod:`daskflow.store.sql_reads`), made on the first read."""
+        if self._reads is None:
+            from .sql_reads import SQLReads
+
+            self._reads = SQLReads(self.engine)
+        return self._reads
+
+    def _statements_of_engine(self) -> Statements:
+        """Statements for a database reached through SQLAlchemy (sets :attr:`where`)."""
+        import sqlalchemy as sa
+
+        sa_url = sa.make_url(self.url)
+        if self._sqlite and sa_url.database and sa_url.database != ":memory:":
+            self.where = sa_url.database
+            self._file_created(sa_url.database)
+        else:
+            self.where = sa_url.render_as_string(hide_password=True)
+        paramstyle = self.engine.dialect.paramstyle
+        if paramstyle not in ("qmark", "format", "pyformat"):
+            raise StoreError(
+                self.where,
+                f"its driver's parameter style {paramstyle!r} is not one "
+                "daskflow writes (qmark, format or pyformat)",
+            )
+        placeholder = "?" if paramstyle == "qmark" else "%s"
+        return Statements(placeholder, lock_rows=not self._sqlite)
+
+    def _file_created(self, path: str) -> None:
+        try:
+            new_private_file(path)  # owner-only, and so are its WAL files
+        except OSError as exc:
+            raise StoreError(self.where, f"cannot be created ({exc.strerror})") from exc
 
     # -- opening -----------------------------------------------------------------
     def _open(self) -> None:
-        try:
-            with self._engine.connect() as conn:
-                found = inspect_schema(conn, self.where)
-        except sa.exc.DBAPIError as exc:  # SQLite reads the header as it connects
-            # SQLite: "file is not a database" is a DatabaseError; a file it may not open
-            # (a read-only folder, which WAL mode needs to write) an OperationalError
-            unreadable = self._sqlite and not isinstance(exc, sa.exc.OperationalError)
-            what = "not a daskflow database" if unreadable else "cannot be opened"
-            raise StoreError(self.where, f"{what} ({error_reason(exc)})") from exc
-        if self._sqlite:  # only now that the file is known to be ours (or empty)
-            use_wal(self._engine)
-        if found != "current":
-            with self._write() as conn:
+        if self._file is not None:
+            self._file_created(self._file)
+            try:
+                self._direct = connect(self._file, self._busy_timeout)
+                found = recognise(
+                    table_names(self._direct),
+                    self._stored_version,
+                    sqlite=True,
+                    where=self.where,
+                )
+            except sqlite3.DatabaseError as exc:  # a file it may not open, or not a database
+                unreadable = not isinstance(exc, sqlite3.OperationalError)
+                what = "not a daskflow database" if unreadable else "cannot be opened"
+                raise StoreError(self.where, f"{what} ({error_reason(exc)})") from exc
+            use_wal(self._direct)  # only now that the file is known to be ours (or empty)
+        else:
+            found = self._inspect_with_engine()
+        if found != "current":  # tables to create or columns to add: SQLAlchemy's metadata
+            import sqlalchemy as sa
+
+            from .schema import create_schema, inspect_schema, upgrade_schema
+
+            with self._lock, self._write() as conn:
                 if conn.dialect.name == "postgresql":
                     conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('daskflow'))"))
                 again = inspect_schema(conn, self.where)  # another process may have done it
@@ -230,13 +281,76 @@ class SQLStore:
                 elif again == "older":
                     upgrade_schema(conn)
 
+    def _stored_version(self) -> str | None:
+        assert self._direct is not None
+        row = self._direct.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return None if row is None else str(row[0])
+
+    def _inspect_with_engine(self) -> Found:
+        import sqlalchemy as sa
+
+        from .schema import inspect_schema
+
+        try:
+            with self.engine.connect() as conn:
+                found = inspect_schema(conn, self.where)
+        except sa.exc.DBAPIError as exc:  # SQLite reads the header as it connects
+            # SQLite: "file is not a database" is a DatabaseError; a file it may not open
+            # (a read-only folder, which WAL mode needs to write) an OperationalError
+            unreadable = self._sqlite and not isinstance(exc, sa.exc.OperationalError)
+            what = "not a daskflow database" if unreadable else "cannot be opened"
+            raise StoreError(self.where, f"{what} ({error_reason(exc)})") from exc
+        if self._sqlite:
+            raw = self.engine.raw_connection()
+            try:
+                use_wal(raw.driver_connection)  # type: ignore[arg-type]
+            finally:
+                raw.close()
+        return found
+
     @contextlib.contextmanager
     def _write(self) -> Iterator[sa.Connection]:
-        """One write transaction (``BEGIN IMMEDIATE`` on SQLite)."""
-        with self._engine.connect() as conn:
+        """One SQLAlchemy write transaction (``BEGIN IMMEDIATE`` on SQLite)."""
+        with self.engine.connect() as conn:
             conn.execution_options(daskflow_write=True)
             with conn.begin():
                 yield conn
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Driver]:
+        """One write transaction of SQL text on the driver; hold :attr:`_lock` around it."""
+        direct = self._direct
+        if direct is None:
+            with self._write() as conn:
+                yield Driver(conn)
+            sql_logger.debug("COMMIT")
+            return
+        direct.execute("BEGIN IMMEDIATE")
+        try:
+            yield Driver(direct)
+            direct.execute("COMMIT")
+            sql_logger.debug("COMMIT")
+        except BaseException:
+            if direct.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    direct.execute("ROLLBACK")
+            raise
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """The rows of one SQL text query, outside any write."""
+        if self._direct is not None:
+            with self._lock:
+                return Driver(self._direct).rows(sql, params)
+        with self.engine.connect() as conn:
+            return Driver(conn).rows(sql, params)
+
+    def _records(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        """:meth:`_query`, each row with its columns as attributes."""
+        if self._direct is not None:
+            with self._lock:
+                return Driver(self._direct).records(sql, params)
+        with self.engine.connect() as conn:
+            return Driver(conn).records(sql, params)
 
     def mark_crashed(self, now: float | None = None) -> list[str]:
         """Mark flow runs whose process died CRASHED, with their unfinished task runs.
@@ -251,57 +365,45 @@ class SQLStore:
             The ids of the flow runs marked CRASHED.
         """
         now = time.time() if now is None else now
-        fr, tr = flow_runs, task_runs
-        last_sign = sa.func.coalesce(fr.c.heartbeat, fr.c.created)
-        stale = sa.select(fr.c.id).where(
-            fr.c.state.in_(_ALIVE),
-            last_sign < now - self.heartbeat_timeout,
-            fr.c.id.not_in(unclaimed()),  # a run request no serving process holds yet
+        sql = self._sql
+        stale = (
+            f"SELECT id FROM flow_runs WHERE state IN ({sql.marks(len(_ALIVE))})"
+            f" AND COALESCE(heartbeat, created) < {sql.placeholder}"
+            # a run request no serving process holds yet
+            " AND id NOT IN (SELECT flow_run_id FROM deployment_runs WHERE claimed IS NULL)"
         )
-        with self._engine.connect() as conn:  # usually none: no write lock for that
-            if conn.execute(stale.limit(1)).first() is None:
-                return []
-        with self._lock, self._write() as conn:
-            ids = list(conn.execute(stale.with_for_update()).scalars())
+        stale_params = (*_ALIVE, now - self.heartbeat_timeout)
+        if not self._query(stale + " LIMIT 1", stale_params):  # usually none: no write lock
+            return []
+        with self._lock, self._transaction() as conn:
+            locked = " FOR UPDATE" if sql.lock_rows else ""
+            ids = [row[0] for row in conn.rows(stale + locked, stale_params)]
             for chunk in _chunks(ids):
-                flows = fr.c.id.in_(chunk) & fr.c.state.in_(_ALIVE)
-                tasks = tr.c.flow_run_id.in_(chunk) & tr.c.state.not_in(_FINAL)
-                self._record_crash(conn, fr.c.id, sa.null(), fr, flows, now)
-                self._record_crash(conn, tr.c.flow_run_id, tr.c.id, tr, tasks, now)
-                for table, where in ((fr, flows), (tr, tasks)):
-                    conn.execute(
-                        sa.update(table)
-                        .where(where)
-                        .values(
-                            state=StateType.CRASHED.value,
-                            state_time=now,
-                            state_message=CRASH_MESSAGE,
-                            end_time=now,
-                        )
-                    )
+                self._record_crash(conn, chunk, now)
         return ids
 
-    @staticmethod
-    def _record_crash(
-        conn: sa.Connection,
-        flow_run_id: Any,
-        task_run_id: Any,
-        table: sa.Table,
-        where: Any,
-        now: float,
-    ) -> None:
-        rows = sa.select(
-            flow_run_id,
-            task_run_id,
-            sa.literal(StateType.CRASHED.value),
-            sa.literal(now, sa.Double()),
-            table.c.attempts,
-            table.c.worker,
-            sa.literal(CRASH_MESSAGE),
-            sa.literal("{}"),
-        ).where(where)
-        columns = ["flow_run_id", "task_run_id", "state", "timestamp", "attempt", "worker"]
-        conn.execute(transitions.insert().from_select([*columns, "message", "details"], rows))
+    def _record_crash(self, conn: Driver, flow_run_ids: list[str], now: float) -> None:
+        """Record CRASHED for these flow runs (when alive) and their unfinished task runs."""
+        mark, ids = self._sql.placeholder, self._sql.marks(len(flow_run_ids))
+        flows = f"id IN ({ids}) AND state IN ({self._sql.marks(len(_ALIVE))})"
+        tasks = f"flow_run_id IN ({ids}) AND state NOT IN ({self._sql.marks(len(_FINAL))})"
+        crashed = (StateType.CRASHED.value, now)
+        for table, run_ids, where, states in (
+            ("flow_runs", "id, NULL", flows, _ALIVE),
+            ("task_runs", "flow_run_id, id", tasks, _FINAL),
+        ):
+            where_params = (*flow_run_ids, *states)
+            conn.run(
+                "INSERT INTO transitions (flow_run_id, task_run_id, state, timestamp, attempt,"
+                f" worker, message, details) SELECT {run_ids}, {mark}, {mark}, attempts, worker,"
+                f" {mark}, '{{}}' FROM {table} WHERE {where}",
+                (*crashed, CRASH_MESSAGE, *where_params),
+            )
+            conn.run(
+                f"UPDATE {table} SET state = {mark}, state_time = {mark}, state_message = {mark},"
+                f" end_time = {mark} WHERE {where}",
+                (*crashed, CRASH_MESSAGE, now, *where_params),
+            )
 
     # -- writing -----------------------------------------------------------------
     def write(self, events: Sequence[Event], *, replay_id: str | None = None) -> None:
@@ -320,53 +422,55 @@ class SQLStore:
             events = self._without_known_flow_runs(events)
         batch = plan(events)
         new_flows = [
-            flow_values(e, fold(RunStatus(), batch.flow_changes.pop(e.flow_run_id, ())))
+            flow_tuple(e, fold(RunStatus(), batch.flow_changes.pop(e.flow_run_id, ())))
             for e in batch.flow_runs.values()
         ]
         changes_of = batch.task_changes.pop
         created = {run_id: fold(_NEW, changes_of(run_id, ())) for run_id in batch.task_runs}
         new_tasks = [task_tuple(e, created[e.task_run_id]) for e in batch.task_runs.values()]
         changes = [transition_tuple(c) for c in batch.changes]  # before taking the lock
+        logs = [log_tuple(e) for e in batch.logs]
         edges, samples = edge_rows(batch.edges), sample_rows(batch.samples)
+        sql = self._sql
         with self._lock:
-            with self._write() as conn:
+            with self._transaction() as conn:
                 if replay_id is not None and not self._first_replay(conn, replay_id):
                     return
-                self._executemany(conn, self._inserts[flow_runs], new_flows)
-                self._insert_tuples(conn, task_runs, TASK_COLUMNS, new_tasks)
-                self._update_statuses(conn, flow_runs, batch.flow_changes)
+                conn.many(sql.insert("flow_runs", FLOW_COLUMNS), new_flows)
+                conn.many(sql.insert("task_runs", TASK_COLUMNS), new_tasks)
+                self._update_statuses(conn, "flow_runs", batch.flow_changes)
                 folded = self._update_statuses(
-                    conn, task_runs, batch.task_changes, known=self._unfinished
+                    conn, "task_runs", batch.task_changes, known=self._unfinished
                 )
-                self._insert_tuples(conn, transitions, TRANSITION_COLUMNS, changes)
-                self._executemany(conn, self._inserts[logs], [log_values(e) for e in batch.logs])
+                conn.many(sql.insert("transitions", TRANSITION_COLUMNS), changes)
+                conn.many(sql.insert("logs", LOG_COLUMNS), logs)
                 if batch.artifacts:
-                    artifact_sql.write(conn, batch.artifacts, self._executemany)
-                self._executemany(conn, insert_edges(), edges)  # store.graph
-                self._executemany(conn, insert_samples(), samples)  # store.resources
+                    artifact_sql.write(conn, sql, batch.artifacts)
+                conn.many(sql.insert("task_edges", EDGE_COLUMNS), edges)  # store.graph
+                conn.many(sql.insert("resource_samples", SAMPLE_COLUMNS), samples)
             self._remember({**created, **folded})  # committed: now true of the database
 
     def _without_known_flow_runs(self, events: Sequence[Event]) -> Sequence[Event]:
         created = [e.flow_run_id for e in events if isinstance(e, FlowRunCreated)]
         if not created:
             return events
-        query = sa.select(flow_runs.c.id).where(flow_runs.c.id.in_(created))
-        known = {row[0] for row in self._read(query)}
+        known: set[str] = set()
+        for chunk in _chunks(created):
+            query = self._sql.select_in("flow_runs", ("id",), len(chunk), lock=False)
+            known.update(row[0] for row in self._query(query, chunk))
         return [e for e in events if not (isinstance(e, FlowRunCreated) and e.flow_run_id in known)]
 
-    @staticmethod
-    def _first_replay(conn: sa.Connection, replay_id: str) -> bool:
+    def _first_replay(self, conn: Driver, replay_id: str) -> bool:
         """Record ``replay_id`` as written; False if it was written before."""
-        seen = sa.select(replayed.c.id).where(replayed.c.id == replay_id).with_for_update()
-        if conn.execute(seen).first() is not None:
+        if conn.rows(self._sql.select_in("replayed", ("id",), 1), (replay_id,)):
             return False
-        conn.execute(sa.insert(replayed).values(id=replay_id, replayed=time.time()))
+        conn.run(self._sql.insert("replayed", ("id", "replayed")), (replay_id, time.time()))
         return True
 
     def _update_statuses(
         self,
-        conn: sa.Connection,
-        table: sa.Table,
+        conn: Driver,
+        table: str,
         changes: dict[str, list[StateChanged]],
         known: Mapping[str, RunStatus] = _NOTHING_KNOWN,
     ) -> dict[str, RunStatus]:
@@ -377,19 +481,17 @@ class SQLStore:
         """
         before = {run_id: known[run_id] for run_id in changes if run_id in known}
         unknown = [run_id for run_id in changes if run_id not in before]
-        columns = [table.c[name] for name in STATUS_COLUMNS]
         for chunk in _chunks(unknown):
-            query = sa.select(table.c.id, *columns).where(table.c.id.in_(chunk))
-            for row in conn.execute(query.with_for_update()):
+            for row in conn.rows(self._sql.select_in(table, _STATUS_READ, len(chunk)), chunk):
                 before[row[0]] = RunStatus(StateType(row[1]), *row[2:])
         # runs never created (not recorded) keep only their transitions
         after = {run_id: fold(status, changes[run_id]) for run_id, status in before.items()}
-        params = [
-            {"b_id": run_id, **status_values(status, prefix="b_")}
+        rows = [
+            (*status_tuple(status), run_id)
             for run_id, status in after.items()
             if status != before[run_id]
         ]
-        self._executemany(conn, self._updates[table], params)
+        conn.many(self._sql.update(table, STATUS_COLUMNS), rows)
         return after
 
     def _remember(self, statuses: dict[str, RunStatus]) -> None:
@@ -408,63 +510,14 @@ class SQLStore:
             elif run_id in unfinished or len(unfinished) < _UNFINISHED_KEPT:
                 unfinished[run_id] = status
 
-    def _executemany(self, conn: sa.Connection, statement: Any, rows: list[dict[str, Any]]) -> None:
-        """Run ``statement`` once per row, as one ``executemany``.
-
-        On SQLite the statement is compiled once per store and its rows go
-        straight to the driver as tuples: SQLAlchemy's per-row parameter
-        handling would cost more than SQLite's own work (our column types
-        need no conversion). Other databases take SQLAlchemy's path, which
-        also batches INSERTs into multi-row statements where the driver can.
-        """
-        if not rows:
-            return
-        if not self._sqlite:
-            conn.execute(statement, rows)
-            return
-        compiled = self._compiled.get(statement)
-        if compiled is None:
-            done = statement.compile(dialect=conn.dialect, column_keys=list(rows[0]))
-            keys = done.positiontup or ()
-            compiled = self._compiled[statement] = (done.string, operator.itemgetter(*keys))
-        sql, values = compiled
-        conn.exec_driver_sql(sql, [values(row) for row in rows])
-
-    def _insert_tuples(
-        self,
-        conn: sa.Connection,
-        table: sa.Table,
-        columns: tuple[str, ...],
-        rows: list[tuple[Any, ...]],
-    ) -> None:
-        """INSERT ``rows`` (values of ``columns``, in that order) as one ``executemany``.
-
-        On SQLite the tuples go to the driver as they are (reordered in C if
-        the compiled statement wants another order); no dict per row.
-        """
-        if not rows:
-            return
-        if not self._sqlite:
-            params = [dict(zip(columns, row, strict=True)) for row in rows]
-            conn.execute(self._inserts[table], params)
-            return
-        compiled = self._compiled_tuples.get(table)
-        if compiled is None:
-            done = self._inserts[table].compile(dialect=conn.dialect, column_keys=list(columns))
-            order = [columns.index(name) for name in done.positiontup or ()]
-            pick: Callable[[Any], Any] | None = None
-            if order != list(range(len(columns))):
-                pick = operator.itemgetter(*order)
-            compiled = self._compiled_tuples[table] = (done.string, pick)
-        sql, pick = compiled
-        conn.exec_driver_sql(sql, rows if pick is None else [pick(row) for row in rows])
-
     def heartbeat(self, flow_run_ids: Sequence[str], now: float) -> None:
         """Mark these flow runs alive at ``now`` (the engine calls it every 10 s)."""
-        with self._lock, self._write() as conn:
+        mark = self._sql.placeholder
+        with self._lock, self._transaction() as conn:
             for chunk in _chunks(list(flow_run_ids)):
-                conn.execute(
-                    sa.update(flow_runs).where(flow_runs.c.id.in_(chunk)).values(heartbeat=now)
+                ids = self._sql.marks(len(chunk))
+                conn.run(
+                    f"UPDATE flow_runs SET heartbeat = {mark} WHERE id IN ({ids})", (now, *chunk)
                 )
 
     def request_cancel(self, flow_run_id: str, now: float) -> FlowRunRow | None:
@@ -472,39 +525,29 @@ class SQLStore:
         row = self.get_flow_run(flow_run_id)
         if row is None:
             return None
-        fr = flow_runs
-        with self._lock, self._write() as conn:
-            conn.execute(
-                sa.update(fr)
-                .where(
-                    fr.c.id == row.id, fr.c.cancel_requested.is_(None), fr.c.state.not_in(_FINAL)
-                )
-                .values(cancel_requested=now)
+        mark, final = self._sql.placeholder, self._sql.marks(len(_FINAL))
+        with self._lock, self._transaction() as conn:
+            conn.run(
+                f"UPDATE flow_runs SET cancel_requested = {mark} WHERE id = {mark}"
+                f" AND cancel_requested IS NULL AND state NOT IN ({final})",
+                (now, row.id, *_FINAL),
             )
         return self.get_flow_run(row.id)
 
     def cancel_requests(self, flow_run_ids: Sequence[str]) -> list[str]:
         """Which of these flow runs were asked to cancel (primary-key lookups)."""
-        fr = flow_runs
         found: list[str] = []
         for chunk in _chunks(list(flow_run_ids)):
-            query = sa.select(fr.c.id).where(fr.c.id.in_(chunk), fr.c.cancel_requested.is_not(None))
-            found.extend(r[0] for r in self._read(query))
+            query = self._sql.select_in(
+                "flow_runs", ("id",), len(chunk), lock=False, where="cancel_requested IS NOT NULL"
+            )
+            found.extend(row[0] for row in self._query(query, chunk))
         return found
 
+    # -- reading (sql_reads) ---------------------------------------------------------
     def last_scheduled_time(self, flow_name: str) -> float | None:
         """The latest slot of a started scheduled run of this flow (one indexed query)."""
-        fr = flow_runs
-        query = sa.select(sa.func.max(fr.c.scheduled_time)).where(
-            fr.c.flow_name == flow_name, fr.c.start_time.is_not(None)
-        )
-        value = self._read(query)[0][0]
-        return None if value is None else float(value)
-
-    # -- reading -----------------------------------------------------------------
-    def _read(self, query: sa.Executable) -> list[Any]:
-        with self._engine.connect() as conn:
-            return list(conn.execute(query))
+        return self.reads.last_scheduled_time(flow_name)
 
     def list_flow_runs(
         self,
@@ -513,30 +556,29 @@ class SQLStore:
         state: StateType | None = None,
         limit: int | None = 100,
     ) -> list[FlowRunRow]:
-        """Flow runs, newest first, optionally of one flow name and/or state."""
-        query = sa.select(flow_runs).order_by(flow_runs.c.created.desc(), flow_runs.c.id.desc())
+        """Flow runs, newest first, optionally of one flow name and/or state.
+
+        SQL text on the driver, like the writes: a flow run asks it as it
+        starts (the durations of its tasks' last run, which size its maps).
+        """
+        mark, where, params = self._sql.placeholder, [], []
         if flow is not None:
-            query = query.where(flow_runs.c.flow_name == flow)
+            where.append(f"flow_name = {mark}")
+            params.append(flow)
         if state is not None:
-            query = query.where(flow_runs.c.state == StateType(state).value)
-        return [flow_row(r) for r in self._read(query.limit(limit))]
+            where.append(f"state = {mark}")
+            params.append(StateType(state).value)
+        sql = "SELECT * FROM flow_runs" + (f" WHERE {' AND '.join(where)}" if where else "")
+        sql += " ORDER BY created DESC, id DESC" + ("" if limit is None else f" LIMIT {int(limit)}")
+        return [flow_row(r) for r in self._records(sql, params)]
 
     def get_flow_run(self, flow_run_id: str) -> FlowRunRow | None:
-        """One flow run by id, or by a unique id prefix of 6 characters or more.
-
-        A prefix that several runs share gives None, like an unknown id.
-        """
-        rows = self._read(sa.select(flow_runs).where(flow_runs.c.id == flow_run_id))
-        if not rows and len(flow_run_id) >= 6:
-            prefix = flow_runs.c.id.startswith(flow_run_id, autoescape=True)
-            rows = self._read(sa.select(flow_runs).where(prefix).limit(2))
-        return flow_row(rows[0]) if len(rows) == 1 else None
+        """One flow run by id, or by a unique id prefix of 6 characters or more."""
+        return self.reads.get_flow_run(flow_run_id)
 
     def match_flow_runs(self, prefix: str, limit: int = 5) -> list[str]:
         """Ids of up to ``limit`` flow runs whose id starts with ``prefix`` (sorted)."""
-        fr = flow_runs
-        query = sa.select(fr.c.id).where(fr.c.id.startswith(prefix, autoescape=True))
-        return [row[0] for row in self._read(query.order_by(fr.c.id).limit(limit))]
+        return self.reads.match_flow_runs(prefix, limit)
 
     def list_task_runs(
         self,
@@ -550,20 +592,25 @@ class SQLStore:
 
         ``task`` is one task name or several. Naming the task names lets a
         SQL store find the runs of a few states among a million through its
-        index of task runs by task name and state.
+        index of task runs by task name and state. SQL text on the driver,
+        as :meth:`list_flow_runs`.
         """
-        tr = task_runs
-        query = sa.select(tr).where(tr.c.flow_run_id == flow_run_id)
-        order: Any = tr.c.seq
-        if isinstance(task, str):
-            query = query.where(tr.c.task_name == task)
-        elif task is not None:
-            query = query.where(tr.c.task_name.in_(list(task)))
+        mark, marks = self._sql.placeholder, self._sql.marks
+        where, params = [f"flow_run_id = {mark}"], [flow_run_id]
+        order = "seq"
+        if task is not None:
+            names = [task] if isinstance(task, str) else list(task)
+            where.append(f"task_name IN ({marks(len(names))})")
+            params.extend(names)
         if states is not None:
-            query = query.where(tr.c.state.in_([StateType(s).value for s in states]))
+            values = [StateType(s).value for s in states]
+            where.append(f"state IN ({marks(len(values))})")
+            params.extend(values)
             if task is not None:  # the few runs of these states, found by name and state,
-                order = tr.c.seq + 0  # then sorted: not a walk in seq order through them all
-        return [task_row(r) for r in self._read(query.order_by(order).limit(limit))]
+                order = "seq + 0"  # then sorted: not a walk in seq order through them all
+        sql = f"SELECT * FROM task_runs WHERE {' AND '.join(where)} ORDER BY {order}"
+        sql += "" if limit is None else f" LIMIT {int(limit)}"
+        return [task_row(r) for r in self._records(sql, params)]
 
     def recent_task_runs(
         self,
@@ -573,63 +620,23 @@ class SQLStore:
         limit: int | None = 50,
     ) -> list[TaskRunRow]:
         """Task runs of any flow run (or none: bare task runs), newest first."""
-        query = sa.select(task_runs)
-        if task is not None:
-            query = query.where(task_runs.c.task_name == task)
-        if states is not None:
-            query = query.where(task_runs.c.state.in_([StateType(s).value for s in states]))
-        query = query.order_by(task_runs.c.seq.desc()).limit(limit)
-        return [task_row(r) for r in self._read(query)]
+        return self.reads.recent_task_runs(task=task, states=states, limit=limit)
 
     def bin_task_runs(
         self, flow_run_id: str, *, start: float, width: float, bins: int
     ) -> list[TaskRunBin]:
-        """Task runs counted by task name, state and start-time bin: one GROUP BY.
-
-        The bin index is computed in SQL, so 100,000 task runs come back as a
-        few hundred rows (about 80 ms on SQLite; 1,000,000 in about 0.5 s, read
-        from the covering index of task runs by task name, state and start
-        time). The group key leads with the bin: SQLite sorts an integer-led
-        key faster than a name-led one.
-        """
-        if width <= 0 or bins < 1:
-            raise ValueError(f"bin_task_runs needs width > 0 and bins >= 1, not {width}, {bins}")
-        tr = task_runs
-        offset = (tr.c.start_time - start) / width
-        if self._engine.dialect.name == "sqlite":  # CAST truncates; merge_bins clamps below 0
-            index: Any = sa.cast(offset, sa.Integer)
-        else:  # PostgreSQL's CAST rounds
-            index = sa.cast(sa.func.floor(offset), sa.Integer)
-        index = index.label("bin")
-        query = (
-            sa.select(index, tr.c.task_name, tr.c.state, sa.func.count())
-            .where(tr.c.flow_run_id == flow_run_id)
-            .group_by(index, tr.c.task_name, tr.c.state)
-        )
-        groups = ((name, StateType(state), i, n) for i, name, state, n in self._read(query))
-        return merge_bins(groups, bins)
+        """Task runs counted by task name, state and start-time bin: one GROUP BY."""
+        return self.reads.bin_task_runs(flow_run_id, start=start, width=width, bins=bins)
 
     def count_task_runs(self, flow_run_id: str) -> dict[str, dict[StateType, int]]:
         """``{task_name: {state: count}}``: one GROUP BY on a covering index."""
-        tr = task_runs
-        query = (
-            sa.select(tr.c.task_name, tr.c.state, sa.func.count())
-            .where(tr.c.flow_run_id == flow_run_id)
-            .group_by(tr.c.task_name, tr.c.state)
-        )
-        counts: dict[str, dict[StateType, int]] = {}
-        for row in self._read(query):
-            counts.setdefault(row[0], {})[StateType(row[1])] = row[2]
-        return counts
+        return self.reads.count_task_runs(flow_run_id)
 
     def list_transitions(
         self, flow_run_id: str, task_run_id: str | None = None
     ) -> list[TransitionRow]:
         """State changes of a flow run (``task_run_id`` None) or a task run, by time."""
-        t = transitions
-        run = t.c.task_run_id.is_(None) if task_run_id is None else t.c.task_run_id == task_run_id
-        query = sa.select(t).where(t.c.flow_run_id == flow_run_id, run)
-        return [transition_row(r) for r in self._read(query.order_by(t.c.timestamp, t.c.seq))]
+        return self.reads.list_transitions(flow_run_id, task_run_id)
 
     def list_logs(
         self,
@@ -639,23 +646,8 @@ class SQLStore:
         limit: int | None = None,
         newest: bool = False,
     ) -> list[LogRow]:
-        """Log records of a flow run and its task runs, oldest first.
-
-        With ``limit``, the first ``limit`` records, or with ``newest`` the
-        last ``limit`` (still in time order): the tail of a long run's log.
-        """
-        query = (
-            sa.select(logs, task_runs.c.task_name)
-            .select_from(logs.outerjoin(task_runs, logs.c.task_run_id == task_runs.c.id))
-            .where(logs.c.flow_run_id == flow_run_id)
-        )
-        if task is not None:
-            query = query.where(task_runs.c.task_name == task)
-        if newest:
-            query = query.order_by(logs.c.timestamp.desc(), logs.c.seq.desc()).limit(limit)
-            return [log_row(r) for r in reversed(self._read(query))]
-        query = query.order_by(logs.c.timestamp, logs.c.seq).limit(limit)
-        return [log_row(r) for r in self._read(query)]
+        """Log records of a flow run and its task runs, oldest first (or the newest)."""
+        return self.reads.list_logs(flow_run_id, task=task, limit=limit, newest=newest)
 
     def list_artifacts(
         self,
@@ -667,33 +659,28 @@ class SQLStore:
         limit: int | None = None,
     ) -> list[ArtifactRow]:
         """Artifacts, newest first (see :meth:`RunStore.list_artifacts`): one query."""
-        query = artifact_sql.query(
+        return self.reads.list_artifacts(
             flow_run_id=flow_run_id, key=key, artifact_id=artifact_id, latest=latest, limit=limit
         )
-        return [artifact_sql.row(r) for r in self._read(query)]
 
     def list_task_edges(self, flow_run_id: str, *, runs: bool = False) -> list[tuple[str, str]]:
         """A flow run's recorded dependencies (see :mod:`daskflow.store.graph`)."""
-        return [(row[0], row[1]) for row in self._read(edges_query(flow_run_id, runs))]
+        return self.reads.list_task_edges(flow_run_id, runs=runs)
 
     def bin_resources(
         self, flow_run_id: str, *, start: float, width: float, bins: int
     ) -> list[ResourceBin]:
         """Worker CPU and memory per worker and time bin (see :mod:`daskflow.store.resources`)."""
-        if width <= 0 or bins < 1:
-            raise ValueError(f"bin_resources needs width > 0 and bins >= 1, not {width}, {bins}")
-        query = bins_query(flow_run_id, start, width, self._engine.dialect.name)
-        return merge_resource_bins((tuple(row) for row in self._read(query)), bins)
+        return self.reads.bin_resources(flow_run_id, start=start, width=width, bins=bins)
 
     def close(self) -> None:
-        """Close every pooled connection (SQLite folds its WAL file back in)."""
-        self._engine.dispose()
-
-
-def _status_update(table: sa.Table) -> sa.Update:
-    """``UPDATE table SET <status columns> WHERE id = :b_id``, for ``executemany``."""
-    values: dict[str, Any] = {name: sa.bindparam(f"b_{name}") for name in STATUS_COLUMNS}
-    return sa.update(table).where(table.c.id == sa.bindparam("b_id")).values(values)
+        """Close every connection (SQLite folds its WAL file back in)."""
+        with self._lock:
+            if self._direct is not None:
+                self._direct.close()
+                self._direct = None
+        if self._engine is not None:
+            self._engine.dispose()
 
 
 def _chunks(items: list[str]) -> Iterable[list[str]]:
