@@ -34,11 +34,13 @@ work keeps busy (in sync mode the writer's work is on the flow's path).
 
 For ``cold``: the median seconds of each kind of process and daskflow minus raw
 (target: < 0.1 s); then the median of the differences within each pair of
-processes, which a machine whose load changes during the run moves less.
+processes, which a machine whose load changes during the run moves less; then
+the CPU time each process spent until its result (its own threads: client,
+scheduler, store; not its worker processes), which other work on the machine
+moves least.
 ``imported`` lists which of SQLAlchemy and pydantic the daskflow process held
-by its result: pydantic should not be there (the flow has no annotated
-parameter to check), SQLAlchemy is (the SQLite store opens on a helper thread
-while the cluster starts).
+by its result: neither should be there (the flow has no annotated parameter to
+check, and the SQLite store is opened and written through ``sqlite3`` alone).
 
 Timings on a small or shared machine are noisy: compare figures from one run.
 ``--src`` runs the child processes on another copy of daskflow's ``src/``
@@ -95,7 +97,7 @@ print(json.dumps([wall, cpu]))
 
 COLD_DASKFLOW = """
 from daskflow import flow, task
-import sys
+import resource, sys
 
 @task
 def inc(x):
@@ -105,17 +107,23 @@ def inc(x):
 def one():
     return inc(1)
 
-print(one(), sorted(m for m in ("sqlalchemy", "pydantic") if m in sys.modules), flush=True)
+result = one()
+usage = resource.getrusage(resource.RUSAGE_SELF)
+heavy = sorted(m for m in ("sqlalchemy", "pydantic") if m in sys.modules)
+print(result, usage.ru_utime + usage.ru_stime, heavy, flush=True)
 """
 
 COLD_RAW = """
 from distributed import Client, LocalCluster
+import resource
 
 def inc(x):
     return x + 1
 
 with LocalCluster() as cluster, Client(cluster) as client:
-    print(client.submit(inc, 1).result(), [], flush=True)
+    result = client.submit(inc, 1).result()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(result, usage.ru_utime + usage.ru_stime, [], flush=True)
 """
 
 
@@ -179,8 +187,12 @@ def summary(processes: list[list[float]]) -> dict[str, float]:
     }
 
 
-def cold_process(code: str, env: dict[str, str]) -> tuple[float, list[str]]:
-    """Seconds from starting ``python -c code`` to its first line; the modules it lists."""
+def cold_process(code: str, env: dict[str, str]) -> tuple[float, float, list[str]]:
+    """Seconds from starting ``python -c code`` to its first line; its CPU seconds; its modules.
+
+    The CPU seconds are the process's own (every thread, not its worker
+    processes) until the result.
+    """
     start = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-c", code],
@@ -195,7 +207,8 @@ def cold_process(code: str, env: dict[str, str]) -> tuple[float, list[str]]:
     proc.wait(timeout=120)
     if not line.startswith("2 "):
         raise RuntimeError(f"unexpected output from a cold process: {line!r}")
-    return elapsed, json.loads(line[2:].replace("'", '"'))
+    cpu, modules = line[2:].split(" ", 1)
+    return elapsed, float(cpu), json.loads(modules.replace("'", '"'))
 
 
 def bench_cold(args: argparse.Namespace, home: str) -> dict[str, Any]:
@@ -203,19 +216,27 @@ def bench_cold(args: argparse.Namespace, home: str) -> dict[str, Any]:
     cold_process(COLD_DASKFLOW, env)  # untimed: creates the store, warms the file cache
     cold_process(COLD_RAW, env)
     times: dict[str, list[float]] = {"daskflow": [], "raw": []}
+    cpu: dict[str, list[float]] = {"daskflow": [], "raw": []}
     imported: list[str] = []
     for _ in range(args.cold):
-        elapsed, imported = cold_process(COLD_DASKFLOW, env)
-        times["daskflow"].append(elapsed)
-        times["raw"].append(cold_process(COLD_RAW, env)[0])
+        for kind, code in (("daskflow", COLD_DASKFLOW), ("raw", COLD_RAW)):
+            elapsed, seconds, modules = cold_process(code, env)
+            times[kind].append(elapsed)
+            cpu[kind].append(seconds)
+            imported = modules if kind == "daskflow" else imported
     medians = {kind: statistics.median(values) for kind, values in times.items()}
     pairs = zip(times["daskflow"], times["raw"], strict=True)
+    cpu_pairs = zip(cpu["daskflow"], cpu["raw"], strict=True)
     return {
         "daskflow_s": medians["daskflow"],
         "raw_s": medians["raw"],
         "difference_s": medians["daskflow"] - medians["raw"],
         "paired_difference_s": statistics.median(d - r for d, r in pairs),
+        "cpu_daskflow_s": statistics.median(cpu["daskflow"]),
+        "cpu_raw_s": statistics.median(cpu["raw"]),
+        "cpu_paired_difference_s": statistics.median(d - r for d, r in cpu_pairs),
         "times": times,
+        "cpu": cpu,
         "imports": imported,
     }
 
@@ -249,6 +270,11 @@ def print_report(results: dict[str, Any]) -> None:
         print(
             f"paired (each daskflow process minus the raw one after it): "
             f"{cold['paired_difference_s']:+.3f} s"
+        )
+        print(
+            f"CPU of the process (all its threads) to the result, median s: daskflow "
+            f"{cold['cpu_daskflow_s']:.3f}, raw {cold['cpu_raw_s']:.3f}; paired difference "
+            f"{cold['cpu_paired_difference_s']:+.3f} s"
         )
         print(f"imported before the result: {', '.join(cold['imports']) or 'neither'}")
 
