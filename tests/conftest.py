@@ -62,6 +62,7 @@ def threads_client() -> Iterator[Client]:
         Client(cluster, set_as_default=False) as client,
     ):
         yield client
+        _close_daskflow_clients_now()  # before their cluster goes: no reconnect attempts
 
 
 @pytest.fixture(scope="session")
@@ -73,6 +74,7 @@ def processes_client() -> Iterator[Client]:
         Client(cluster, set_as_default=False) as client,
     ):
         yield client
+        _close_daskflow_clients_now()
 
 
 @pytest.fixture(params=["sync", "threads", "processes"])
@@ -95,6 +97,15 @@ def observer() -> Iterator[MemoryObserver]:
 def _close_daskflow_clients() -> Iterator[None]:
     """Close clients daskflow made (for addresses, cluster objects) while logs still work."""
     yield
+    _close_daskflow_clients_now()
+
+
+def _close_daskflow_clients_now() -> None:
+    """Close the clients (and the embedded cluster) daskflow made for flows under test.
+
+    A client daskflow made for a cluster object outlives it otherwise, and its
+    reconnect attempts log errors once pytest has closed the streams.
+    """
     from daskflow.engine.cluster import close_embedded
 
     close_embedded()
