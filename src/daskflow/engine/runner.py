@@ -47,6 +47,7 @@ from daskflow.engine.caching import ResultPolicy, policy_for
 from daskflow.engine.cancellation import CancelToken
 from daskflow.engine.chunks import durations
 from daskflow.engine.cluster import SYNC, resolve_client
+from daskflow.engine.collector_pause import collector_paused
 from daskflow.engine.countdown import after_all
 from daskflow.engine.current import (
     listen,
@@ -356,7 +357,7 @@ class FlowRunner:
         Always takes the lock, even with nothing pending: a run another
         thread is submitting right now has its future once this returns.
         """
-        with self._flush_lock:
+        with self._flush_lock, collector_paused():  # a batch's objects live on
             batch: list[TaskRun] = []
             pending = self.pending
             while pending:
