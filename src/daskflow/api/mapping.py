@@ -22,6 +22,7 @@ from typing import Any
 
 from daskflow.api.futures import MappedFuture, TaskFuture
 from daskflow.engine.call import CallSpec
+from daskflow.engine.collector_pause import collector_paused
 from daskflow.engine.countdown import after_all
 from daskflow.engine.enlist import open_transaction
 from daskflow.engine.runner import FlowRunner
@@ -134,7 +135,8 @@ class _Map:
                 raise error
             return self.future._expand([], failed_source=self._failing_run(error))
         width = next(iter(lengths.values()))
-        self.future._expand(self._element_futures(width))
+        with collector_paused():  # thousands of objects that live on (see the module)
+            self.future._expand(self._element_futures(width))
 
     def _element_futures(self, width: int) -> list[TaskFuture[Any]]:
         runner, task = self.runner, self.task

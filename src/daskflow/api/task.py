@@ -344,11 +344,11 @@ class Task(Generic[P, R]):
         wait_for: Sequence[Any] | None,
         kick: bool = True,
     ) -> TaskRun:
-        from daskflow.api.mapping import defer_call
-
         collector = Collector()
         run = self._build(runner, args, kwargs, wait_for, collector)
         if collector.dynamic:
+            from daskflow.api.mapping import defer_call
+
             defer_call(runner, run, collector.dynamic, args, kwargs, wait_for)
             return run
         runner.add(run, kick=kick)

@@ -431,6 +431,7 @@ def _attempts(
     fn = task.fn
     if getattr(task, "is_generator", False):  # its values, made where it runs, as a list
         fn = _consumed(fn)
+    coroutine = task.is_async  # asked once per task (a cached property), not per attempt
     context = current_task_run.get()
     attempt = 0
     while True:
@@ -449,15 +450,17 @@ def _attempts(
                             flow_run_id=spec.flow_run_id, task_run_id=spec.task_run_id
                         ):
                             value = _invoke(
-                                fn, args, kwargs, spec.run_name, options.timeout_seconds
+                                fn, args, kwargs, spec.run_name, options.timeout_seconds, coroutine
                             )
                     elif options.log_prints is False and printing_to_a_run():
                         with plain_prints():  # the task said no, in its flow's log_prints thread
                             value = _invoke(
-                                fn, args, kwargs, spec.run_name, options.timeout_seconds
+                                fn, args, kwargs, spec.run_name, options.timeout_seconds, coroutine
                             )
                     else:
-                        value = _invoke(fn, args, kwargs, spec.run_name, options.timeout_seconds)
+                        value = _invoke(
+                            fn, args, kwargs, spec.run_name, options.timeout_seconds, coroutine
+                        )
                 finally:
                     if context is not None and context.nested is not None:
                         context.nested.finish()  # the runs it started end before it does
@@ -515,9 +518,14 @@ def _consumed(fn: Any) -> Any:
 
 
 def _invoke(
-    fn: Any, args: Sequence[Any], kwargs: dict[str, Any], name: str, timeout: float | None
+    fn: Any,
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    name: str,
+    timeout: float | None,
+    coroutine: bool,
 ) -> Any:
-    if inspect.iscoroutinefunction(fn):  # an async task: its coroutine runs here, cancellable
+    if coroutine:  # an async task: its coroutine runs here, cancellable
         from daskflow.engine.aio import run_coroutine
 
         return run_coroutine(

@@ -59,6 +59,7 @@ from typing import Any
 from daskflow import config
 from daskflow.engine.aio import run_side_by_side
 from daskflow.engine.attempt import TaskFailure, length_of, run_task
+from daskflow.engine.by_value import unpack_apart
 
 __all__ = [
     "Chunk",
@@ -69,9 +70,11 @@ __all__ = [
     "gather_elements",
     "length_at",
     "pack",
+    "run_apart",
     "run_chunk",
     "run_packed",
     "run_picked",
+    "run_picked_apart",
     "statuses_of",
 ]
 
@@ -164,6 +167,16 @@ def _side_by_side(specs: Sequence[Any], picks: Sequence[Sequence[Pick]]) -> bool
 def run_picked(packed: bytes, picks: Sequence[Pick], *refs: Any) -> Any:
     """One task run (not batched) whose upstream values include elements of chunks."""
     return run_task(pickle.loads(packed), *_values(picks, refs))
+
+
+def run_apart(packed: bytes, pickled_task: bytes, *upstream: Any) -> Any:
+    """:func:`run_packed` for a run whose task travels apart (:mod:`.by_value`)."""
+    return run_task(unpack_apart(packed, pickled_task), *upstream)
+
+
+def run_picked_apart(packed: bytes, pickled_task: bytes, picks: Sequence[Pick], *refs: Any) -> Any:
+    """:func:`run_picked` for a run whose task travels apart (:mod:`.by_value`)."""
+    return run_task(unpack_apart(packed, pickled_task), *_values(picks, refs))
 
 
 def statuses_of(results: Sequence[Any]) -> list[TaskFailure | None]:

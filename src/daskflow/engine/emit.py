@@ -35,17 +35,18 @@ batch.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
+import functools
 import pickle
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, cast
 
 from daskflow.states import State, StateType
 
 __all__ = [
+    "STATE_TYPES",
     "TOPIC",
     "drain_worker_events",
     "emit",
@@ -74,24 +75,63 @@ Sink = Callable[[EventTuple], None]
 _sink: contextvars.ContextVar[Sink | None] = contextvars.ContextVar("daskflow_sink", default=None)
 
 
-@contextlib.contextmanager
-def local_sink(sink: Sink) -> Iterator[None]:
-    """Send events emitted in this context to ``sink`` instead of a worker."""
-    token = _sink.set(sink)
-    try:
-        yield
-    finally:
-        _sink.reset(token)
+class local_sink:
+    """Send events emitted in this context to ``sink`` instead of a worker.
+
+    A class rather than a generator context manager: ``cluster="sync"``
+    enters one per task run.
+    """
+
+    __slots__ = ("_sink", "_token")
+
+    def __init__(self, sink: Sink) -> None:
+        self._sink = sink
+        self._token: contextvars.Token[Sink | None] | None = None
+
+    def __enter__(self) -> None:
+        self._token = _sink.set(self._sink)
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._token is not None
+        _sink.reset(self._token)
 
 
 def current_worker() -> Any:
-    """The Dask worker running this thread, or None."""
+    """The Dask worker running this thread, or None.
+
+    Reads the context variable behind ``distributed.get_worker`` where this
+    version of distributed has one: ``get_worker()`` raises (and here catches)
+    a ``ValueError`` outside a worker, which every task run under
+    ``cluster="sync"`` paid for several times.
+    """
+    find = _find_worker if _find_worker is not None else _worker_lookup()
+    return find()
+
+
+def _worker_lookup() -> Callable[[], Any]:
+    """How :func:`current_worker` finds the worker (distributed is imported on first use)."""
+    global _find_worker
+    if _find_worker is None:
+        from distributed import worker
+
+        variable = getattr(worker, "_worker_cvar", None)
+        if isinstance(variable, contextvars.ContextVar):
+            _find_worker = functools.partial(variable.get, None)
+        else:  # another distributed: its public function
+            _find_worker = _get_worker
+    return _find_worker
+
+
+def _get_worker() -> Any:
     from distributed.worker import get_worker
 
     try:
         return get_worker()
     except ValueError:
         return None
+
+
+_find_worker: Callable[[], Any] | None = None
 
 
 def worker_address() -> str | None:
@@ -219,9 +259,14 @@ def emit(event: EventTuple, final: bool = False) -> None:
     buffer.add(event, final)
 
 
+#: The :class:`~daskflow.states.StateType` of each value an event carries: a dict
+#: lookup, where ``StateType(value)`` goes through the enum machinery (per event).
+STATE_TYPES: dict[str, StateType] = {t.value: t for t in StateType}
+
+
 def event_state(event: tuple[Any, ...]) -> State:
     """The :class:`~daskflow.states.State` an event reports (without a value)."""
     _, _, type_value, timestamp, _, _, message, error_type, error_message, traceback = event[:10]
     return State(
-        StateType(type_value), timestamp, message or "", error_type, error_message, traceback
+        STATE_TYPES[type_value], timestamp, message or "", error_type, error_message, traceback
     )

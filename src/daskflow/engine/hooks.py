@@ -11,6 +11,8 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from daskflow.states import StateType
+
 __all__ = ["call_hooks", "call_safely", "hooks_for"]
 
 logger = logging.getLogger("daskflow.hooks")
@@ -34,8 +36,6 @@ def hooks_for(options: Any, state: Any) -> tuple[Callable[..., Any], ...]:
     :meth:`~daskflow.states.State.is_failed` counts them) and, for CRASHED,
     ``on_crashed`` first.
     """
-    from daskflow.states import StateType
-
     kind = state.type
     if kind is StateType.CANCELLED:
         return options.on_cancellation

@@ -141,12 +141,20 @@ def limits_for(tags: Iterable[str]) -> Limits:
     return tuple(sorted(found))
 
 
+def held(limits: Limits) -> contextlib.AbstractContextManager[None]:
+    """Hold one slot of each limit while the block runs (on a Dask worker).
+
+    A run without limits (the common case) gets a shared no-op context,
+    not a new generator, as every attempt asks.
+    """
+    return _holding(limits) if limits else _NOTHING_HELD
+
+
+_NOTHING_HELD = contextlib.nullcontext()
+
+
 @contextlib.contextmanager
-def held(limits: Limits) -> Iterator[None]:
-    """Hold one slot of each limit while the block runs (on a Dask worker)."""
-    if not limits:
-        yield
-        return
+def _holding(limits: Limits) -> Iterator[None]:
     from daskflow.engine.emit import current_worker
 
     if current_worker() is None:

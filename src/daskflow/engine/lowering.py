@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from daskflow import config
+from daskflow.engine.by_value import TaskPickles, pack_apart
 from daskflow.engine.chunks import (
     SELF,
     Chunk,
@@ -37,9 +38,11 @@ from daskflow.engine.chunks import (
     batch_forced,
     chunk_size,
     pack,
+    run_apart,
     run_chunk,
     run_packed,
     run_picked,
+    run_picked_apart,
     statuses_of,
 )
 from daskflow.engine.runs import TaskRun
@@ -77,6 +80,7 @@ class Lowering:
         self._outputs: list[tuple[str, Any]] = []
         self._placed: dict[int, Placement] = {}
         self._chunk_sizes: dict[Any, int] = {}  # chunk key -> elements, in this graph
+        self._task_pickles = TaskPickles()  # tasks sent by value, pickled once each
 
     # -- building --------------------------------------------------------------------
     def add(self, runs: Sequence[TaskRun], scattered: dict[int, Any]) -> None:
@@ -159,12 +163,16 @@ class Lowering:
             self.fail_upstream(run)
             return
         # its large arguments (data) never travel in it: CallSpec.__reduce__
-        packed = pack(run.spec, _in_main(run))
-        if all(pos is None for _, pos in picks):
-            ordered = [refs[r] for r, _ in picks]
-            task = self._Task(run.key, run_packed, packed, *ordered)
+        spec = run.spec
+        assert spec is not None
+        whole = all(pos is None for _, pos in picks)
+        args = [refs[r] for r, _ in picks] if whole else [picks, *refs]
+        if _in_main(run):  # its task by value, once per graph (see engine.by_value)
+            pickled = self._task_pickles.of(run.task)
+            run_fn = run_apart if whole else run_picked_apart
+            task = self._Task(run.key, run_fn, pack_apart(spec), pickled, *args)
         else:
-            task = self._Task(run.key, run_picked, packed, picks, *refs)
+            task = self._Task(run.key, run_packed if whole else run_picked, pack(spec), *args)
         self.graph[run.key] = task
         self.keys.append(run.key)
         self._outputs.append(("run", run))

@@ -47,6 +47,7 @@ from daskflow.engine.caching import ResultPolicy, policy_for
 from daskflow.engine.cancellation import CancelToken
 from daskflow.engine.chunks import durations
 from daskflow.engine.cluster import SYNC, resolve_client
+from daskflow.engine.collector_pause import collector_paused
 from daskflow.engine.countdown import after_all
 from daskflow.engine.current import (
     listen,
@@ -56,7 +57,7 @@ from daskflow.engine.current import (
     weak_sink,
 )
 from daskflow.engine.edges import EdgeRecorder
-from daskflow.engine.emit import event_state, local_sink
+from daskflow.engine.emit import STATE_TYPES, event_state, local_sink
 from daskflow.engine.enlist import open_transaction
 from daskflow.engine.limits import limits_for
 from daskflow.engine.nesting import CREATED, NESTED_RUNS, created_events, nested_run
@@ -149,6 +150,7 @@ class FlowRunner:
         self._identity: dict[str, Identity] = {}
         self._policies: dict[Any, ResultPolicy | None] = {}
         self._limits: dict[Any, tuple[tuple[str, int], ...]] = {}
+        self._hooked: dict[Any, bool] = {}  # per task: it has hooks (asked once, not per run)
         # workers lost before this flow run started are none of its business
         self.workers_lost = (
             backend.workers_lost() if isinstance(backend, DistributedBackend) else None
@@ -282,8 +284,12 @@ class FlowRunner:
         """Complete the run's call: what its hooks name, its limits, its result policy."""
         spec = run.spec
         if spec is not None:
-            options = run.task.options
-            if any(getattr(options, hook) for hook in HOOKS):  # what hooks (alerts) name
+            task = run.task
+            options = task.options
+            hooked = self._hooked.get(task)
+            if hooked is None:
+                hooked = self._hooked[task] = any(getattr(options, hook) for hook in HOOKS)
+            if hooked:  # what hooks (alerts) name
                 spec.flow_name, spec.panel_url = self.flow_name, self.panel_url
             if options.tags:
                 limits = self._limits.get(run.task)
@@ -351,7 +357,7 @@ class FlowRunner:
         Always takes the lock, even with nothing pending: a run another
         thread is submitting right now has its future once this returns.
         """
-        with self._flush_lock:
+        with self._flush_lock, collector_paused():  # a batch's objects live on
             batch: list[TaskRun] = []
             pending = self.pending
             while pending:
@@ -476,6 +482,12 @@ class FlowRunner:
         self, run: TaskRun, timeout: float | None = None, raise_on_failure: bool = True
     ) -> Any:
         """The run's value; raise (or return) its exception if it failed."""
+        if run.local_state is None and run.has_value and type(run.value) is not TaskFailure:
+            # it ran in this thread (cluster="sync"): the value, without a State around it
+            run.handled = True
+            value = run.value
+            resolve = getattr(value, "_daskflow_resolve_", None)
+            return resolve() if resolve is not None else value
         if not self.wait([run], timeout):
             raise TimeoutError(f"task run {run.run_name!r} did not finish within {timeout} s")
         run.handled = True
@@ -577,7 +589,7 @@ class FlowRunner:
             run = by_id.get(event[1])
             if run is None:
                 continue
-            state_type = StateType(event[2])
+            state_type = STATE_TYPES[event[2]]
             if run.worker is not None and event[5] != run.worker:  # it left a worker (rare)
                 from daskflow.engine.worker_loss import moved
 
