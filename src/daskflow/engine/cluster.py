@@ -181,6 +181,9 @@ def pool_client(workers: int, processes: bool) -> Any:
         cluster = LocalCluster(**options)
         client = Client(cluster, set_as_default=False)
         _pools[(workers, processes)] = (cluster, client)
+        # after distributed's own exit handler for this cluster, so ours runs first and
+        # closes it quietly (as for the embedded cluster)
+        atexit.register(close_embedded)
         return client
 
 
