@@ -195,6 +195,13 @@ class Task(Generic[P, R]):
         return inspect.isgeneratorfunction(self.fn)
 
     @functools.cached_property
+    def has_hooks(self) -> bool:
+        """Whether any state hook is set (its runs then carry their flow's name and panel)."""
+        from daskflow.options import HOOKS
+
+        return any(getattr(self.options, hook) for hook in HOOKS)
+
+    @functools.cached_property
     def is_async(self) -> bool:
         """Whether the function is ``async def`` (its runs run a coroutine on the worker)."""
         import inspect

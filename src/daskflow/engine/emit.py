@@ -104,21 +104,19 @@ def current_worker() -> Any:
     a ``ValueError`` outside a worker, which every task run under
     ``cluster="sync"`` paid for several times.
     """
-    find = _find_worker if _find_worker is not None else _worker_lookup()
-    return find()
+    return (_find_worker or _worker_lookup())()
 
 
 def _worker_lookup() -> Callable[[], Any]:
     """How :func:`current_worker` finds the worker (distributed is imported on first use)."""
     global _find_worker
-    if _find_worker is None:
-        from distributed import worker
+    from distributed import worker
 
-        variable = getattr(worker, "_worker_cvar", None)
-        if isinstance(variable, contextvars.ContextVar):
-            _find_worker = functools.partial(variable.get, None)
-        else:  # another distributed: its public function
-            _find_worker = _get_worker
+    variable = getattr(worker, "_worker_cvar", None)
+    if isinstance(variable, contextvars.ContextVar):
+        _find_worker = functools.partial(variable.get, None)
+    else:  # another distributed: its public function
+        _find_worker = _get_worker
     return _find_worker
 
 

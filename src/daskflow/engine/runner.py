@@ -69,7 +69,6 @@ from daskflow.engine.run_logs import LOG
 from daskflow.engine.runs import TaskRun
 from daskflow.errors import FlowRunTimeout
 from daskflow.observers.events import LogEmitted, StateChanged, TaskRunCreated, bus
-from daskflow.options import HOOKS
 from daskflow.states import State, StateType
 
 __all__ = ["FlowRunner", "make_backend"]
@@ -150,7 +149,6 @@ class FlowRunner:
         self._identity: dict[str, Identity] = {}
         self._policies: dict[Any, ResultPolicy | None] = {}
         self._limits: dict[Any, tuple[tuple[str, int], ...]] = {}
-        self._hooked: dict[Any, bool] = {}  # per task: it has hooks (asked once, not per run)
         # workers lost before this flow run started are none of its business
         self.workers_lost = (
             backend.workers_lost() if isinstance(backend, DistributedBackend) else None
@@ -284,12 +282,8 @@ class FlowRunner:
         """Complete the run's call: what its hooks name, its limits, its result policy."""
         spec = run.spec
         if spec is not None:
-            task = run.task
-            options = task.options
-            hooked = self._hooked.get(task)
-            if hooked is None:
-                hooked = self._hooked[task] = any(getattr(options, hook) for hook in HOOKS)
-            if hooked:  # what hooks (alerts) name
+            options = run.task.options
+            if run.task.has_hooks:  # what hooks (alerts) name (a cached property of the task)
                 spec.flow_name, spec.panel_url = self.flow_name, self.panel_url
             if options.tags:
                 limits = self._limits.get(run.task)

@@ -332,21 +332,25 @@ class SQLStore(SQLReading):
                     direct.execute("ROLLBACK")
             raise
 
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """The rows of one SQL text query, outside any write."""
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[Driver]:
+        """A connection for SQL text reads, outside any write."""
         if self._direct is not None:
             with self._lock:
-                return Driver(self._direct).rows(sql, params)
+                yield Driver(self._direct)
+            return
         with self.engine.connect() as conn:
-            return Driver(conn).rows(sql, params)
+            yield Driver(conn)
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """The rows of one SQL text query, outside any write."""
+        with self._reading() as conn:
+            return conn.rows(sql, params)
 
     def _records(self, sql: str, params: Sequence[Any]) -> list[Any]:
         """:meth:`_query`, each row with its columns as attributes."""
-        if self._direct is not None:
-            with self._lock:
-                return Driver(self._direct).records(sql, params)
-        with self.engine.connect() as conn:
-            return Driver(conn).records(sql, params)
+        with self._reading() as conn:
+            return conn.records(sql, params)
 
     def mark_crashed(self, now: float | None = None) -> list[str]:
         """Mark flow runs whose process died CRASHED, with their unfinished task runs.
