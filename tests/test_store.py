@@ -263,6 +263,51 @@ def test_a_late_transition_does_not_move_the_state_back(store: RunStore) -> None
     assert store.count_task_runs(f) == {"inc": {S.COMPLETED: 2}}
 
 
+def test_a_plain_task_run_s_history_reads_back_whole_before_and_after_a_late_transition(
+    store: RunStore,
+) -> None:
+    # a SQL store keeps the PENDING, RUNNING and COMPLETED of a run that lived
+    # just that in its task_runs row (store.implied); they read back as the
+    # in-memory store, which keeps every transition, gives them
+    t = time.time()
+    f = uuid.uuid4().hex
+    plain, other = f"{f}-inc-0", f"{f}-inc-1"
+    store.write(a_flow_run(f, t, tasks=2))
+
+    def history(task_run_id: str) -> list[tuple[Any, ...]]:
+        rows = store.list_transitions(f, task_run_id)
+        return [(x.state, x.timestamp, x.attempt, x.worker, x.message, x.details) for x in rows]
+
+    lived = [
+        (S.PENDING, t + 0.2, 0, None, "", {}),
+        (S.RUNNING, t + 0.3, 1, "w1", "", {}),
+        (S.COMPLETED, t + 0.4, 1, "w1", "", {}),
+    ]
+    assert history(plain) == history(other) == lived
+    assert [x.state for x in store.list_transitions(f)] == [S.PENDING, S.RUNNING]  # the flow's
+
+    # an attempt whose worker died, reported late (earlier than the others), and a
+    # RUNNING at the time of the COMPLETED (after it: it came later)
+    died = change(f, plain, S.RETRYING, t + 0.25, 0, None, {"worker_died": True})
+    store.write([died, change(f, plain, S.RUNNING, t + 0.4, 2, "w2")])
+    assert history(plain) == [
+        lived[0],
+        (S.RETRYING, t + 0.25, 0, None, "", {"worker_died": True}),
+        lived[1],
+        lived[2],
+        (S.RUNNING, t + 0.4, 2, "w2", "", {}),
+    ]
+    assert history(other) == lived
+    runs = {r.id: r for r in store.list_task_runs(f)}
+    assert (runs[plain].state, runs[plain].attempts, runs[plain].start_time) == (
+        S.COMPLETED,
+        2,
+        t + 0.3,
+    )
+    store.write([change(f, plain, S.RUNNING, t + 0.5, 3, "w3")])  # once more: written once
+    assert len(store.list_transitions(f, plain)) == 6
+
+
 def test_the_worker_s_report_after_the_client_s_final_state_says_where_the_run_ran(
     store: RunStore,
 ) -> None:
@@ -668,7 +713,7 @@ def test_a_newer_schema_is_refused_and_left_untouched(sql_url: str) -> None:
     assert str(pickle.loads(pickle.dumps(info.value))) == str(info.value)
 
 
-@pytest.mark.parametrize("version", [1, 2, 3, 4, 5, 6])
+@pytest.mark.parametrize("version", [1, 2, 3, 4, 5, 6, 7])
 def test_an_older_store_is_upgraded_and_keeps_its_runs(sql_url: str, version: int) -> None:
     from daskflow.store.schema import _ADDED, _INDEXES_REPLACED, _TABLES_ADDED, SCHEMA_VERSION
 

@@ -76,6 +76,7 @@ TASK_COLUMNS: tuple[str, ...] = (
     "created",
     *STATUS_COLUMNS,
     "parent_task_run_id",
+    "transitions_implied",
 )
 #: The columns :func:`transition_tuple` gives values of, in order.
 TRANSITION_COLUMNS: tuple[str, ...] = (
@@ -169,8 +170,11 @@ def flow_tuple(event: FlowRunCreated, status: RunStatus) -> tuple[Any, ...]:
     )
 
 
-def task_tuple(event: TaskRunCreated, status: RunStatus) -> tuple[Any, ...]:
-    """A ``task_runs`` row for a task run created with ``status``, in ``TASK_COLUMNS`` order."""
+def task_tuple(event: TaskRunCreated, status: RunStatus, implied: bool = False) -> tuple[Any, ...]:
+    """A ``task_runs`` row for a task run created with ``status``, in ``TASK_COLUMNS`` order.
+
+    ``implied``: the row holds the run's transitions (:mod:`daskflow.store.implied`).
+    """
     return (
         event.task_run_id,
         event.flow_run_id,
@@ -181,6 +185,7 @@ def task_tuple(event: TaskRunCreated, status: RunStatus) -> tuple[Any, ...]:
         event.timestamp,
         *status_tuple(status),
         event.parent_task_run_id,
+        1 if implied else None,
     )
 
 

@@ -2,11 +2,11 @@
 
 Eleven tables (SQLAlchemy Core, no ORM)::
 
-    meta         key, value                   ("schema_version", "7")
+    meta         key, value                   ("schema_version", "8")
     flow_runs    id, names, parameters (JSON), created, status columns, heartbeat,
                  resumed_from, entrypoint, scheduled_time, cancel_requested
     task_runs    seq, id, flow_run_id, names, tags (JSON), created, status columns,
-                 parent_task_run_id
+                 parent_task_run_id, transitions_implied
     transitions  seq, flow_run_id, task_run_id, state, timestamp, ... details (JSON)
     logs         seq, flow_run_id, task_run_id, timestamp, level, logger, message
     replayed     id, replayed                 (journal batches written: see store.journal)
@@ -43,7 +43,9 @@ replayed twice is written once); version 5 the ``deployments`` and
 :mod:`daskflow.store.resources`); version 7 put ``start_time`` into the index
 of task runs by task name and state (:data:`_INDEXES_REPLACED`), and added
 ``parent_task_run_id`` to task runs (the task run that started a nested one,
-:mod:`daskflow.engine.nested`).
+:mod:`daskflow.engine.nested`); version 8 ``transitions_implied`` (1: the run's
+PENDING, RUNNING and COMPLETED transitions are read from its row, not written
+as rows of ``transitions``: :mod:`daskflow.store.implied`).
 """
 
 from __future__ import annotations
@@ -140,6 +142,8 @@ task_runs = sa.Table(
     *_status_columns(),
     # -- version 7: the task run that started this one (a nested run), else None
     sa.Column("parent_task_run_id", _Id),
+    # -- version 8: 1 when the run's plain history is read from this row (store.implied)
+    sa.Column("transitions_implied", sa.Integer),
     sa.Index("ix_task_runs_flow_seq", "flow_run_id", "seq"),
     # covering for the counts per task name and state and for the timeline's bins by
     # start time (version 7 added start_time: 2x faster bins at 1,000,000 task runs)
@@ -314,6 +318,7 @@ _ADDED: dict[int, tuple[tuple[sa.Table, str], ...]] = {
     ),
     3: ((flow_runs, "scheduled_time"), (flow_runs, "cancel_requested")),
     7: ((task_runs, "parent_task_run_id"),),
+    8: ((task_runs, "transitions_implied"),),
 }
 
 

@@ -82,6 +82,7 @@ from .driver import Driver, Statements, is_database_error
 from .driver import logger as sql_logger  # COMMIT, beside the statements
 from .fold import CRASH_MESSAGE, STATUS_COLUMNS, RunStatus, fold, plan
 from .graph import EDGE_COLUMNS, edge_rows
+from .implied import IMPLIED_FROM, implied_transitions, implies_history, transition_values
 from .resources import SAMPLE_COLUMNS, sample_rows
 from .sql_reading import SQLReading
 from .sqlite import BUSY_TIMEOUT, connect, sqlite_file, table_names, to_url, use_wal
@@ -111,6 +112,9 @@ _ALIVE = (
     StateType.RETRYING.value,
 )
 _STATUS_READ = ("id", *STATUS_COLUMNS)
+# a task run's status, then whether its row implies its transitions, and what they say
+_TASK_STATUS_READ = (*_STATUS_READ, "transitions_implied", *IMPLIED_FROM)
+_MARK = len(_STATUS_READ)  # where "transitions_implied" is in a row of _TASK_STATUS_READ
 
 
 class SQLStore(SQLReading):
@@ -426,9 +430,20 @@ class SQLStore(SQLReading):
             for e in batch.flow_runs.values()
         ]
         changes_of = batch.task_changes.pop
-        created = {run_id: fold(_NEW, changes_of(run_id, ())) for run_id in batch.task_runs}
-        new_tasks = [task_tuple(e, created[e.task_run_id]) for e in batch.task_runs.values()]
-        changes = [transition_tuple(c) for c in batch.changes]  # before taking the lock
+        created: dict[str, RunStatus] = {}
+        implied: set[str] = set()  # new runs whose row holds their history (store.implied)
+        for run_id, event in batch.task_runs.items():
+            own = changes_of(run_id, ())
+            created[run_id] = fold(_NEW, own)
+            if implies_history(event, own):
+                implied.add(run_id)
+        new_tasks = [
+            task_tuple(e, created[run_id], run_id in implied)
+            for run_id, e in batch.task_runs.items()
+        ]
+        changes = [  # before taking the lock
+            transition_tuple(c) for c in batch.changes if c.task_run_id not in implied
+        ]
         logs = [log_tuple(e) for e in batch.logs]
         edges, samples = edge_rows(batch.edges), sample_rows(batch.samples)
         sql = self._sql
@@ -481,17 +496,32 @@ class SQLStore(SQLReading):
         """
         before = {run_id: known[run_id] for run_id in changes if run_id in known}
         unknown = [run_id for run_id in changes if run_id not in before]
+        tasks = table == "task_runs"
+        marked: dict[str, Sequence[Any]] = {}  # task runs whose row implies their transitions
         for chunk in _chunks(unknown):
-            for row in conn.rows(self._sql.select_in(table, _STATUS_READ, len(chunk)), chunk):
-                before[row[0]] = RunStatus(StateType(row[1]), *row[2:])
+            query = self._sql.select_in(
+                table, _TASK_STATUS_READ if tasks else _STATUS_READ, len(chunk)
+            )
+            for row in conn.rows(query, chunk):
+                before[row[0]] = RunStatus(StateType(row[1]), *row[2:_MARK])
+                if tasks and row[_MARK]:
+                    marked[row[0]] = row[_MARK + 1 :]
+        if marked:  # before this batch's own transitions, which came after them
+            implied = [t for row in marked.values() for t in implied_transitions(row)]
+            conn.many(
+                self._sql.insert("transitions", TRANSITION_COLUMNS), map(transition_values, implied)
+            )
         # runs never created (not recorded) keep only their transitions
         after = {run_id: fold(status, changes[run_id]) for run_id, status in before.items()}
+        # a task run's row no longer implies its transitions once they are rows
+        cleared = (None,) if tasks else ()
         rows = [
-            (*status_tuple(status), run_id)
+            (*status_tuple(status), *cleared, run_id)
             for run_id, status in after.items()
-            if status != before[run_id]
+            if status != before[run_id] or run_id in marked
         ]
-        conn.many(self._sql.update(table, STATUS_COLUMNS), rows)
+        columns = (*STATUS_COLUMNS, "transitions_implied") if tasks else STATUS_COLUMNS
+        conn.many(self._sql.update(table, columns), rows)
         return after
 
     def _remember(self, statuses: dict[str, RunStatus]) -> None:

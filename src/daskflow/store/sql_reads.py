@@ -20,10 +20,40 @@ from . import artifacts as artifact_sql
 from .base import ArtifactRow, FlowRunRow, LogRow, TaskRunBin, TaskRunRow, TransitionRow, merge_bins
 from .columns import flow_row, log_row, task_row, transition_row
 from .graph import edges_query
+from .implied import IMPLIED
 from .resources import ResourceBin, bins_query, merge_resource_bins
 from .schema import flow_runs, logs, task_runs, transitions
 
 __all__ = ["SQLReads"]
+
+
+def _implied_selects(flow_run_id: str, task_run_id: str) -> list[sa.Select[Any]]:
+    """SELECTs of the transitions a marked task run's row implies, as ``transitions`` rows.
+
+    The same rows as :func:`daskflow.store.implied.implied_transitions`, in
+    SQL, to be read in one statement with the rows written.
+    """
+    r = task_runs
+    nothing = sa.null()
+    marked = (r.c.id == task_run_id, r.c.flow_run_id == flow_run_id, r.c.transitions_implied == 1)
+    return [
+        sa.select(
+            sa.literal(0).label("seq"),  # ordered by implied_order, before the rows written
+            r.c.flow_run_id,
+            r.c.id,
+            sa.literal(state.value),
+            r.c[column],
+            sa.literal(attempt),
+            r.c.worker if attempt else nothing,
+            sa.literal(""),
+            nothing,
+            nothing,
+            nothing,
+            sa.literal("{}"),
+            sa.literal(order),
+        ).where(*marked)
+        for order, (state, column, attempt) in enumerate(IMPLIED)
+    ]
 
 
 class SQLReads:
@@ -124,9 +154,19 @@ class SQLReads:
     ) -> list[TransitionRow]:
         """State changes of a flow run (``task_run_id`` None) or a task run, by time."""
         t = transitions
-        run = t.c.task_run_id.is_(None) if task_run_id is None else t.c.task_run_id == task_run_id
-        query = sa.select(t).where(t.c.flow_run_id == flow_run_id, run)
-        return [transition_row(r) for r in self._read(query.order_by(t.c.timestamp, t.c.seq))]
+        if task_run_id is None:
+            own = sa.select(t).where(t.c.flow_run_id == flow_run_id, t.c.task_run_id.is_(None))
+            return [transition_row(r) for r in self._read(own.order_by(t.c.timestamp, t.c.seq))]
+        # the rows written, and those the run's row implies (store.implied), in one
+        # statement: a batch that writes the implied ones meanwhile is seen before or after
+        stored = sa.select(*t.c, sa.literal(len(IMPLIED)).label("implied_order")).where(
+            t.c.flow_run_id == flow_run_id, t.c.task_run_id == task_run_id
+        )
+        query: sa.CompoundSelect[Any] = sa.union_all(
+            stored, *_implied_selects(flow_run_id, task_run_id)
+        )
+        ordered = query.order_by("timestamp", "implied_order", "seq")
+        return [transition_row(r) for r in self._read(ordered)]
 
     def list_logs(
         self,

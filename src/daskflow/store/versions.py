@@ -24,7 +24,7 @@ __all__ = ["SCHEMA_VERSION", "TABLES", "TABLES_ADDED", "recognise"]
 
 #: Version of the tables of :mod:`daskflow.store.schema`; stored in ``meta``.
 #: Bump it (and migrate) on change.
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 #: The names of every table of the current schema.
 TABLES = frozenset(
