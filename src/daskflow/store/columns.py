@@ -104,7 +104,7 @@ LOG_COLUMNS: tuple[str, ...] = (
 
 
 def clean(text: str | None) -> str | None:
-    """``text`` as every database stores it: lone surrogates and NUL escaped.
+    r"""``text`` as every database stores it: lone surrogates and NUL escaped.
 
     SQLite refuses a string UTF-8 cannot encode (a lone surrogate from a
     badly decoded file name), PostgreSQL one holding NUL. ASCII text without

@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, NamedTuple
 
 from daskflow.observers.events import (
     ArtifactCreated,
@@ -60,13 +60,14 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class RunStatus:
+class RunStatus(NamedTuple):
     """The columns of a flow run or task run that state changes update.
 
     ``state_time`` is the timestamp of the transition that set ``state``;
     None until the first state change (creation alone sets no time, so a
     worker whose clock runs behind the client's is not taken for late).
+    A named tuple, not a frozen dataclass: a batch makes one per run, and a
+    tuple is made several times faster.
     """
 
     state: StateType = StateType.PENDING
@@ -86,7 +87,7 @@ class RunStatus:
 CRASH_MESSAGE = "the flow process stopped sending heartbeats"
 
 #: Column names of :class:`RunStatus`, in order (the SQL store's update columns).
-STATUS_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(RunStatus))
+STATUS_COLUMNS: tuple[str, ...] = RunStatus._fields
 
 
 def fold(status: RunStatus, changes: Sequence[StateChanged]) -> RunStatus:

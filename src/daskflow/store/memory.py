@@ -255,8 +255,7 @@ class MemoryStore:
                 CRASH_MESSAGE,
             )
         )
-        run.status = replace(
-            run.status,
+        run.status = run.status._replace(
             state=StateType.CRASHED,
             state_time=now,
             state_message=CRASH_MESSAGE,
