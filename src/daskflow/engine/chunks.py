@@ -51,7 +51,6 @@ import logging
 import math
 import operator
 import pickle
-import statistics
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -400,6 +399,8 @@ class Durations:
         except Exception as exc:  # durations only size chunks: never fail a run for them
             logger.debug("daskflow: no task durations from the run store (%s)", exc)
             return
+        import statistics  # here: a worker running a chunk never needs it
+
         seen: dict[str, list[float]] = {}
         for row in rows:
             if row.start_time is not None and row.end_time is not None:
