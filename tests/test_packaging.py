@@ -68,7 +68,8 @@ def test_importing_daskflow_and_running_a_plain_flow_import_neither_sqlalchemy_n
 
 def test_a_first_flow_run_imports_only_the_modules_it_runs(tmp_path: Path):
     # a short script pays for every module it imports: a plain flow run loads neither
-    # the run history, deployments, transactions, results storage nor caching
+    # the run history, deployments, transactions, results storage, caching, nor (its
+    # output not a terminal) the progress tracker
     code = (
         "import sys\n"
         "from daskflow import flow, task\n"
@@ -81,7 +82,7 @@ def test_a_first_flow_run_imports_only_the_modules_it_runs(tmp_path: Path):
         "assert plain(1) == 2\n"
         "optional = ('daskflow.history', 'daskflow.api.deployments', 'daskflow.transactions',\n"
         "            'daskflow.engine.caching', 'daskflow.results.storage',\n"
-        "            'daskflow.cache_policies')\n"
+        "            'daskflow.cache_policies', 'daskflow.progress.tracker')\n"
         "print(sorted(m for m in optional if m in sys.modules))\n"
     )
     env = {**os.environ, "DASKFLOW_STORE": str(tmp_path / "runs.db")}
