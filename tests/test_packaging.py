@@ -64,3 +64,69 @@ def test_importing_daskflow_and_running_a_plain_flow_import_neither_sqlalchemy_n
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     )
     assert out.stdout.split("\n")[:2] == ["[]", "[]"]
+
+
+def test_a_first_flow_run_imports_only_the_modules_it_runs(tmp_path: Path):
+    # a short script pays for every module it imports: a plain flow run loads neither
+    # the run history, deployments, transactions, results storage, caching, nor (its
+    # output not a terminal) the progress tracker
+    code = (
+        "import sys\n"
+        "from daskflow import flow, task\n"
+        "@task\n"
+        "def inc(x):\n"
+        "    return x + 1\n"
+        "@flow(cluster='sync')\n"
+        "def plain(x):\n"
+        "    return inc(x)\n"
+        "assert plain(1) == 2\n"
+        "optional = ('daskflow.history', 'daskflow.api.deployments', 'daskflow.transactions',\n"
+        "            'daskflow.engine.caching', 'daskflow.results.storage',\n"
+        "            'daskflow.cache_policies', 'daskflow.progress.tracker')\n"
+        "print(sorted(m for m in optional if m in sys.modules))\n"
+    )
+    env = {**os.environ, "DASKFLOW_STORE": str(tmp_path / "runs.db")}
+    env["DASK_DASKFLOW__JOURNAL"] = str(tmp_path / "journal")
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_embedded_cluster_s_workers_load_what_runs_task_runs_not_the_whole_package(
+    tmp_path: Path,
+):
+    # a worker process starts without daskflow's flow machinery, and imports what runs
+    # task runs while the flow starts: also the worker that got no task run
+    code = (
+        "import sys, time\n"
+        "from daskflow import flow, task\n"
+        "from daskflow.engine.cluster import resolve_client\n"
+        "@task\n"
+        "def inc(x):\n"
+        "    return x + 1\n"
+        "@flow\n"
+        "def plain(x):\n"
+        "    return inc(x)\n"
+        "assert plain(1) == 2\n"
+        "def loaded():\n"
+        "    import sys\n"
+        "    names = ('daskflow.engine.attempt', 'daskflow.api.task', 'daskflow.engine.runner',\n"
+        "             'daskflow.api.flow', 'daskflow.history', 'daskflow.store')\n"
+        "    return [name for name in names if name in sys.modules]\n"
+        "client = resolve_client(None)\n"
+        "for _ in range(600):  # each worker imports them in the background\n"
+        "    found = client.run(loaded)\n"
+        "    if all('daskflow.api.task' in names for names in found.values()):\n"
+        "        break\n"
+        "    time.sleep(0.05)\n"
+        "print(len(found), sorted({tuple(names) for names in found.values()}))\n"
+    )
+    env = {**os.environ, "DASKFLOW_STORE": str(tmp_path / "runs.db")}
+    env["DASK_DASKFLOW__JOURNAL"] = str(tmp_path / "journal")
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    workers, loaded = out.stdout.strip().split(" ", 1)
+    assert int(workers) >= 1
+    assert loaded == "[('daskflow.engine.attempt', 'daskflow.api.task')]"

@@ -212,6 +212,8 @@ class TaskOptions:
         """True when runs of this task look up and store cache entries."""
         if self.cache_key_fn is not None or self.result_storage_key is not None:
             return True
+        if self.cache_policy is None:  # no caching asked for: cache_policies not imported
+            return False
         from daskflow.cache_policies import caches
 
         return caches(self.cache_policy)
@@ -230,6 +232,8 @@ class TaskOptions:
 
 
 def _check_cache_policy(value: Any, key_fn: Any) -> Any:
+    if value is None:  # the usual case: cache_policies is imported only for a policy
+        return None
     from daskflow.cache_policies import check
 
     policy = check(value)

@@ -24,12 +24,9 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 import cloudpickle
 
-from daskflow.api.futures import MappedFuture, TaskFuture
 from daskflow.api.tags import current_tags
 from daskflow.engine.attempt import TaskFailure
 from daskflow.engine.current import current_runner
-from daskflow.engine.nested import NestedRunner, nested_runner
-from daskflow.engine.runner import FlowRunner
 from daskflow.engine.runs import TaskRun
 from daskflow.engine.task_context import current_task_run
 from daskflow.errors import NoFlowRunError, NotATaskError
@@ -38,7 +35,11 @@ from daskflow.options import TaskOptions, with_changes
 from daskflow.tracebacks import code_files
 
 if TYPE_CHECKING:
+    # a worker unpickling a task needs none of these: imported where a task is called
+    from daskflow.api.futures import MappedFuture, TaskFuture
     from daskflow.cache_policies import CachePolicy
+    from daskflow.engine.nested import NestedRunner
+    from daskflow.engine.runner import FlowRunner
 
 __all__ = ["Task", "task"]
 
@@ -266,6 +267,8 @@ class Task(Generic[P, R]):
             nested.flush()
         if runner.backend.eager:  # it ran in this thread: an interrupt there stops the flow
             _raise_interrupt(run)
+        from daskflow.api.futures import TaskFuture
+
         future: TaskFuture[R] = TaskFuture(run, runner)
         run.handle = weakref.ref(future)
         return future
@@ -305,6 +308,8 @@ class Task(Generic[P, R]):
         context = current_task_run.get()
         if context is None or self.is_async:
             return None
+        from daskflow.engine.nested import nested_runner
+
         return nested_runner(context)
 
     def _outside_flow(

@@ -44,7 +44,6 @@ from typing import Any
 
 import cloudpickle
 
-from daskflow.engine.caching import prepare, store
 from daskflow.engine.call import CallSpec, TaskRunInfo
 from daskflow.engine.collections import describe_collection, persist_collection
 from daskflow.engine.emit import emit, worker_address
@@ -407,6 +406,8 @@ def run_task(spec: CallSpec, *upstream_values: Any) -> Any:
     try:
         if spec.results is None:
             return _attempts(spec, log, args, kwargs, None)
+        from daskflow.engine.caching import prepare  # only for runs that keep results
+
         found = prepare(spec, args, kwargs, lambda: _info(spec, 0, args, kwargs))
         if not found.hit:
             return _attempts(spec, log, args, kwargs, found.key)
@@ -502,7 +503,11 @@ def _attempts(
                 return _finish(spec, log, completed, attempt, args, kwargs, returned=True)
             value = value.data
         value = persist_collection(value)
-        details = store(spec, cache_key, value) if spec.results is not None else None
+        details = None
+        if spec.results is not None:
+            from daskflow.engine.caching import store
+
+            details = store(spec, cache_key, value)
         details = describe_collection(value, details)
         return _finish(spec, log, completed, attempt, args, kwargs, value, details)
 

@@ -45,9 +45,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from daskflow.results.storage import StoredResult, storage_for
+if TYPE_CHECKING:
+    from daskflow.results.storage import StoredResult
 
 __all__ = ["Prepared", "ResultPolicy", "policy_for", "prepare", "store"]
 
@@ -144,6 +145,8 @@ def prepare(
 
     ``info()`` builds the context handed to ``cache_key_fn`` (only when needed).
     """
+    from daskflow.results.storage import StoredResult, storage_for
+
     policy: ResultPolicy = spec.results
     storage = storage_for(policy.storage, policy.key)
     reuse = spec.reuse
@@ -185,6 +188,8 @@ def store(spec: Any, key: str | None, value: Any) -> dict[str, Any] | None:
     policy: ResultPolicy = spec.results
     if not policy.persist:
         return None
+    from daskflow.results.storage import storage_for
+
     if _is_collection(value):
         _warn(spec, "a Dask collection stays on the cluster: it is not written to storage")
         return None

@@ -51,7 +51,6 @@ import logging
 import math
 import operator
 import pickle
-import statistics
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -371,25 +370,40 @@ class Durations:
     def __init__(self) -> None:
         self._seconds: dict[str, float] = {}
         self._seeded: set[tuple[str, str]] = set()
+        self._unread: list[tuple[Any, str]] = []  # seeded, not read from the store yet
+        self._reading = threading.Lock()
 
     def note(self, task_name: str, seconds: float) -> None:
         old = self._seconds.get(task_name)
         self._seconds[task_name] = seconds if old is None else 0.8 * old + 0.2 * seconds
 
     def typical(self, task_name: str) -> float | None:
+        if self._unread:
+            self._read_seeds()
         return self._seconds.get(task_name)
 
     def seed(self, store: Any, flow_name: str) -> None:
         """Learn the durations of ``flow_name``'s tasks from its last completed run.
 
-        Once per store and flow name in a process: two indexed queries. Tasks
-        this process has seen run keep their own figure. A store that cannot
-        answer leaves the durations unknown (maps are then sized as they run).
+        Once per store and flow name in a process: two indexed queries, made
+        when a map first asks for a :meth:`typical` duration (a flow that maps
+        nothing never reads them). Tasks this process has seen run keep their
+        own figure. A store that cannot answer leaves the durations unknown
+        (maps are then sized as they run).
         """
         mark = (store.url, flow_name)
-        if mark in self._seeded:
-            return
-        self._seeded.add(mark)
+        with self._reading:
+            if mark in self._seeded:
+                return
+            self._seeded.add(mark)
+            self._unread.append((store, flow_name))
+
+    def _read_seeds(self) -> None:
+        with self._reading:
+            while self._unread:
+                self._learn(*self._unread.pop(0))
+
+    def _learn(self, store: Any, flow_name: str) -> None:
         from daskflow.states import StateType
 
         try:
@@ -400,6 +414,8 @@ class Durations:
         except Exception as exc:  # durations only size chunks: never fail a run for them
             logger.debug("daskflow: no task durations from the run store (%s)", exc)
             return
+        import statistics  # here: a worker running a chunk never needs it
+
         seen: dict[str, list[float]] = {}
         for row in rows:
             if row.start_time is not None and row.end_time is not None:

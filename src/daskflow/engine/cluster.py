@@ -134,13 +134,18 @@ def _embedded_client() -> Any:
             return client
         from distributed import Client, LocalCluster
 
-        from daskflow.engine import quiet
+        from daskflow.engine import quiet, warm_worker
 
         script_main.install()  # its worker processes do not run the user's script again
         options = loopback_defaults(dict(config.get("local-cluster") or {}))
         # Ctrl-C reaches the workers too, and this process closes them: each worker starts
-        # with the plugin that makes them ignore it (no round trip to register it)
-        options["plugins"] = {*options.get("plugins", ()), quiet.QuietWorker()}
+        # with the plugin that makes them ignore it (no round trip to register it), and
+        # with the one that imports what runs task runs while the flow starts
+        options["plugins"] = {
+            *options.get("plugins", ()),
+            quiet.QuietWorker(),
+            warm_worker.WarmWorker(),
+        }
         cluster = LocalCluster(**options)
         client = Client(cluster, set_as_default=False)
         _embedded.update(cluster=cluster, client=client)
@@ -168,12 +173,12 @@ def pool_client(workers: int, processes: bool) -> Any:
             return found[1]
         from distributed import Client, LocalCluster
 
-        from daskflow.engine import quiet
+        from daskflow.engine import quiet, warm_worker
 
         if processes:
             script_main.install()
             options = loopback_defaults({"n_workers": workers, "threads_per_worker": 1})
-            options["plugins"] = {quiet.QuietWorker()}
+            options["plugins"] = {quiet.QuietWorker(), warm_worker.WarmWorker()}
         else:
             options = loopback_defaults(
                 {"n_workers": 1, "threads_per_worker": workers, "processes": False}

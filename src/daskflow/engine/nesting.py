@@ -30,7 +30,6 @@ from typing import Any
 
 from daskflow.engine.emit import emit
 from daskflow.engine.runs import TaskRun
-from daskflow.observers.events import StateChanged, TaskRunCreated
 from daskflow.states import State, StateType
 
 __all__ = ["CREATED", "NESTED_RUNS", "announce", "created_events", "nested_run"]
@@ -76,6 +75,9 @@ def nested_run(event: tuple[Any, ...]) -> TaskRun:
 
 def created_events(flow_run_id: str, event: tuple[Any, ...]) -> list[Any]:
     """The observers' events of a nested run's creation: created, then PENDING."""
+    # here, in the flow's process: a worker announcing nested runs never needs the events
+    from daskflow.observers.events import StateChanged, TaskRunCreated
+
     _, run_id, _, when, task_name, run_name, map_index, tags, parent, key = event
     return [
         TaskRunCreated(

@@ -38,12 +38,11 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from daskflow import config
 from daskflow.engine.attempt import TaskFailure
 from daskflow.engine.backends import DistributedBackend, SyncBackend
-from daskflow.engine.caching import ResultPolicy, policy_for
 from daskflow.engine.cancellation import CancelToken
 from daskflow.engine.chunks import durations
 from daskflow.engine.cluster import SYNC, resolve_client
@@ -70,6 +69,9 @@ from daskflow.engine.runs import TaskRun
 from daskflow.errors import FlowRunTimeout
 from daskflow.observers.events import LogEmitted, StateChanged, TaskRunCreated, bus
 from daskflow.states import State, StateType
+
+if TYPE_CHECKING:
+    from daskflow.engine.caching import ResultPolicy
 
 __all__ = ["FlowRunner", "make_backend"]
 
@@ -241,6 +243,8 @@ class FlowRunner:
             options = task.options
             policy = None
             if options.persist_result or options.caches or self.persist_result:
+                from daskflow.engine.caching import policy_for  # only for runs that keep results
+
                 policy = policy_for(options, self.persist_result, self.result_storage)
                 policy = policy if policy.persist else None
                 if policy is not None and policy.cache_key_fn is not None:
@@ -251,6 +255,8 @@ class FlowRunner:
         if self.resume is not None and run.id in self._identity:
             spec.reuse = self.resume.take(self._identity.pop(run.id))
             if spec.reuse is not None and policy is None:  # reuse only, store nothing
+                from daskflow.engine.caching import ResultPolicy
+
                 policy = ResultPolicy(storage=self._storage_of(task), persist=False)
         spec.results = policy
 

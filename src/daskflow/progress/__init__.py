@@ -12,12 +12,18 @@
   :func:`display_for`, a view chosen by ``daskflow.progress``).
 
 Importing this package is cheap: ``rich`` and ``IPython`` load only when a
-view is shown.
+view is shown, and the tracker when a view or a reader asks for it.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from daskflow.progress.console_logs import ConsoleLogs, console_level
 from daskflow.progress.display import choose_view, display_for, show_run
-from daskflow.progress.tracker import ProgressSnapshot, RunTracker, TaskProgress
+
+if TYPE_CHECKING:
+    from daskflow.progress.tracker import ProgressSnapshot, RunTracker, TaskProgress
 
 __all__ = [
     "ConsoleLogs",
@@ -29,3 +35,13 @@ __all__ = [
     "display_for",
     "show_run",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # imported on first use: a flow run that shows no view (output not a terminal)
+    # needs only the log lines
+    if name in ("ProgressSnapshot", "RunTracker", "TaskProgress"):
+        from daskflow.progress import tracker
+
+        return getattr(tracker, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

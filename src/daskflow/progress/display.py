@@ -39,10 +39,11 @@ import dask.config
 from daskflow.errors import ConfigurationError
 from daskflow.observers.events import bus
 from daskflow.progress.console_logs import ConsoleLogs, console_level
-from daskflow.progress.tracker import RunTracker
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+    from daskflow.progress.tracker import RunTracker
 
 __all__ = ["ViewKind", "choose_view", "display_for", "in_kernel", "show_run"]
 
@@ -143,6 +144,8 @@ def display_for(
         return contextlib.nullcontext()
     if console is not None:
         kind = "terminal"
+    from daskflow.progress.tracker import RunTracker
+
     return _Display(kind, RunTracker(flow_run_id, flow_name), console)
 
 
