@@ -45,52 +45,52 @@ def test_the_package_states_its_license():
     )
 
 
-def test_importing_daskflow_and_running_a_plain_flow_import_neither_sqlalchemy_nor_pydantic():
-    code = (
-        "import sys, daskflow\n"
-        "heavy = ('sqlalchemy', 'pydantic')\n"
-        "print(sorted(m for m in heavy if m in sys.modules))\n"
-        "@daskflow.task\n"
+def _plain_flow(cluster: str | None = None) -> str:
+    """Script lines: a flow ``plain`` of one task run (no annotation), called once."""
+    options = f"(cluster={cluster!r})" if cluster else ""
+    return (
+        "from daskflow import flow, task\n"
+        "@task\n"
         "def inc(x):\n"
         "    return x + 1\n"
-        "@daskflow.flow(cluster='sync')\n"
+        f"@flow{options}\n"
         "def plain(x):\n"  # no annotation: nothing for pydantic to check
         "    return inc(x)\n"
         "assert plain(1) == 2\n"
-        "print(sorted(m for m in heavy if m in sys.modules))\n"
     )
+
+
+def _printed(code: str, tmp_path: Path | None = None) -> str:
+    """What a new Python process running ``code`` prints: no store, or one in ``tmp_path``."""
     env = {**os.environ, "DASKFLOW_STORE": "none"}
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    if tmp_path is not None:
+        env["DASKFLOW_STORE"] = str(tmp_path / "runs.db")
+        env["DASK_DASKFLOW__JOURNAL"] = str(tmp_path / "journal")
+    command = [sys.executable, "-c", code]
+    return subprocess.run(command, capture_output=True, text=True, check=True, env=env).stdout
+
+
+def test_importing_daskflow_and_running_a_plain_flow_import_neither_sqlalchemy_nor_pydantic():
+    heavy = (
+        "import sys, daskflow\n"
+        "print(sorted(m for m in ('sqlalchemy', 'pydantic') if m in sys.modules))\n"
     )
-    assert out.stdout.split("\n")[:2] == ["[]", "[]"]
+    printed = _printed(heavy + _plain_flow("sync") + heavy.split("\n", 1)[1])
+    assert printed.split("\n")[:2] == ["[]", "[]"]
 
 
 def test_a_first_flow_run_imports_only_the_modules_it_runs(tmp_path: Path):
     # a short script pays for every module it imports: a plain flow run loads neither
     # the run history, deployments, transactions, results storage, caching, nor (its
     # output not a terminal) the progress tracker
-    code = (
+    code = _plain_flow("sync") + (
         "import sys\n"
-        "from daskflow import flow, task\n"
-        "@task\n"
-        "def inc(x):\n"
-        "    return x + 1\n"
-        "@flow(cluster='sync')\n"
-        "def plain(x):\n"
-        "    return inc(x)\n"
-        "assert plain(1) == 2\n"
         "optional = ('daskflow.history', 'daskflow.api.deployments', 'daskflow.transactions',\n"
         "            'daskflow.engine.caching', 'daskflow.results.storage',\n"
         "            'daskflow.cache_policies', 'daskflow.progress.tracker')\n"
         "print(sorted(m for m in optional if m in sys.modules))\n"
     )
-    env = {**os.environ, "DASKFLOW_STORE": str(tmp_path / "runs.db")}
-    env["DASK_DASKFLOW__JOURNAL"] = str(tmp_path / "journal")
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
-    )
-    assert out.stdout.strip() == "[]"
+    assert _printed(code, tmp_path).strip() == "[]"
 
 
 def test_the_embedded_cluster_s_workers_load_what_runs_task_runs_not_the_whole_package(
@@ -98,17 +98,9 @@ def test_the_embedded_cluster_s_workers_load_what_runs_task_runs_not_the_whole_p
 ):
     # a worker process starts without daskflow's flow machinery, and imports what runs
     # task runs while the flow starts: also the worker that got no task run
-    code = (
-        "import sys, time\n"
-        "from daskflow import flow, task\n"
+    code = _plain_flow() + (
+        "import time\n"
         "from daskflow.engine.cluster import resolve_client\n"
-        "@task\n"
-        "def inc(x):\n"
-        "    return x + 1\n"
-        "@flow\n"
-        "def plain(x):\n"
-        "    return inc(x)\n"
-        "assert plain(1) == 2\n"
         "def loaded():\n"
         "    import sys\n"
         "    names = ('daskflow.engine.attempt', 'daskflow.api.task', 'daskflow.engine.runner',\n"
@@ -122,11 +114,6 @@ def test_the_embedded_cluster_s_workers_load_what_runs_task_runs_not_the_whole_p
         "    time.sleep(0.05)\n"
         "print(len(found), sorted({tuple(names) for names in found.values()}))\n"
     )
-    env = {**os.environ, "DASKFLOW_STORE": str(tmp_path / "runs.db")}
-    env["DASK_DASKFLOW__JOURNAL"] = str(tmp_path / "journal")
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
-    )
-    workers, loaded = out.stdout.strip().split(" ", 1)
+    workers, loaded = _printed(code, tmp_path).strip().split(" ", 1)
     assert int(workers) >= 1
     assert loaded == "[('daskflow.engine.attempt', 'daskflow.api.task')]"
