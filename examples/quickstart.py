@@ -1,17 +1,25 @@
 #!/usr/bin/env python3
 """A real flow on the embedded local Dask cluster: fan-out, retries, fan-in.
 
-Run it with ``python examples/quickstart.py``, from any folder, or as
-``examples/quickstart.py`` where ``python3`` is the environment daskflow is in.
+Run it with ``python3 path/to/examples/quickstart.py`` from any folder, or as
+``path/to/examples/quickstart.py``, in the environment daskflow is installed in
+(``. .venv/bin/activate``).
 """
 
 from __future__ import annotations
 
 import random
+import sys
 
-import pandas as pd
+try:
+    import pandas as pd
 
-from daskflow import flow, task, unmapped
+    from daskflow import flow, task, unmapped
+except ModuleNotFoundError as missing:  # run outside daskflow's environment
+    sys.exit(
+        f"{missing.name} is not installed for {sys.executable}: activate the environment "
+        "daskflow is installed in (. .venv/bin/activate in the daskflow folder) and run again"
+    )
 
 _timed_out: set[str] = set()  # days whose first call failed (retries run in the same worker)
 

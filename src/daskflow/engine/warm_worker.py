@@ -51,9 +51,6 @@ class WarmWorker(WorkerPlugin):
             daemon=True,
         ).start()
 
-    def teardown(self, worker: Any) -> None:
-        """Nothing to undo: the modules stay imported."""
-
 
 #: Seconds between two looks at a starting worker's status.
 POLL_INTERVAL = 0.005

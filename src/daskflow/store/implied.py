@@ -28,8 +28,9 @@ from daskflow.observers.events import StateChanged, TaskRunCreated
 from daskflow.states import StateType
 
 from .base import TransitionRow
+from .fold import RunStatus
 
-__all__ = ["IMPLIED", "IMPLIED_FROM", "implied_transitions", "implies_history", "transition_values"]
+__all__ = ["IMPLIED", "implied_transitions", "implies_history", "transition_values"]
 
 _PENDING, _RUNNING, _COMPLETED = StateType.PENDING, StateType.RUNNING, StateType.COMPLETED
 
@@ -40,9 +41,6 @@ IMPLIED: tuple[tuple[StateType, str, int], ...] = (
     (_RUNNING, "start_time", 1),
     (_COMPLETED, "end_time", 1),
 )
-
-#: The columns of a ``task_runs`` row its implied transitions are read from, in order.
-IMPLIED_FROM: tuple[str, ...] = ("flow_run_id", "id", "created", "start_time", "end_time", "worker")
 
 
 def implies_history(created: TaskRunCreated, changes: Sequence[StateChanged]) -> bool:
@@ -77,17 +75,24 @@ def implies_history(created: TaskRunCreated, changes: Sequence[StateChanged]) ->
     )
 
 
-def implied_transitions(row: Sequence[Any]) -> list[TransitionRow]:
+def implied_transitions(
+    flow_run_id: str, task_run_id: str, created: float, status: RunStatus
+) -> list[TransitionRow]:
     """The transitions a marked task run's row implies, oldest first.
 
-    ``row`` holds the values of the :data:`IMPLIED_FROM` columns.
+    ``created`` and ``status`` are what the row holds: its creation time and
+    its status columns (start and end times, worker).
     """
-    values = dict(zip(IMPLIED_FROM, row, strict=True))
-    flow_run_id, task_run_id, worker = values["flow_run_id"], values["id"], values["worker"]
+    # a marked run completed: its start and end times are set
+    times: dict[str, Any] = {
+        "created": created,
+        "start_time": status.start_time,
+        "end_time": status.end_time,
+    }
     return [
-        TransitionRow(flow_run_id, task_run_id, state, values[column], attempt)
+        TransitionRow(flow_run_id, task_run_id, state, times[column], attempt)
         if not attempt
-        else TransitionRow(flow_run_id, task_run_id, state, values[column], attempt, worker)
+        else TransitionRow(flow_run_id, task_run_id, state, times[column], attempt, status.worker)
         for state, column, attempt in IMPLIED
     ]
 

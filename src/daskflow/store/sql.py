@@ -82,7 +82,7 @@ from .driver import Driver, Statements, is_database_error
 from .driver import logger as sql_logger  # COMMIT, beside the statements
 from .fold import CRASH_MESSAGE, STATUS_COLUMNS, RunStatus, fold, plan
 from .graph import EDGE_COLUMNS, edge_rows
-from .implied import IMPLIED_FROM, implied_transitions, implies_history, transition_values
+from .implied import implied_transitions, implies_history, transition_values
 from .resources import SAMPLE_COLUMNS, sample_rows
 from .sql_reading import SQLReading
 from .sqlite import BUSY_TIMEOUT, connect, sqlite_file, table_names, to_url, use_wal
@@ -112,8 +112,8 @@ _ALIVE = (
     StateType.RETRYING.value,
 )
 _STATUS_READ = ("id", *STATUS_COLUMNS)
-# a task run's status, then whether its row implies its transitions, and what they say
-_TASK_STATUS_READ = (*_STATUS_READ, "transitions_implied", *IMPLIED_FROM)
+# a task run's status, then whether its row implies its transitions, and what else they say
+_TASK_STATUS_READ = (*_STATUS_READ, "transitions_implied", "flow_run_id", "created")
 _MARK = len(_STATUS_READ)  # where "transitions_implied" is in a row of _TASK_STATUS_READ
 
 
@@ -497,7 +497,7 @@ class SQLStore(SQLReading):
         before = {run_id: known[run_id] for run_id in changes if run_id in known}
         unknown = [run_id for run_id in changes if run_id not in before]
         tasks = table == "task_runs"
-        marked: dict[str, Sequence[Any]] = {}  # task runs whose row implies their transitions
+        marked: dict[str, tuple[str, float]] = {}  # task runs whose row implies their transitions
         for chunk in _chunks(unknown):
             query = self._sql.select_in(
                 table, _TASK_STATUS_READ if tasks else _STATUS_READ, len(chunk)
@@ -505,9 +505,13 @@ class SQLStore(SQLReading):
             for row in conn.rows(query, chunk):
                 before[row[0]] = RunStatus(StateType(row[1]), *row[2:_MARK])
                 if tasks and row[_MARK]:
-                    marked[row[0]] = row[_MARK + 1 :]
+                    marked[row[0]] = (row[_MARK + 1], row[_MARK + 2])  # flow run, created
         if marked:  # before this batch's own transitions, which came after them
-            implied = [t for row in marked.values() for t in implied_transitions(row)]
+            implied = [
+                t
+                for run_id, (flow_run_id, created) in marked.items()
+                for t in implied_transitions(flow_run_id, run_id, created, before[run_id])
+            ]
             conn.many(
                 self._sql.insert("transitions", TRANSITION_COLUMNS), map(transition_values, implied)
             )
